@@ -1,0 +1,36 @@
+"""adkit: the same derivatives computed five ways, side by side.
+
+forward (dual numbers), reverse (a tape and one backward sweep), symbolic (sympy),
+numeric (finite differences) and paths (the sum over every path of the products of
+local derivatives) all read one op registry (`adkit.ops`). Plain numpy code is
+differentiated unchanged.
+
+    >>> import numpy as np, adkit as ad
+    >>> ad.grad(lambda x, y: np.sin(x * y) + x, argnums=(0, 1))(1.0, 2.0)
+"""
+
+from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
+from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
+from adkit.ops import REGISTRY, Op, primal, register
+from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+
+_R = REGISTRY
+# ops numpy lacks (numpy's own names work on traced values unchanged)
+sigmoid = _R["sigmoid"]
+relu = _R["relu"]
+leaky_relu = _R["leaky_relu"]
+hard_tanh = _R["hard_tanh"]
+softplus = _R["softplus"]
+softmax = _R["softmax"]
+logsumexp = _R["logsumexp"]
+product = _R["product"]
+norm = _R["norm"]
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENGINES", "REGISTRY", "AdkitError", "LeakedTracerError", "NonFiniteDerivativeError", "Op",
+    "UnsupportedFunctionError", "grad", "hard_tanh", "hessian", "hvp", "jacobian", "jvp", "leaky_relu",
+    "logsumexp", "norm", "primal", "product", "register", "relu", "sigmoid", "softmax", "softplus",
+    "value_and_grad", "vjp",
+]

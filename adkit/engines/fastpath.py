@@ -1,0 +1,50 @@
+"""Generate an engine's scalar fast paths from the registry's rule expressions.
+
+Interpreting a registry entry per scalar op (look up the rule, call it, build tuples)
+costs more than the arithmetic itself. So, as ChainRules' `@scalar_rule` expands into
+code, each engine turns an op's `scalar` and `partials` expressions into one Python
+function per op, specialised to Python floats, with the generic path (`bind`) as the
+fallback for everything else. The rules still have a single source: the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adkit.ops.core import REGISTRY, Op, bind, scalar_namespace
+
+# dunder name -> (op name, traced side): "left" when self is the first operand
+DUNDERS = {
+    "__add__": ("add", "left"), "__radd__": ("add", "right"),
+    "__sub__": ("sub", "left"), "__rsub__": ("sub", "right"),
+    "__mul__": ("mul", "left"), "__rmul__": ("mul", "right"),
+    "__truediv__": ("div", "left"), "__rtruediv__": ("div", "right"),
+    "__pow__": ("pow", "left"), "__rpow__": ("pow", "right"),
+    "__neg__": ("neg", "unary"),
+}
+
+
+def fast_ops() -> list[Op]:
+    """Ops that get a generated fast path: elementwise, one or two inputs, no params."""
+    return [op for op in REGISTRY.values()
+            if isinstance(op.partials, tuple) and op.scalar is not None and not op.params
+            and not op.variadic and op.args in (("x",), ("x", "y"))]
+
+
+def compile_template(template: str, op: Op, side: str, names: dict[str, Any]) -> Any:
+    """Fill a template with the op's expressions and compile it in a scalar namespace.
+
+    Placeholders: OUT (value expression), P0 / P1 (partials of the first / second
+    argument). In a template for side "left" the traced operand is x, the other y;
+    for "right" the traced operand is y.
+    """
+    parts = op.partials
+    src = template.replace("OUT", f"({op.scalar})")
+    src = src.replace("P0", f"({parts[0]})")
+    if len(parts) > 1:
+        src = src.replace("P1", f"({parts[1]})")
+    ns = scalar_namespace()
+    ns.update(names)
+    ns.update(OP=op, bind=bind, NOPARAMS={})
+    exec(compile(src, f"<fast {op.name} {side}>", "exec"), ns)  # noqa: S102 (registry rules, never user input)
+    return ns["fast"]

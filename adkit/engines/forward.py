@@ -1,0 +1,173 @@
+"""Forward mode: dual numbers (value, tangent), one pass per input direction.
+
+A `Dual` carries the value a_i and its tangent da_i = d a_i / d(seed direction); each op
+maps (a, da) to (f(a), sum_i f_i'(a) da_i) — the lecture's "sum all incoming edges"
+from the source. The tangent may carry one leading batch axis: with the identity as
+seed, one pass gives a whole Jacobian (vector mode, ForwardDiff's chunks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
+from adkit.ops.array import expand_to
+from adkit.ops.core import REGISTRY, Op, Trace, Tracer, bind, local_partials, shape_of
+
+
+class ForwardTrace(Trace):
+    """One forward-mode derivative call; `batched` when tangents have a batch axis."""
+
+    def __init__(self, batched: bool = False) -> None:
+        super().__init__()
+        self.nb = 1 if batched else 0
+
+    def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        vals: list[Any] = []
+        tans: list[Any] = []
+        for a in args:
+            if type(a) is Dual and a._trace is self:
+                vals.append(a.value)
+                tans.append(a.tangent)
+            else:
+                vals.append(a)
+                tans.append(None)
+        out = op(*vals, **params)
+        nb = self.nb
+        if op.partials is None:
+            tangent = op.jvp(tans, vals, out, nb, **params)
+        else:
+            parts = local_partials(op, out, vals, params, [t is not None for t in tans])
+            out_ndim = len(shape_of(out))
+            tangent = None
+            for p, t in zip(parts, tans):
+                if t is None or p is None:
+                    continue
+                term = strong_mul(p, expand_to(t, out_ndim, nb) if nb else t)
+                tangent = term if tangent is None else tangent + term
+            batch = next(shape_of(t)[:nb] for t in tans if t is not None)
+            target = batch + shape_of(out)
+            if tangent is None:
+                tangent = np.zeros(target) if target else 0.0
+            elif shape_of(tangent) != target:
+                tangent = REGISTRY["broadcast_to"](tangent, shape=target)
+        return Dual(out, tangent, self)
+
+
+def strong_mul(p: Any, t: Any) -> Any:
+    """p * t, except that a zero t gives zero even where p is inf or NaN.
+
+    A zero tangent (or cotangent) means "this input does not depend on the seed", so
+    an infinite local derivative (sqrt at 0, the branch np.where did not take) must not
+    turn it into NaN.
+    """
+    r = p * t
+    if isinstance(r, np.ndarray):
+        if r.dtype.kind in "fc" and not np.isfinite(r).all():
+            r = np.where(np.asarray(t) == 0, 0.0, r)
+    elif type(r) is float or isinstance(r, np.floating):
+        if not math.isfinite(r) and t == 0:
+            r = 0.0
+    return r
+
+
+class Dual(Tracer):
+    """A value and its tangent under one forward trace."""
+
+    __slots__ = ("value", "tangent", "_trace")
+
+    def __init__(self, value: Any, tangent: Any, trace: ForwardTrace) -> None:
+        self.value = value
+        self.tangent = tangent
+        self._trace = trace
+
+    def __repr__(self) -> str:
+        return f"Dual({self.value!r}, tangent={self.tangent!r})"
+
+
+_UNARY = """
+def fast(self):
+    x = self.value
+    tx = self.tangent
+    if type(x) is float and type(tx) is float:
+        try:
+            out = OUT
+            t = P0 * tx
+        except (ArithmeticError, ValueError):
+            return bind(OP, (self,), NOPARAMS)
+        if t == t:
+            return Dual(out, t, self._trace)
+    return bind(OP, (self,), NOPARAMS)
+"""
+
+_LEFT = """
+def fast(self, y):
+    x = self.value
+    tx = self.tangent
+    ty_ = type(y)
+    if ty_ is Dual:
+        if y._trace is self._trace and type(x) is float and type(tx) is float:
+            other = y
+            y = other.value
+            ty = other.tangent
+            if type(y) is float and type(ty) is float:
+                try:
+                    out = OUT
+                    t = P0 * tx + P1 * ty
+                except (ArithmeticError, ValueError):
+                    return bind(OP, (self, other), NOPARAMS)
+                if t == t:
+                    return Dual(out, t, self._trace)
+            return bind(OP, (self, other), NOPARAMS)
+    elif (ty_ is float or ty_ is int or ty_ is f64) and type(x) is float and type(tx) is float:
+        try:
+            out = OUT
+            t = P0 * tx
+        except (ArithmeticError, ValueError):
+            return bind(OP, (self, y), NOPARAMS)
+        if t == t:
+            return Dual(out, t, self._trace)
+    return bind(OP, (self, y), NOPARAMS)
+"""
+
+_RIGHT = """
+def fast(self, x):
+    y = self.value
+    ty = self.tangent
+    tx_ = type(x)
+    if (tx_ is float or tx_ is int or tx_ is f64) and type(y) is float and type(ty) is float:
+        try:
+            out = OUT
+            t = P1 * ty
+        except (ArithmeticError, ValueError):
+            return bind(OP, (x, self), NOPARAMS)
+        if t == t:
+            return Dual(out, t, self._trace)
+    return bind(OP, (x, self), NOPARAMS)
+"""
+
+
+def _install_fast_paths() -> None:
+    names = {"Dual": Dual, "f64": np.float64}
+    templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
+    by_name = {op.name: op for op in fast_ops()}
+    for dunder, (name, side) in DUNDERS.items():
+        if name in by_name:
+            setattr(Dual, dunder, compile_template(templates[side], by_name[name], side, names))
+    for op in by_name.values():
+        side = "unary" if len(op.args) == 1 else "left"
+        op.fast[Dual] = compile_template(templates[side], op, side, names)
+
+
+_install_fast_paths()
+
+
+def seed_dual(trace: ForwardTrace, value: Any, tangent: Any) -> Dual:
+    return Dual(value, tangent, trace)
+
+
+__all__ = ["Dual", "ForwardTrace", "seed_dual", "strong_mul", "bind"]

@@ -1,0 +1,272 @@
+"""Reverse mode: a tape (Wengert list) recorded while f runs, then one backward sweep.
+
+Each op appends an entry to the tape: the indices of its traced inputs and what the
+sweep needs. The sweep walks the tape backwards, accumulating adjoints
+    S(i, o) = sum over successors j of S(j, o) * z(i, j),   S(o, o) = 1
+(the lecture's dynamic program, "sum all outgoing edges"): every edge is touched once.
+
+The tape holds plain numbers and indices, no references back to tracers, so recording
+creates no reference cycles and the cyclic garbage collector has nothing to chase. The
+sweep is a loop, not a recursion: a chain of a million ops is fine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
+from adkit.errors import NonFiniteDerivativeError
+from adkit.ops.array import unbroadcast
+from adkit.ops.core import Op, Trace, Tracer, bind, local_partials, primal, shape_of
+
+
+class Node:
+    """A tape entry for a generic op: what its VJP or partials need in the sweep."""
+
+    __slots__ = ("op", "parents", "vals", "out", "params")
+
+    def __init__(self, op: Op, parents: list[int | None], vals: list[Any], out: Any, params: dict[str, Any]):
+        self.op = op
+        self.parents = parents
+        self.vals = vals
+        self.out = out
+        self.params = params
+
+    def cotangents(self, g: Any) -> Sequence[Any]:
+        """One cotangent per input (None for constants): the VJP of this node at g."""
+        op, vals = self.op, self.vals
+        needed = [p is not None for p in self.parents]
+        if op.partials is None:
+            return op.vjp(g, vals, self.out, needed, **self.params)
+        parts = local_partials(op, self.out, vals, self.params, needed)
+        return [None if p is None else unbroadcast(strong_mul(g, p), shape_of(v)) for p, v in zip(parts, vals)]
+
+
+def strong_mul(g: Any, p: Any) -> Any:
+    """g * p, where a zero cotangent g gives zero even if p is inf or NaN.
+
+    The branch np.where did not take gets g = 0; its local derivatives (sqrt at 0,
+    log at 0) must not turn that zero into NaN.
+    """
+    if type(p) is float:
+        if p == 1.0:
+            return g
+        if p == -1.0:
+            return -g
+    r = g * p
+    if isinstance(r, np.ndarray):
+        if r.dtype.kind in "fc" and not np.isfinite(r).all():
+            r = np.where(np.asarray(g) == 0, 0.0, r)
+    elif (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
+        r = 0.0
+    return r
+
+
+class ReverseTrace(Trace):
+    """One reverse-mode derivative call: owns the tape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tape: list[Any] = []
+
+    def new_input(self, value: Any) -> Var:
+        v = Var(value, len(self.tape), self)
+        self.tape.append(None)
+        return v
+
+    def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        vals: list[Any] = []
+        parents: list[int | None] = []
+        for a in args:
+            if type(a) is Var and a._trace is self:
+                vals.append(a.value)
+                parents.append(a.index)
+            else:
+                vals.append(a)
+                parents.append(None)
+        out = op(*vals, **params)
+        tape = self.tape
+        v = Var(out, len(tape), self)
+        tape.append(Node(op, parents, vals, out, params))
+        return v
+
+    def backward(self, out_index: int, seed: Any) -> list[Any]:
+        """Adjoints of every tape entry for the output at `out_index` seeded with `seed`."""
+        return self.backward_many({out_index: seed})
+
+    def backward_many(self, seeds: dict[int, Any]) -> list[Any]:
+        """Adjoints of every tape entry, with the given adjoints seeded (index -> seed)."""
+        tape = self.tape
+        top = max(seeds)
+        adj: list[Any] = [None] * (top + 1)
+        for i, s in seeds.items():
+            adj[i] = s
+        for k in range(top, -1, -1):
+            a = adj[k]
+            if a is None:
+                continue
+            e = tape[k]
+            if e is None:
+                continue
+            if type(e) is tuple:
+                if type(a) is float:
+                    if a == 0.0:
+                        continue
+                    i = e[0]
+                    b = adj[i]
+                    adj[i] = a * e[1] if b is None else b + a * e[1]
+                    if len(e) == 4:
+                        i = e[2]
+                        b = adj[i]
+                        adj[i] = a * e[3] if b is None else b + a * e[3]
+                    continue
+                pairs = [(e[0], e[1])] if len(e) == 2 else [(e[0], e[1]), (e[2], e[3])]
+                cots: Sequence[Any] = [strong_mul(a, p) for _, p in pairs]
+                idx: Sequence[Any] = [i for i, _ in pairs]
+            else:
+                cots = e.cotangents(a)
+                idx = e.parents
+            for i, c in zip(idx, cots):
+                if i is None or c is None:
+                    continue
+                b = adj[i]
+                adj[i] = c if b is None else b + c
+        return adj
+
+    def find_nonfinite(self, out_index: int) -> str:
+        """Describe the first op whose local derivative is inf or NaN (for error messages)."""
+        for k, e in enumerate(self.tape[: out_index + 1]):
+            if e is None:
+                continue
+            if type(e) is tuple:
+                parts, name, vals = e[1::2], "a scalar op", None
+                node_desc = _tuple_desc(k)
+            else:
+                needed = [p is not None for p in e.parents]
+                if e.op.partials is None:
+                    continue
+                parts = [p for p in local_partials(e.op, e.out, e.vals, e.params, needed) if p is not None]
+                name, vals = e.op.name, e.vals
+                node_desc = f"{name}({', '.join(_short(primal(v)) for v in vals)})"
+            for p in parts:
+                pv = primal(p)
+                if not np.all(np.isfinite(pv)):
+                    return f"the local derivative of {node_desc} (tape entry {k}) is {_short(pv)}"
+        return "no local derivative is inf or NaN: the inputs or the values themselves are"
+
+
+def _tuple_desc(k: int) -> str:
+    return f"the scalar op at tape entry {k}"
+
+
+def _short(v: Any) -> str:
+    a = np.asarray(v)
+    if a.size <= 4:
+        return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}" if a.dtype.kind in "fiub" else str(a)
+    return f"array{a.shape} with {int((~np.isfinite(a)).sum()) if a.dtype.kind == 'f' else 0} non-finite entries"
+
+
+class Var(Tracer):
+    """A value under one reverse trace: its value and its index on the tape."""
+
+    __slots__ = ("value", "index", "_trace")
+
+    def __init__(self, value: Any, index: int, trace: ReverseTrace) -> None:
+        self.value = value
+        self.index = index
+        self._trace = trace
+
+    def __repr__(self) -> str:
+        return f"Var({self.value!r}, index={self.index})"
+
+
+_UNARY = """
+def fast(self):
+    x = self.value
+    if type(x) is float:
+        try:
+            out = OUT
+            p0 = P0
+        except (ArithmeticError, ValueError):
+            return bind(OP, (self,), NOPARAMS)
+        tr = self._trace
+        tape = tr.tape
+        v = Var(out, len(tape), tr)
+        tape.append((self.index, p0))
+        return v
+    return bind(OP, (self,), NOPARAMS)
+"""
+
+_LEFT = """
+def fast(self, y):
+    x = self.value
+    ty_ = type(y)
+    if ty_ is Var:
+        tr = self._trace
+        if y._trace is tr and type(x) is float:
+            other = y
+            y = other.value
+            if type(y) is float:
+                try:
+                    out = OUT
+                    p0 = P0
+                    p1 = P1
+                except (ArithmeticError, ValueError):
+                    return bind(OP, (self, other), NOPARAMS)
+                tape = tr.tape
+                v = Var(out, len(tape), tr)
+                tape.append((self.index, p0, other.index, p1))
+                return v
+            return bind(OP, (self, other), NOPARAMS)
+    elif (ty_ is float or ty_ is int or ty_ is f64) and type(x) is float:
+        try:
+            out = OUT
+            p0 = P0
+        except (ArithmeticError, ValueError):
+            return bind(OP, (self, y), NOPARAMS)
+        tr = self._trace
+        tape = tr.tape
+        v = Var(out, len(tape), tr)
+        tape.append((self.index, p0))
+        return v
+    return bind(OP, (self, y), NOPARAMS)
+"""
+
+_RIGHT = """
+def fast(self, x):
+    y = self.value
+    tx_ = type(x)
+    if (tx_ is float or tx_ is int or tx_ is f64) and type(y) is float:
+        try:
+            out = OUT
+            p1 = P1
+        except (ArithmeticError, ValueError):
+            return bind(OP, (x, self), NOPARAMS)
+        tr = self._trace
+        tape = tr.tape
+        v = Var(out, len(tape), tr)
+        tape.append((self.index, p1))
+        return v
+    return bind(OP, (x, self), NOPARAMS)
+"""
+
+
+def _install_fast_paths() -> None:
+    names = {"Var": Var, "f64": np.float64}
+    templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
+    by_name = {op.name: op for op in fast_ops()}
+    for dunder, (name, side) in DUNDERS.items():
+        if name in by_name:
+            setattr(Var, dunder, compile_template(templates[side], by_name[name], side, names))
+    for op in by_name.values():
+        side = "unary" if len(op.args) == 1 else "left"
+        op.fast[Var] = compile_template(templates[side], op, side, names)
+
+
+_install_fast_paths()
+
+__all__ = ["Var", "ReverseTrace", "NonFiniteDerivativeError", "bind"]

@@ -1,0 +1,332 @@
+"""numpy names -> registry ops, through `__array_ufunc__` and `__array_function__`.
+
+Plain numpy code (np.sin, np.sum, `@`, np.where, np.stack, ...) runs unchanged on
+adkit's tracers: numpy hands each call to the tracer, and this module maps it to a
+registry op, or to a short composition of registry ops for conveniences such as
+np.expand_dims. Anything else raises an error that names the function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adkit.errors import UnsupportedFunctionError
+from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
+
+R = REGISTRY
+
+
+def _name(fn: Any) -> str:
+    module = getattr(fn, "__module__", "numpy") or "numpy"
+    module = "np" if module.startswith("numpy") and "linalg" not in module else "np.linalg"
+    return f"{module}.{getattr(fn, '__name__', fn)}"
+
+
+def _unsupported(what: str) -> UnsupportedFunctionError:
+    supported = ", ".join(sorted({_name(f) for f in list(NUMPY_NAMES) + list(FUNCTIONS)}))
+    return UnsupportedFunctionError(
+        f"{what} is not supported on adkit's traced values (no entry in the op registry). "
+        f"Rewrite it with supported functions ({supported}), or register an op for it "
+        "(see adkit.ops.register)."
+    )
+
+
+def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if method != "__call__":
+        raise _unsupported(f"np.{ufunc.__name__}.{method}")
+    for key in kwargs:
+        if key not in ("dtype", "casting") or key == "dtype" and not _is_float_dtype(kwargs[key]):
+            raise UnsupportedFunctionError(
+                f"np.{ufunc.__name__}(..., {key}=...) is not supported on traced values: "
+                "call it without that keyword (results are new arrays)."
+            )
+    op = NUMPY_NAMES.get(ufunc)
+    if op is None:
+        composite = UFUNC_COMPOSITES.get(ufunc)
+        if composite is None:
+            raise _unsupported(f"np.{ufunc.__name__}")
+        return composite(*inputs)
+    return op(*inputs)
+
+
+def _is_float_dtype(dtype: Any) -> bool:
+    return dtype is None or np.issubdtype(np.dtype(dtype), np.floating)
+
+
+def handle_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    adapter = FUNCTIONS.get(func)
+    if adapter is None:
+        if func in CONSTANT_FUNCTIONS:
+            return func(*_primal_tree(args), **_primal_tree(kwargs))
+        raise _unsupported(_name(func))
+    return adapter(*args, **kwargs)
+
+
+def _primal_tree(x: Any) -> Any:
+    if isinstance(x, Tracer):
+        return primal(x)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_primal_tree(i) for i in x)
+    if isinstance(x, dict):
+        return {k: _primal_tree(v) for k, v in x.items()}
+    return x
+
+
+def _no_out(name: str, **kw: Any) -> None:
+    for key, value in kw.items():
+        if value is not None:
+            raise UnsupportedFunctionError(f"{name}(..., {key}=...) is not supported on traced values")
+
+
+# --- adapters: numpy signature -> registry op -------------------------------------------
+
+
+def _reduction(op_name: str, np_name: str) -> Callable[..., Any]:
+    def adapter(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        _no_out(np_name, out=out, **{k: v for k, v in kw.items() if k != "initial" and k != "where"})
+        if kw.get("initial") is not None or kw.get("where") not in (None, True):
+            raise UnsupportedFunctionError(f"{np_name}(..., initial=/where=) is not supported on traced values")
+        return R[op_name](a, axis=axis, keepdims=bool(keepdims))
+
+    return adapter
+
+
+def _prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    """np.prod as the lecture's product node over the entries along the axis."""
+    _no_out("np.prod", out=out)
+    shape = shape_of(a)
+    if axis is None:
+        a = R["reshape"](a, shape=(-1,))
+        axis = 0
+        shape = shape_of(a)
+    axis = int(axis) % len(shape)
+    n = shape[axis]
+    if n == 0:
+        raise UnsupportedFunctionError("np.prod over an empty axis is not supported on traced values")
+    factors = [a[(slice(None),) * axis + (i,)] for i in range(n)]
+    result = R["product"](*factors) if n > 1 else factors[0]
+    if keepdims:
+        result = R["reshape"](result, shape=tuple(1 if i == axis else s for i, s in enumerate(shape))
+                              if len(shape_of(a)) == len(shape) else (1,) * len(shape_of(a)))
+    return result
+
+
+def _reshape(a, *args, **kw):
+    shape = kw.pop("shape", kw.pop("newshape", args[0] if args else None))
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    return R["reshape"](a, shape=tuple(int(s) for s in shape))
+
+
+def _transpose(a, axes=None):
+    return R["transpose"](a, axes=None if axes is None else tuple(axes))
+
+
+def _swapaxes(a, axis1, axis2):
+    n = len(shape_of(a))
+    axes = list(range(n))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return R["transpose"](a, axes=tuple(axes))
+
+
+def _moveaxis(a, source, destination):
+    n = len(shape_of(a))
+    order = [i for i in range(n) if i != source % n]
+    order.insert(destination % n, source % n)
+    return R["transpose"](a, axes=tuple(order))
+
+
+def _concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
+    _no_out("np.concatenate", out=out)
+    arrays = list(arrays)
+    if axis is None:
+        arrays = [R["reshape"](x, shape=(-1,)) for x in arrays]
+        axis = 0
+    return R["concatenate"](*arrays, axis=axis)
+
+
+def _stack(arrays, axis=0, out=None, dtype=None, casting=None):
+    _no_out("np.stack", out=out)
+    return R["stack"](*list(arrays), axis=axis)
+
+
+def _atleast(n):
+    def adapter(*arys):
+        results = []
+        for a in arys:
+            s = shape_of(a)
+            if len(s) < n:
+                s = (1,) * (n - len(s)) + s if n < 3 or len(s) != 2 else s + (1,)
+                a = R["reshape"](a, shape=s)
+            results.append(a)
+        return results[0] if len(results) == 1 else results
+
+    return adapter
+
+
+def _hstack(tup, dtype=None, casting=None):
+    arrs = [_atleast(1)(a) for a in tup]
+    return R["concatenate"](*arrs, axis=0 if len(shape_of(arrs[0])) == 1 else 1)
+
+
+def _vstack(tup, dtype=None, casting=None):
+    return R["concatenate"](*[_atleast(2)(a) for a in tup], axis=0)
+
+
+def _expand_dims(a, axis):
+    s = list(shape_of(a))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    n = len(s) + len(axes)
+    for ax in sorted(int(x) % n for x in axes):
+        s.insert(ax, 1)
+    return R["reshape"](a, shape=tuple(s))
+
+
+def _squeeze(a, axis=None):
+    s = shape_of(a)
+    if axis is None:
+        keep = [d for d in s if d != 1]
+    else:
+        axes = {int(x) % len(s) for x in ((axis,) if isinstance(axis, (int, np.integer)) else axis)}
+        keep = [d for i, d in enumerate(s) if i not in axes]
+    return R["reshape"](a, shape=tuple(keep))
+
+
+def _ravel(a, order="C"):
+    return R["reshape"](a, shape=(-1,))
+
+
+def _dot(a, b, out=None):
+    _no_out("np.dot", out=out)
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if na == 0 or nb == 0:
+        return R["mul"](a, b)
+    if na > 2 or nb > 2:
+        raise UnsupportedFunctionError(
+            "np.dot of arrays with more than 2 dimensions is not supported on traced values: "
+            "use np.matmul (@) or np.tensordot-free reshapes"
+        )
+    return R["matmul"](a, b)
+
+
+def _outer(a, b, out=None):
+    _no_out("np.outer", out=out)
+    return R["mul"](R["reshape"](a, shape=(-1, 1)), R["reshape"](b, shape=(1, -1)))
+
+
+def _inner(a, b):
+    if len(shape_of(a)) > 1 or len(shape_of(b)) > 1:
+        return R["matmul"](a, _swapaxes(b, -1, -2) if len(shape_of(b)) > 1 else b)
+    return R["sum"](R["mul"](a, b))
+
+
+def _vdot(a, b):
+    return R["sum"](R["mul"](R["reshape"](a, shape=(-1,)), R["reshape"](b, shape=(-1,))))
+
+
+def _where(condition, x=None, y=None):
+    if x is None and y is None:
+        return np.where(primal(condition))
+    return R["where"](primal(condition), x, y)
+
+
+def _clip(a, a_min=None, a_max=None, out=None, **kw):
+    a_min = kw.pop("min", a_min)
+    a_max = kw.pop("max", a_max)
+    _no_out("np.clip", out=out)
+    if isinstance(a_min, Tracer) or isinstance(a_max, Tracer):
+        return R["minimum"](R["maximum"](a, -np.inf if a_min is None else a_min), np.inf if a_max is None else a_max)
+    lo = -np.inf if a_min is None else a_min
+    hi = np.inf if a_max is None else a_max
+    if np.ndim(lo) or np.ndim(hi):
+        return R["minimum"](R["maximum"](a, lo), hi)
+    return R["clip"](a, lo=float(lo), hi=float(hi))
+
+
+def _norm(x, ord=None, axis=None, keepdims=False):
+    nd = len(shape_of(x))
+    if ord not in (None, "fro", 2) or (ord == 2 and (axis is None and nd != 1 or isinstance(axis, tuple))):
+        raise UnsupportedFunctionError(
+            f"np.linalg.norm(..., ord={ord!r}) is not supported on traced values: only the "
+            "Euclidean / Frobenius norm (ord=None) is"
+        )
+    return R["norm"](x, axis=axis, keepdims=keepdims)
+
+
+def _broadcast_to(array, shape, subok=False):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return R["broadcast_to"](array, shape=shape)
+
+
+def _copy(a, *args, **kwargs):
+    return R["pos"](a)
+
+
+def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    if len(shape_of(a)) != 2 or offset:
+        raise UnsupportedFunctionError("np.trace is supported on traced 2-D arrays with offset 0 only")
+    n = min(shape_of(a))
+    idx = np.arange(n)
+    return R["sum"](R["getitem"](a, index=(idx, idx)))
+
+
+def _logaddexp(x, y):
+    m = R["maximum"](x, y)
+    return m + R["log1p"](R["exp"](-R["abs"](x - y)))
+
+
+def _divide(x, y, *args):
+    return R["div"](x, y)
+
+
+FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.sum: _reduction("sum", "np.sum"),
+    np.mean: _reduction("mean", "np.mean"),
+    np.max: _reduction("max", "np.max"),
+    np.amax: _reduction("max", "np.amax"),
+    np.min: _reduction("min", "np.min"),
+    np.amin: _reduction("min", "np.amin"),
+    np.prod: _prod,
+    np.reshape: _reshape,
+    np.transpose: _transpose,
+    np.swapaxes: _swapaxes,
+    np.moveaxis: _moveaxis,
+    np.concatenate: _concatenate,
+    np.stack: _stack,
+    np.hstack: _hstack,
+    np.vstack: _vstack,
+    np.atleast_1d: _atleast(1),
+    np.atleast_2d: _atleast(2),
+    np.expand_dims: _expand_dims,
+    np.squeeze: _squeeze,
+    np.ravel: _ravel,
+    np.dot: _dot,
+    np.outer: _outer,
+    np.inner: _inner,
+    np.vdot: _vdot,
+    np.where: _where,
+    np.clip: _clip,
+    np.linalg.norm: _norm,
+    np.broadcast_to: _broadcast_to,
+    np.copy: _copy,
+    np.trace: _trace,
+}
+
+UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {np.logaddexp: _logaddexp}
+
+# functions whose result carries no derivative: computed on the plain values
+CONSTANT_FUNCTIONS = {
+    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
+    np.argmax, np.argmin, np.argsort, np.nonzero, np.allclose, np.isclose, np.array_equal,
+    np.result_type, np.iscomplexobj, np.isrealobj, np.sign, np.round, np.around, np.count_nonzero,
+    np.any, np.all, np.isfinite, np.isnan, np.isinf, np.floor, np.ceil,
+}
+
+NUMPY_HANDLERS["ufunc"] = handle_ufunc
+NUMPY_HANDLERS["function"] = handle_function
+
+__all__ = ["FUNCTIONS", "handle_function", "handle_ufunc", "math"]

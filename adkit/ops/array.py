@@ -1,0 +1,538 @@
+"""Structural array ops: JVP and VJP overrides where scalar partials do not fit.
+
+Every rule is written with registry ops, so it is differentiable itself. A JVP rule gets
+`nb` (0 or 1): the number of leading batch axes on each tangent (forward mode's vector
+mode carries a whole basis of directions in one pass). A VJP rule gets `needed`, one flag
+per input, and returns None where no cotangent is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from adkit.ops.core import REGISTRY, Op, register, shape_of
+from adkit.ops.elementwise import REAL, POSITIVE
+
+# --- helpers (plain functions over registry ops) ---------------------------------
+
+
+def _op(name: str) -> Op:
+    return REGISTRY[name]
+
+
+def norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    """Axis argument as a sorted tuple of non-negative axes (None: all axes)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a % ndim)
+    return tuple(sorted(out))
+
+
+def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...], nb: int = 0) -> Any:
+    """Sum `g` down to `shape` (undo numpy broadcasting), keeping `nb` leading axes."""
+    gshape = shape_of(g)
+    target = gshape[:nb] + tuple(shape)
+    if gshape == target:
+        return g
+    lead = len(gshape) - len(target)
+    axes = tuple(range(nb, nb + lead))
+    axes += tuple(nb + lead + i for i, n in enumerate(shape) if n == 1 and gshape[nb + lead + i] != 1)
+    if axes:
+        g = _op("sum")(g, axis=axes, keepdims=False)
+    if shape_of(g) != target:
+        g = _op("reshape")(g, shape=target)
+    return g
+
+
+def expand_to(t: Any, ndim: int, nb: int) -> Any:
+    """Insert axes after the `nb` batch axes so that `t` has `ndim` non-batch axes."""
+    s = shape_of(t)
+    missing = ndim - (len(s) - nb)
+    if missing <= 0:
+        return t
+    return _op("reshape")(t, shape=s[:nb] + (1,) * missing + s[nb:])
+
+
+def _swap_last(x: Any) -> Any:
+    n = len(shape_of(x))
+    return _op("transpose")(x, axes=tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def _shift_axis(axis: int, ndim: int, nb: int) -> int:
+    return (axis % ndim) + nb
+
+
+# --- matmul ----------------------------------------------------------------------
+
+
+def _matmul_jvp(tangents, xs, out, nb):
+    a, b = xs
+    ta, tb = tangents
+    matmul, reshape = _op("matmul"), _op("reshape")
+    sa, sb = shape_of(a), shape_of(b)
+    a_vec, b_vec = len(sa) == 1, len(sb) == 1
+    a2 = (1,) + sa if a_vec else sa
+    b2 = sb + (1,) if b_vec else sb
+    nd = max(len(a2), len(b2))
+    result = None
+    for t, other, t_shape, other_first in ((ta, b, a2, False), (tb, a, b2, True)):
+        if t is None:
+            continue
+        bshape = shape_of(t)[:nb]
+        t = reshape(t, shape=bshape + (1,) * (nd - len(t_shape)) + t_shape) if nb else reshape(t, shape=t_shape)
+        o = reshape(other, shape=b2 if other_first is False else a2)
+        term = matmul(o, t) if other_first else matmul(t, o)
+        result = term if result is None else result + term
+    s = shape_of(result)
+    final = s[:nb] + shape_of(out)
+    return reshape(result, shape=final) if s != final else result
+
+
+def _matmul_vjp(g, xs, out, needed):
+    a, b = xs
+    matmul, reshape = _op("matmul"), _op("reshape")
+    sa, sb = shape_of(a), shape_of(b)
+    a2 = (1,) + sa if len(sa) == 1 else sa
+    b2 = sb + (1,) if len(sb) == 1 else sb
+    so = shape_of(out)
+    o2 = so
+    if len(sa) == 1:
+        o2 = o2[:-1] + (1,) + o2[-1:] if len(sb) != 1 else (1,) + o2
+    if len(sb) == 1:
+        o2 = o2 + (1,)
+    g2 = reshape(g, shape=o2)
+    ga = gb = None
+    if needed[0]:
+        ga = unbroadcast(matmul(g2, _swap_last(reshape(b, shape=b2))), a2)
+        ga = reshape(ga, shape=sa)
+    if needed[1]:
+        gb = unbroadcast(matmul(_swap_last(reshape(a, shape=a2)), g2), b2)
+        gb = reshape(gb, shape=sb)
+    return ga, gb
+
+
+def _matmul_examples(rng):
+    r = lambda *s: rng.uniform(-1, 1, size=s)  # noqa: E731
+    return [((r(3, 4), r(4, 2)), {}), ((r(4), r(4, 3)), {}), ((r(3, 4), r(4)), {}),
+            ((r(4), r(4)), {}), ((r(2, 3, 4), r(4, 2)), {}), ((r(3, 4), r(2, 4, 5)), {})]
+
+
+matmul = register(Op(
+    "matmul", np.matmul, args=("x", "y"), jvp=_matmul_jvp, vjp=_matmul_vjp,
+    sympy=lambda sp, x, y: x * y, examples=_matmul_examples, numpy_names=(np.matmul,), label="@",
+    doc="Matrix product (numpy's matmul semantics, 1-D operands included). "
+    "Backward: dA = G B^T, dB = A^T G (the lecture's g_i = J^T g_{i+1})."))
+
+
+# --- reductions --------------------------------------------------------------------
+
+
+def _reduce_jvp(name):
+    def jvp(tangents, xs, out, nb, axis=None, keepdims=False):
+        (t,) = tangents
+        axes = norm_axes(axis, len(shape_of(xs[0])))
+        return _op(name)(t, axis=tuple(a + nb for a in axes), keepdims=keepdims)
+
+    return jvp
+
+
+def _expand_cotangent(g, x_shape, axis, keepdims):
+    axes = norm_axes(axis, len(x_shape))
+    if not keepdims:
+        g = _op("reshape")(g, shape=kept_shape(x_shape, axes))
+    return g, axes
+
+
+def _sum_vjp(g, xs, out, needed, axis=None, keepdims=False):
+    shape = shape_of(xs[0])
+    g, _ = _expand_cotangent(g, shape, axis, keepdims)
+    return (_op("broadcast_to")(g, shape=shape),)
+
+
+def _mean_vjp(g, xs, out, needed, axis=None, keepdims=False):
+    shape = shape_of(xs[0])
+    g, axes = _expand_cotangent(g, shape, axis, keepdims)
+    n = math.prod(shape[a] for a in axes)
+    return (_op("broadcast_to")(g / float(n), shape=shape),)
+
+
+def _reduction_examples(rng):
+    x = rng.uniform(-1, 1, size=(3, 4, 2))
+    return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2), "keepdims": True}),
+            ((x,), {"axis": -1}), ((rng.uniform(-1, 1, size=5),), {"axis": 0})]
+
+
+def _sympy_sum(sp, x, axis=None, keepdims=False):
+    return x
+
+
+sum = register(Op(  # noqa: A001
+    "sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+    params={"axis": None, "keepdims": False}, jvp=_reduce_jvp("sum"), vjp=_sum_vjp, linear=True,
+    sympy=_sympy_sum, examples=_reduction_examples, numpy_names=(np.sum,), label="Σ",
+    doc="Sum over axes; backward broadcasts the cotangent back."))
+mean = register(Op(
+    "mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+    params={"axis": None, "keepdims": False}, jvp=_reduce_jvp("mean"), vjp=_mean_vjp, linear=True,
+    sympy=_sympy_sum, examples=_reduction_examples, numpy_names=(np.mean,),
+    doc="Mean over axes; backward broadcasts the cotangent divided by the count."))
+
+
+def _extremum(name, np_fn):
+    def weights(x, out, axis, keepdims):
+        shape = shape_of(x)
+        axes = norm_axes(axis, len(shape))
+        from adkit.ops.core import primal
+
+        xv, ov = np.asarray(primal(x)), np.asarray(primal(out))
+        if not keepdims:
+            ov = ov.reshape(kept_shape(shape, axes))
+        hit = (xv == ov).astype(xv.dtype if np.issubdtype(xv.dtype, np.floating) else float)
+        return hit / hit.sum(axis=axes, keepdims=True), axes
+
+    def jvp(tangents, xs, out, nb, axis=None, keepdims=False):
+        w, axes = weights(xs[0], out, axis, keepdims)
+        return _op("sum")(tangents[0] * w, axis=tuple(a + nb for a in axes), keepdims=keepdims)
+
+    def vjp(g, xs, out, needed, axis=None, keepdims=False):
+        w, _ = weights(xs[0], out, axis, keepdims)
+        g, _ = _expand_cotangent(g, shape_of(xs[0]), axis, keepdims)
+        return (g * w,)
+
+    def examples(rng):
+        x = rng.permutation(24).reshape(3, 4, 2) / 10.0
+        return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2), "keepdims": True})]
+
+    return register(Op(
+        name, lambda x, axis=None, keepdims=False: np_fn(x, axis=axis, keepdims=keepdims),
+        params={"axis": None, "keepdims": False}, jvp=jvp, vjp=vjp, examples=examples,
+        sympy=lambda sp, x, axis=None, keepdims=False: x, complex_step=False,
+        numpy_names=(np_fn, getattr(np, "a" + name)) if hasattr(np, "a" + name) else (np_fn,),
+        kinks="on ties the gradient is split evenly between the tied entries "
+        "(what central differences give; JAX does the same)",
+        doc=f"{name} over axes: backward copies the gradient to the {name}imal entries."))
+
+
+max = _extremum("max", np.max)  # noqa: A001
+min = _extremum("min", np.min)  # noqa: A001
+
+
+def _norm_weights(x, out, axis, keepdims):
+    shape = shape_of(x)
+    axes = norm_axes(axis, len(shape))
+    n = out if keepdims else _op("reshape")(out, shape=kept_shape(shape, axes))
+    return x / _op("where")(n == 0, 1.0, n), axes
+
+
+def _norm_jvp(tangents, xs, out, nb, axis=None, keepdims=False):
+    w, axes = _norm_weights(xs[0], out, axis, keepdims)
+    return _op("sum")(tangents[0] * w, axis=tuple(a + nb for a in axes), keepdims=keepdims)
+
+
+def _norm_vjp(g, xs, out, needed, axis=None, keepdims=False):
+    w, _ = _norm_weights(xs[0], out, axis, keepdims)
+    g, _ = _expand_cotangent(g, shape_of(xs[0]), axis, keepdims)
+    return (g * w,)
+
+
+def _norm_impl(x, axis=None, keepdims=False):
+    x = np.asarray(x)
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))[()]
+
+
+norm = register(Op(
+    "norm", _norm_impl, params={"axis": None, "keepdims": False}, jvp=_norm_jvp, vjp=_norm_vjp,
+    sympy=lambda sp, x, axis=None, keepdims=False: sp.sqrt(x**2), examples=_reduction_examples,
+    complex_step=False, numpy_names=(np.linalg.norm,), label="‖·‖",
+    kinks="at x = 0 the gradient is 0 (the minimum; 0 is a subgradient), never NaN",
+    doc="Euclidean (Frobenius) norm sqrt(sum x^2) over axes; gradient x / ‖x‖."))
+
+
+def _logsumexp_impl(x, axis=None, keepdims=False):
+    x = np.asarray(x)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        r = np.squeeze(r, axis=axis) if axis is not None else r.reshape(())
+    return r[()]
+
+
+def _softmax_impl(x, axis=-1):
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _logsumexp_jvp(tangents, xs, out, nb, axis=None, keepdims=False):
+    axes = norm_axes(axis, len(shape_of(xs[0])))
+    y = _op("softmax")(xs[0], axis=axes)
+    return _op("sum")(tangents[0] * y, axis=tuple(a + nb for a in axes), keepdims=keepdims)
+
+
+def _logsumexp_vjp(g, xs, out, needed, axis=None, keepdims=False):
+    axes = norm_axes(axis, len(shape_of(xs[0])))
+    g, _ = _expand_cotangent(g, shape_of(xs[0]), axis, keepdims)
+    return (g * _op("softmax")(xs[0], axis=axes),)
+
+
+logsumexp = register(Op(
+    "logsumexp", _logsumexp_impl, params={"axis": None, "keepdims": False},
+    jvp=_logsumexp_jvp, vjp=_logsumexp_vjp, examples=_reduction_examples,
+    sympy=lambda sp, x, axis=None, keepdims=False: sp.log(sp.exp(x)),
+    doc="log(sum(exp(x))) over axes, shifted by the max so it never overflows; "
+    "its gradient is the softmax."))
+
+
+def _softmax_jvp(tangents, xs, out, nb, axis=-1):
+    axes = norm_axes(axis, len(shape_of(xs[0])))
+    t = tangents[0]
+    return out * (t - _op("sum")(out * t, axis=tuple(a + nb for a in axes), keepdims=True))
+
+
+def _softmax_vjp(g, xs, out, needed, axis=-1):
+    axes = norm_axes(axis, len(shape_of(xs[0])))
+    return (out * (g - _op("sum")(g * out, axis=axes, keepdims=True)),)
+
+
+softmax = register(Op(
+    "softmax", _softmax_impl, params={"axis": -1}, jvp=_softmax_jvp, vjp=_softmax_vjp,
+    examples=lambda rng: [((rng.uniform(-2, 2, size=(3, 4)),), {}),
+                          ((rng.uniform(-2, 2, size=(3, 4)),), {"axis": 0}),
+                          ((rng.uniform(-2, 2, size=5),), {})],
+    sympy=lambda sp, x, axis=-1: sp.exp(x),
+    doc="exp(x) / sum(exp(x)) along an axis. Jacobian dy_k/du_c = y_k (δ_kc - y_c) "
+    "(the lecture's softmax Jacobian)."))
+
+
+# --- shape ops ----------------------------------------------------------------------
+
+
+def _reshape_impl(x, shape):
+    return np.reshape(x, shape)
+
+
+reshape = register(Op(
+    "reshape", _reshape_impl, params={"shape": ()}, linear=True,
+    jvp=lambda tangents, xs, out, nb, shape: _op("reshape")(
+        tangents[0], shape=shape_of(tangents[0])[:nb] + shape_of(out)),
+    vjp=lambda g, xs, out, needed, shape: (_op("reshape")(g, shape=shape_of(xs[0])),),
+    sympy=lambda sp, x, shape=(): x,
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (2, 6)}),
+                          ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (-1,)}),
+                          ((rng.uniform(-1, 1, size=()),), {"shape": (1, 1)})],
+    numpy_names=(np.reshape,)))
+
+
+def _transpose_impl(x, axes=None):
+    return np.transpose(x, axes)
+
+
+def _full_axes(axes, ndim):
+    return tuple(reversed(range(ndim))) if axes is None else tuple(int(a) % ndim for a in axes)
+
+
+transpose = register(Op(
+    "transpose", _transpose_impl, params={"axes": None}, linear=True,
+    jvp=lambda tangents, xs, out, nb, axes=None: _op("transpose")(
+        tangents[0], axes=tuple(range(nb)) + tuple(a + nb for a in _full_axes(axes, len(shape_of(xs[0]))))),
+    vjp=lambda g, xs, out, needed, axes=None: (_op("transpose")(
+        g, axes=tuple(np.argsort(_full_axes(axes, len(shape_of(xs[0])))).tolist())),),
+    sympy=lambda sp, x, axes=None: x,
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 4)),), {}),
+                          ((rng.uniform(-1, 1, size=(2, 3, 4)),), {"axes": (1, 2, 0)})],
+    numpy_names=(np.transpose,), label="ᵀ"))
+
+
+def _broadcast_jvp(tangents, xs, out, nb, shape):
+    t = expand_to(tangents[0], len(shape), nb)
+    return _op("broadcast_to")(t, shape=shape_of(t)[:nb] + tuple(shape))
+
+
+broadcast_to = register(Op(
+    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape), params={"shape": ()}, linear=True,
+    jvp=_broadcast_jvp,
+    vjp=lambda g, xs, out, needed, shape: (unbroadcast(g, shape_of(xs[0])),),
+    sympy=lambda sp, x, shape=(): x,
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 1)),), {"shape": (2, 3, 4)}),
+                          ((rng.uniform(-1, 1, size=()),), {"shape": (3,)})],
+    numpy_names=(np.broadcast_to,),
+    doc="Broadcasting made explicit; backward sums over the broadcast axes (unbroadcast)."))
+
+
+def _getitem_impl(x, index):
+    return np.asarray(x)[index] if not isinstance(x, np.ndarray) else x[index]
+
+
+def _batched_index(t, index, nb, name, **extra):
+    """Apply an indexing op to a tangent with `nb` leading batch axes."""
+    op = _op(name)
+    if nb == 0:
+        return op(t, index=index, **extra)
+    if _is_basic_index(index):
+        items = index if isinstance(index, tuple) else (index,)
+        if extra:
+            extra = {"shape": shape_of(t)[:nb] + tuple(extra["shape"])}
+        return op(t, index=(slice(None),) * nb + items, **extra)
+    rows = [op(t[i], index=index, **extra) for i in range(shape_of(t)[0])]
+    return _op("stack")(*rows, axis=0)
+
+
+getitem = register(Op(
+    "getitem", _getitem_impl, params={"index": ()}, linear=True,
+    jvp=lambda tangents, xs, out, nb, index: _batched_index(tangents[0], index, nb, "getitem"),
+    vjp=lambda g, xs, out, needed, index: (_op("index_add")(g, index=index, shape=shape_of(xs[0])),),
+    sympy=lambda sp, x, index=(): x,
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(4, 5)),), {"index": (1, slice(1, 4))}),
+                          ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([0, 2, 2]),)}),
+                          ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (Ellipsis, None, 2)}),
+                          ((rng.uniform(-1, 1, size=(4, 5)),),
+                           {"index": (np.array([[True, False, True, False, True]] * 4),)})],
+    label="[]",
+    doc="Indexing and slicing (basic, integer-array and boolean). Backward scatters the "
+    "cotangent into zeros, adding where an index repeats."))
+
+
+def _index_add_impl(g, index, shape):
+    g = np.asarray(g)
+    z = np.zeros(shape, dtype=np.result_type(g.dtype, np.float64) if g.dtype.kind != "f" else g.dtype)
+    if _is_basic_index(index):
+        z[index] = g
+    else:
+        np.add.at(z, index, g)
+    return z
+
+
+index_add = register(Op(
+    "index_add", _index_add_impl, params={"index": (), "shape": ()}, linear=True,
+    jvp=lambda tangents, xs, out, nb, index, shape: _batched_index(tangents[0], index, nb, "index_add", shape=shape),
+    vjp=lambda g, xs, out, needed, index, shape: (_op("getitem")(g, index=index),),
+    sympy=lambda sp, x, index=(), shape=(): x,
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(3,)),), {"index": (np.array([0, 2, 2]),), "shape": (4,)})],
+    doc="zeros(shape) with g added at index: the transpose of getitem (np.add.at)."))
+
+
+def _concat_impl(*xs, axis=0):
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_jvp(tangents, xs, out, nb, axis=0):
+    ndim = len(shape_of(out))
+    parts = []
+    for t, x in zip(tangents, xs):
+        if t is None:
+            batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
+            t = np.zeros(batch + shape_of(x))
+        parts.append(t)
+    return _op("concatenate")(*parts, axis=_shift_axis(axis, ndim, nb))
+
+
+def _concat_vjp(g, xs, out, needed, axis=0):
+    ndim = len(shape_of(out))
+    ax = axis % ndim
+    result, start = [], 0
+    for x, need in zip(xs, needed):
+        n = shape_of(x)[ax]
+        result.append(g[(slice(None),) * ax + (slice(start, start + n),)] if need else None)
+        start += n
+    return tuple(result)
+
+
+concatenate = register(Op(
+    "concatenate", _concat_impl, variadic=True, params={"axis": 0}, linear=True,
+    jvp=_concat_jvp, vjp=_concat_vjp, sympy=lambda sp, *xs, axis=0: xs[0],
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(4, 3))), {}),
+                          ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 1))), {"axis": 1})],
+    numpy_names=(np.concatenate,)))
+
+
+def _stack_impl(*xs, axis=0):
+    return np.stack(xs, axis=axis)
+
+
+def _stack_jvp(tangents, xs, out, nb, axis=0):
+    ndim = len(shape_of(out))
+    batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
+    parts = [np.zeros(batch + shape_of(x)) if t is None else t for t, x in zip(tangents, xs)]
+    parts = [_op("broadcast_to")(p, shape=batch + shape_of(x)) if shape_of(p) != batch + shape_of(x) else p
+             for p, x in zip(parts, xs)]
+    return _op("stack")(*parts, axis=_shift_axis(axis, ndim, nb))
+
+
+def _stack_vjp(g, xs, out, needed, axis=0):
+    ax = axis % len(shape_of(out))
+    return tuple(g[(slice(None),) * ax + (i,)] if need else None for i, need in enumerate(needed))
+
+
+stack = register(Op(
+    "stack", _stack_impl, variadic=True, params={"axis": 0}, linear=True,
+    jvp=_stack_jvp, vjp=_stack_vjp, sympy=lambda sp, *xs, axis=0: xs[0],
+    examples=lambda rng: [((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 3))), {}),
+                          ((rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)), {}),
+                          ((rng.uniform(-1, 1, size=3), rng.uniform(-1, 1, size=3)), {"axis": 1})],
+    numpy_names=(np.stack,)))
+
+
+# --- the lecture's product node --------------------------------------------------------
+
+
+def _product_partials(out, *xs):
+    """d(x0 x1 ... xn)/dx_i = product of all the others, by prefix and suffix products.
+
+    No division, so a zero input is fine (the lecture's product node: the partial with
+    respect to one input is the product of the other inputs).
+    """
+    n = len(xs)
+    prefix: list[Any] = [None] * n
+    running: Any = None
+    for i in range(n):
+        prefix[i] = running
+        running = xs[i] if running is None else running * xs[i]
+    result: list[Any] = [None] * n
+    suffix: Any = None
+    for i in range(n - 1, -1, -1):
+        left = prefix[i]
+        if left is None:
+            result[i] = 1.0 if suffix is None else suffix
+        else:
+            result[i] = left if suffix is None else left * suffix
+        suffix = xs[i] if suffix is None else xs[i] * suffix
+    return result
+
+
+def _product_impl(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
+product = register(Op(
+    "product", _product_impl, variadic=True, partials=_product_partials,
+    sympy=lambda sp, *xs: sp.Mul(*xs),
+    domain=lambda rng, shape: tuple(REAL(rng, shape) for _ in range(4)), label="∏",
+    doc="The lecture's product node: x0 x1 ... xn of any number of inputs; the partial "
+    "with respect to one input is the product of the others (computed without division). "
+    "np.prod(x, axis) is this node over the entries along the axis."))
+
+# the domain sampler of POSITIVE is kept importable for custom-op docs and tests
+__all__ = ["POSITIVE", "REAL", "kept_shape", "norm_axes", "unbroadcast", "expand_to"]

@@ -1,0 +1,442 @@
+"""The op registry's machinery: `Op`, the tracer protocol and `bind`.
+
+An `Op` is a plain object holding everything every engine needs about one primitive
+(autodidax's primitives, ChainRules' rule table). Engines give ops meaning through
+*traces*: a trace is one derivative call (one level); its tracers wrap values. `bind`
+sends an op to the innermost trace among its arguments; the values an inner trace sees
+of an outer trace's tracers are constants, which is what keeps perturbations of nested
+derivatives apart (d/dx [x * d/dy (x + y)] = 1, not 2).
+
+Derivative rules are stored as *expressions* over the op's argument names and `out`,
+written with registry ops (`"1 - out * out"` for tanh, `"cos(x)"` for sin), like
+ChainRules' `@scalar_rule`. Each engine compiles them: evaluated on traced values they
+re-enter dispatch (so every rule is itself differentiable and higher order is free);
+on Python floats the engines inline them into generated fast paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adkit.errors import LeakedTracerError
+
+REGISTRY: dict[str, Op] = {}
+NUMPY_NAMES: dict[Any, Op] = {}
+
+# Names that rule and scalar expressions may use besides op names.
+_SCALAR_BUILTINS = {"math": math, "inf": math.inf, "pi": math.pi}
+
+
+@dataclass(eq=False)
+class Op:
+    """One primitive: its numpy implementation and everything engines need about it.
+
+    Fields (see DESIGN.md, "The op registry"):
+      name, label      registry key and a display label
+      impl             numpy implementation (scalars and arrays)
+      args             argument names; rule expressions refer to them (and to `out`)
+      variadic         takes any number of positional inputs (*xs)
+      params           keyword parameters and their defaults (axis, alpha, ...)
+      scalar           expression for Python floats (math module), a fast path
+      partials         one expression per argument: d out / d arg, written with registry
+                       ops; None for an argument with no derivative. Or a callable
+                       (out, *xs, **params) -> list, for variadic ops.
+      jvp, vjp         overrides for structural ops where scalar partials do not fit:
+                       jvp(tangents, xs, out, nb, **params) with `nb` leading batch axes
+                       on each tangent (None for a constant input);
+                       vjp(g, xs, out, needed, **params) -> one cotangent per input
+      sympy            (sympy_module, *symbols, **params) -> sympy expression
+      domain           (rng, shape) -> valid sample inputs of that shape, away from kinks
+                       (elementwise ops; the registry-wide tests sample it)
+      examples         rng -> [(args, params), ...] sample calls (structural ops)
+      kinks            where the op is not differentiable and what it returns there
+      complex_step     whether f(x + ih) is analytic here (complex-step is valid)
+      numpy_names      numpy callables that map to this op
+      nograd           derivative zero everywhere (comparisons, sign): engines skip it
+      linear           linear in its (differentiable) inputs
+    """
+
+    name: str
+    impl: Callable[..., Any]
+    args: tuple[str, ...] = ("x",)
+    variadic: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    scalar: str | None = None
+    partials: tuple[str | None, ...] | Callable[..., Sequence[Any]] | None = None
+    jvp: Callable[..., Any] | None = None
+    vjp: Callable[..., Any] | None = None
+    sympy: Callable[..., Any] | None = None
+    domain: Callable[[np.random.Generator, tuple[int, ...]], tuple[Any, ...]] | None = None
+    examples: Callable[[np.random.Generator], list[tuple[tuple[Any, ...], dict[str, Any]]]] | None = None
+    kinks: str = ""
+    complex_step: bool = True
+    numpy_names: tuple[Any, ...] = ()
+    nograd: bool = False
+    linear: bool = False
+    label: str = ""
+    doc: str = ""
+    # compiled forms, filled by compile_rules()
+    scalar_fn: Callable[..., Any] | None = field(default=None, repr=False)
+    partial_fns: tuple[Callable[..., Any] | None, ...] = field(default=(), repr=False)
+    fast: dict[type, Callable[..., Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
+
+    @property
+    def structural(self) -> bool:
+        """True when the op is differentiated by jvp/vjp overrides, not partials."""
+        return self.partials is None and not self.nograd
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if not params and args:
+            first = type(args[0])
+            if first is float:
+                fn = self.scalar_fn
+                if fn is not None:
+                    for a in args:
+                        if type(a) is not float:
+                            break
+                    else:
+                        try:
+                            return fn(*args)
+                        except (ArithmeticError, ValueError):
+                            pass  # numpy semantics (inf, nan and a warning) below
+            else:
+                fast = self.fast.get(first)
+                if fast is not None:
+                    return fast(*args)
+        return bind(self, args, params)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+def register(op: Op) -> Op:
+    """Add `op` to the registry (and its numpy names to the numpy dispatch table).
+
+    This is the documented way to add a custom op once: every engine and the
+    registry-wide tests pick it up. Rules may use any op already registered.
+    """
+    if op.name in REGISTRY:
+        raise ValueError(f"an op named {op.name!r} is already registered")
+    if op.partials is None and not op.nograd and (op.jvp is None or op.vjp is None):
+        raise ValueError(
+            f"op {op.name!r} needs derivative rules: `partials` (one expression per "
+            "argument), or both `jvp` and `vjp` overrides, or nograd=True"
+        )
+    REGISTRY[op.name] = op
+    for np_name in op.numpy_names:
+        NUMPY_NAMES[np_name] = op
+    if _compiled:
+        compile_rules(op)
+    return op
+
+
+def unregister(name: str) -> None:
+    """Remove a custom op (tests use it to keep the registry clean)."""
+    op = REGISTRY.pop(name)
+    for np_name in op.numpy_names:
+        if NUMPY_NAMES.get(np_name) is op:
+            del NUMPY_NAMES[np_name]
+
+
+_compiled = False
+
+
+def rule_namespace() -> dict[str, Any]:
+    """Names rule expressions see on traced or array values: the registry ops."""
+    ns: dict[str, Any] = dict(_SCALAR_BUILTINS)
+    ns.update(REGISTRY)
+    return ns
+
+
+def scalar_namespace() -> dict[str, Any]:
+    """Names rule expressions see on Python floats: each op's scalar function."""
+    ns: dict[str, Any] = dict(_SCALAR_BUILTINS)
+    for name, op in REGISTRY.items():
+        ns[name] = op.scalar_fn if op.scalar_fn is not None else op
+    return ns
+
+
+def arg_names(op: Op, n: int | None = None) -> list[str]:
+    """Argument names of `op` (for a variadic op, x0 ... x(n-1))."""
+    if op.variadic:
+        return [f"x{i}" for i in range(n or 0)]
+    return list(op.args)
+
+
+def compile_rules(op: Op) -> None:
+    """Compile the op's scalar and partial expressions into functions."""
+    names = ", ".join(list(op.args) + list(op.params))
+    if op.scalar is not None and not op.variadic:
+        op.scalar_fn = eval(f"lambda {names}: {op.scalar}", dict(_SCALAR_BUILTINS))  # noqa: S307 (registry source, never user input)
+    if isinstance(op.partials, tuple):
+        ns = rule_namespace()
+        fns = []
+        for expr in op.partials:
+            fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
+        op.partial_fns = tuple(fns)
+
+
+def compile_all() -> None:
+    """Compile every registered op (scalar functions first: rules refer to them)."""
+    global _compiled
+    for op in REGISTRY.values():
+        compile_rules(op)
+    # a second pass: rule namespaces now hold every op
+    for op in REGISTRY.values():
+        compile_rules(op)
+    _compiled = True
+
+
+def local_partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any], needed: Sequence[bool]) -> list[Any]:
+    """Local partials d out / d vals[i] for the inputs that need them (None elsewhere)."""
+    if callable(op.partials):
+        parts = list(op.partials(out, *vals, **params))
+        return [p if need else None for p, need in zip(parts, needed)]
+    result = []
+    for fn, need in zip(op.partial_fns, needed):
+        result.append(fn(out, *vals, **params) if (need and fn is not None) else None)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Traces and tracers
+
+_levels = itertools.count(1)
+
+
+class Trace:
+    """One derivative call. Later traces get higher levels (they are nested inside)."""
+
+    def __init__(self) -> None:
+        self.level = next(_levels)
+        self.active = True
+
+    def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+
+
+class Tracer:
+    """A value seen by one trace. Engines subclass it (Dual, Var)."""
+
+    __slots__ = ()
+    __array_priority__ = 1000
+    _trace: Trace
+    value: Any
+
+    # --- numpy protocol: handled by adkit.numpy_api (installed at import) ---
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return NUMPY_HANDLERS["ufunc"](ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return NUMPY_HANDLERS["function"](func, args, kwargs)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise TypeError(
+            "a traced adkit value cannot be converted to a plain numpy array: that would "
+            "drop its derivative. Build arrays with np.stack / np.concatenate instead of "
+            "np.array([...]), and avoid np.asarray on traced values."
+        )
+
+    # --- array-like attributes ---
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(primal(self))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return np.result_type(primal(self))
+
+    @property
+    def T(self) -> Any:
+        return REGISTRY["transpose"](self)
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d traced value")
+        return shape[0]
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, index: Any) -> Any:
+        return REGISTRY["getitem"](self, index=index)
+
+    def __bool__(self) -> bool:
+        return bool(primal(self))
+
+    def __float__(self) -> float:
+        raise TypeError(
+            "float() of a traced adkit value would drop its derivative. Keep it as it is "
+            "(numpy functions accept it), or, if you only need the number, use "
+            "adkit.primal(x)."
+        )
+
+    def __index__(self) -> int:
+        raise TypeError("a traced adkit value cannot be used as an index")
+
+    __hash__ = object.__hash__
+
+    # --- methods numpy arrays have ---
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return REGISTRY["sum"](self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return REGISTRY["mean"](self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return REGISTRY["max"](self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return REGISTRY["min"](self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Any:
+        return REGISTRY["prod"](self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Any:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return REGISTRY["reshape"](self, shape=tuple(shape))
+
+    def transpose(self, *axes: Any) -> Any:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return REGISTRY["transpose"](self, axes=tuple(axes) or None)
+
+    def ravel(self) -> Any:
+        return REGISTRY["reshape"](self, shape=(-1,))
+
+    flatten = ravel
+
+    def dot(self, other: Any) -> Any:
+        return REGISTRY["matmul"](self, other)
+
+    def astype(self, dtype: Any) -> Any:
+        if np.issubdtype(np.dtype(dtype), np.floating):
+            return self
+        raise TypeError(f"astype({dtype}) of a traced value would drop its derivative")
+
+    # --- operators (engines replace the hot ones with generated fast paths) ---
+    def __add__(self, other: Any) -> Any:
+        return REGISTRY["add"](self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return REGISTRY["add"](other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return REGISTRY["sub"](self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return REGISTRY["sub"](other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return REGISTRY["mul"](self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return REGISTRY["mul"](other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return REGISTRY["div"](self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return REGISTRY["div"](other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        return REGISTRY["pow"](self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return REGISTRY["pow"](other, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        return REGISTRY["matmul"](self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return REGISTRY["matmul"](other, self)
+
+    def __neg__(self) -> Any:
+        return REGISTRY["neg"](self)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return REGISTRY["abs"](self)
+
+    def __lt__(self, other: Any) -> Any:
+        return REGISTRY["less"](self, other)
+
+    def __le__(self, other: Any) -> Any:
+        return REGISTRY["less_equal"](self, other)
+
+    def __gt__(self, other: Any) -> Any:
+        return REGISTRY["greater"](self, other)
+
+    def __ge__(self, other: Any) -> Any:
+        return REGISTRY["greater_equal"](self, other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return REGISTRY["equal"](self, other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return REGISTRY["not_equal"](self, other)
+
+
+NUMPY_HANDLERS: dict[str, Callable[..., Any]] = {}
+
+
+def primal(x: Any) -> Any:
+    """The plain value under every level of tracing."""
+    while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """Shape of a float, array or tracer without going through numpy dispatch."""
+    if isinstance(x, Tracer):
+        return np.shape(primal(x))
+    return np.shape(x)
+
+
+def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    """Apply `op`: the innermost active trace among `args` interprets it."""
+    if op.nograd:
+        return op.impl(*[primal(a) for a in args], **params)
+    top: Trace | None = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if not t.active:
+                raise LeakedTracerError(
+                    f"{op.name} got a traced value from a grad/jvp call that has already "
+                    "returned (a leaked tracer): do not keep traced values in globals or "
+                    "closures that outlive the derivative call."
+                )
+            if top is None or t.level > top.level:
+                top = t
+    if top is None:
+        return op.impl(*args, **params)
+    return top.process(op, args, params)

@@ -1,0 +1,507 @@
+"""grad, value_and_grad, jvp, vjp, jacobian, hessian, hvp: pick an engine, run it.
+
+Arguments may be floats, ints (promoted to float), numpy arrays, or containers (dict,
+list, tuple, nested) of them — a model's parameters; gradients come back with the same
+structure and shapes. `argnums` as an int gives one gradient, as a tuple a tuple (JAX's
+convention). Every call creates a fresh trace (a new level), so nested derivatives never
+confuse their perturbations and no state is left behind between calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import math
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from adkit.engines.forward import Dual, ForwardTrace
+from adkit.engines.reverse import ReverseTrace, Var
+from adkit.errors import NonFiniteDerivativeError
+from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
+
+ENGINES = ("forward", "reverse", "symbolic", "numeric", "paths")
+DIFFERENTIATING_ENGINES: dict[str, Callable[..., Any]] = {}  # other engines register here
+
+# --- containers (pytrees) --------------------------------------------------------------
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves of a dict / list / tuple nest, in order, and a description to rebuild it."""
+    if isinstance(tree, dict):
+        keys = list(tree)
+        parts = [tree_flatten(tree[k]) for k in keys]
+        return [leaf for p in parts for leaf in p[0]], ("dict", keys, [p[1] for p in parts])
+    if isinstance(tree, (list, tuple)) and not _is_namedtuple(tree):
+        parts = [tree_flatten(x) for x in tree]
+        return [leaf for p in parts for leaf in p[0]], (type(tree).__name__, None, [p[1] for p in parts])
+    return [tree], None
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def tree_unflatten(treedef: Any, leaves: Sequence[Any]) -> Any:
+    it = iter(leaves)
+
+    def build(d: Any) -> Any:
+        if d is None:
+            return next(it)
+        kind, keys, children = d
+        built = [build(c) for c in children]
+        if kind == "dict":
+            return dict(zip(keys, built))
+        return tuple(built) if kind == "tuple" else list(built)
+
+    return build(treedef)
+
+
+# --- input checks -------------------------------------------------------------------------
+
+
+def as_input(x: Any, where: str) -> Any:
+    """A leaf ready to be traced: ints promoted to float; anything non-numeric refused."""
+    if isinstance(x, Tracer):
+        return x
+    if isinstance(x, bool) or isinstance(x, np.bool_):
+        raise TypeError(f"{where}: got a bool; expected a float, an int or a numpy array of numbers")
+    if isinstance(x, (int, np.integer)):
+        return float(x)
+    if isinstance(x, float):
+        return float(x)
+    if isinstance(x, np.floating):
+        return float(x) if x.dtype == np.float64 else np.asarray(x)
+    if isinstance(x, np.ndarray):
+        kind = x.dtype.kind
+        if kind == "f":
+            return x
+        if kind in "iu":
+            return x.astype(np.float64)
+        if kind == "c":
+            raise TypeError(f"{where}: complex inputs are not supported by adkit's engines; pass real arrays")
+        raise TypeError(f"{where}: a numpy array of dtype {x.dtype} cannot be differentiated; expected numbers")
+    raise TypeError(
+        f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; "
+        f"got {type(x).__name__}"
+    )
+
+
+def _argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
+    return tuple(n % nargs for n in nums)
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic GC while a tape is recorded: tapes hold no cycles, and the
+    collector's passes over millions of young tracers would cost more than the tape."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str) -> None:
+    for v in values:
+        p = primal(v)
+        ok = math.isfinite(p) if type(p) is float else bool(np.all(np.isfinite(p)))
+        if not ok:
+            raise NonFiniteDerivativeError(
+                f"the {what} is not finite: {describe()}. The function is not differentiable "
+                "at this point (or overflows); move the point, or rewrite the function "
+                "(np.linalg.norm instead of sqrt(sum(x**2)), np.where to mask a branch)."
+            )
+
+
+def _output_value(out: Any) -> Any:
+    """Check f's output is numeric and return it (lists of scalars are stacked)."""
+    if isinstance(out, (list, tuple)) and out and all(np.ndim(primal(o)) == 0 for o in out):
+        out = REGISTRY["stack"](*out)
+    if isinstance(out, Tracer):
+        return out
+    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, float, np.number, np.ndarray)):
+        raise TypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
+    return out
+
+
+def _fresh(g: Any, like: Any) -> Any:
+    """A gradient in the form of its input: float for float, a fresh array otherwise."""
+    if isinstance(g, Tracer):
+        return g
+    if g is None:
+        return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
+    if isinstance(like, float):
+        return float(g)
+    g = np.array(g, dtype=_dtype(like))
+    if g.shape != shape_of(like):
+        g = np.broadcast_to(g, shape_of(like)).copy()
+    return g
+
+
+def _dtype(x: Any) -> Any:
+    d = np.result_type(primal(x))
+    return d if d.kind == "f" else np.float64
+
+
+# --- reverse mode ------------------------------------------------------------------------------
+
+
+class _Prepared:
+    """f's arguments with the differentiated ones replaced by tracers."""
+
+    def __init__(self, args: Sequence[Any], argnums: tuple[int, ...], make: Callable[[Any, int], Any]):
+        self.args = list(args)
+        self.treedefs: list[Any] = []
+        self.leaves: list[list[Any]] = []
+        self.traced: list[list[Any]] = []
+        k = 0
+        for n in argnums:
+            leaves, treedef = tree_flatten(args[n])
+            leaves = [as_input(leaf, f"argument {n}") for leaf in leaves]
+            traced = []
+            for leaf in leaves:
+                traced.append(make(leaf, k))
+                k += 1
+            self.treedefs.append(treedef)
+            self.leaves.append(leaves)
+            self.traced.append(traced)
+            self.args[n] = tree_unflatten(treedef, traced)
+        self.total = k
+
+    def rebuild(self, per_leaf: Sequence[Sequence[Any]], single: bool) -> Any:
+        trees = tuple(tree_unflatten(d, vals) for d, vals in zip(self.treedefs, per_leaf))
+        return trees[0] if single else trees
+
+
+def _record(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> tuple[ReverseTrace, _Prepared, Any]:
+    trace = ReverseTrace()
+    with trace:
+        prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
+        out = _output_value(f(*prep.args))
+    return trace, prep, out
+
+
+def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: dict[int, Any]) -> list[list[Any]]:
+    adj = trace.backward_many(seeds) if len(seeds) != 1 else trace.backward(*next(iter(seeds.items())))
+    grads = []
+    for leaves, traced in zip(prep.leaves, prep.traced):
+        grads.append([_fresh(adj[v.index] if v.index < len(adj) else None, leaf) for leaf, v in zip(leaves, traced)])
+    return grads
+
+
+def _seed(value: Any) -> Any:
+    if isinstance(value, Tracer) or type(value) is float:
+        return 1.0
+    return np.ones_like(value, dtype=_dtype(value))
+
+
+def _reverse_value_and_grad(f, args, argnums, single):
+    with _gc_paused():
+        trace, prep, out = _record(f, args, argnums)
+        value = out.value if isinstance(out, Var) and out._trace is trace else out
+        if shape_of(value) != ():
+            raise TypeError(
+                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
+                "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
+                "(np.sum, np.mean) first"
+            )
+        if isinstance(out, Var) and out._trace is trace:
+            grads = _sweep(trace, prep, {out.index: _seed(value)})
+            _check_finite([g for gs in grads for g in gs], lambda: _describe(trace, out.index, value, prep), "gradient")
+        else:
+            grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
+    return _plain(value), prep.rebuild(grads, single)
+
+
+def _describe(trace: ReverseTrace, index: int, value: Any, prep: _Prepared) -> str:
+    p = primal(value)
+    if not np.all(np.isfinite(p)):
+        return f"the function's value itself is {p}"
+    for leaves in prep.leaves:
+        for leaf in leaves:
+            if not np.all(np.isfinite(primal(leaf))):
+                return "an input is inf or NaN"
+    return trace.find_nonfinite(index)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return value[()]
+    return value
+
+
+def _forward_value_and_grad(f, args, argnums, single):
+    value, jac = _forward_jacobian(f, args, argnums, single, scalar_output=True)
+    return value, jac
+
+
+# --- forward mode ----------------------------------------------------------------------------------
+
+
+def _forward_jacobian(f, args, argnums, single, scalar_output=False):
+    """One forward pass with a batch of basis tangents (vector mode): the whole Jacobian."""
+    leaves_all = []
+    for n in argnums:
+        leaves, _ = tree_flatten(args[n])
+        leaves_all.extend(as_input(leaf, f"argument {n}") for leaf in leaves)
+    sizes = [int(np.prod(shape_of(leaf), dtype=np.int64)) for leaf in leaves_all]
+    total = sum(sizes)
+    batched = not (total == 1 and len(leaves_all) == 1 and type(leaves_all[0]) is float)
+    trace = ForwardTrace(batched=batched)
+    offsets = np.cumsum([0] + sizes)
+
+    def make(leaf: Any, k: int) -> Dual:
+        if not batched:
+            return Dual(leaf, 1.0, trace)
+        shape = shape_of(leaf)
+        t = np.zeros((total,) + shape, dtype=_dtype(leaf))
+        t.reshape(total, -1)[offsets[k] : offsets[k + 1]] = np.eye(sizes[k], dtype=t.dtype)
+        return Dual(leaf, t, trace)
+
+    with _gc_paused(), trace:
+        prep = _Prepared(args, argnums, make)
+        out = _output_value(f(*prep.args))
+    is_ours = isinstance(out, Dual) and out._trace is trace
+    value = out.value if is_ours else out
+    if scalar_output and shape_of(value) != ():
+        raise TypeError(
+            f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
+            "use adkit.jacobian(f) for the derivatives of every entry"
+        )
+    out_shape = shape_of(value)
+    if is_ours:
+        tangent = out.tangent
+        _check_finite([tangent], lambda: "a local derivative on the way is inf or NaN "
+                      f"(the value is {_plain(primal(value))})", "derivative")
+    else:
+        tangent = np.zeros((total,) + out_shape) if batched else 0.0
+    per_leaf = []
+    k = 0
+    for leaves in prep.leaves:
+        row = []
+        for leaf in leaves:
+            if not batched:
+                row.append(_fresh(tangent, leaf) if out_shape == () else tangent)
+            else:
+                block = tangent[offsets[k] : offsets[k + 1]]
+                block = REGISTRY["reshape"](block, shape=shape_of(leaf) + out_shape) if isinstance(block, Tracer) \
+                    else np.reshape(block, shape_of(leaf) + out_shape)
+                nin, nout = len(shape_of(leaf)), len(out_shape)
+                axes = tuple(range(nin, nin + nout)) + tuple(range(nin))
+                block = REGISTRY["transpose"](block, axes=axes) if isinstance(block, Tracer) else np.transpose(block, axes)
+                row.append(block if isinstance(block, Tracer) else
+                           (float(block) if isinstance(leaf, float) and out_shape == () else np.array(block)))
+            k += 1
+        per_leaf.append(row)
+    return _plain(value), prep.rebuild(per_leaf, single)
+
+
+# --- the public transforms ----------------------------------------------------------------------------------
+
+
+def _engine_fn(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine not in ("forward", "reverse") and engine not in DIFFERENTIATING_ENGINES:
+        raise ValueError(f"engine {engine!r} is not available in this version of adkit")
+    return engine
+
+
+def value_and_grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+    """f -> (x -> (f(x), df/dx)). f must return a scalar.
+
+    engine: "reverse" (default: one recording, one backward sweep), "forward" (one
+    vector-mode pass with a basis of tangents), or any of adkit.ENGINES.
+    """
+    _engine_fn(engine)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        g = functools.partial(f, **kwargs) if kwargs else f
+        nums = _argnums_tuple(argnums, len(args))
+        single = isinstance(argnums, int)
+        if engine == "reverse":
+            return _reverse_value_and_grad(g, args, nums, single)
+        if engine == "forward":
+            return _forward_value_and_grad(g, args, nums, single)
+        return DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
+
+    return wrapped
+
+
+def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+    """f -> df/dx (shape of x; a tuple of gradients when argnums is a tuple).
+
+    >>> grad(lambda x, y: x * y + np.sin(x))(1.0, 2.0)   # 2 + cos(1)
+    """
+    vg = value_and_grad(f, argnums, engine)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return vg(*args, **kwargs)[1]
+
+    return wrapped
+
+
+def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+    """f -> its Jacobian, of shape f(x).shape + x.shape.
+
+    "forward": one pass carrying n tangents at once (n = input size): best when there
+    are fewer inputs than outputs. "reverse": one recording, then one backward sweep per
+    output entry: best when there are fewer outputs than inputs.
+    """
+    _engine_fn(engine)
+    if engine not in ("forward", "reverse"):
+        raise ValueError("jacobian supports engine='forward' or 'reverse'")
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        g = functools.partial(f, **kwargs) if kwargs else f
+        nums = _argnums_tuple(argnums, len(args))
+        single = isinstance(argnums, int)
+        if engine == "forward":
+            return _forward_jacobian(g, args, nums, single)[1]
+        return _reverse_jacobian(g, args, nums, single)
+
+    return wrapped
+
+
+def _reverse_jacobian(f, args, argnums, single):
+    with _gc_paused():
+        trace, prep, out = _record(f, args, argnums)
+        ours = isinstance(out, Var) and out._trace is trace
+        value = out.value if ours else out
+        out_shape = shape_of(value)
+        m = int(np.prod(out_shape, dtype=np.int64))
+        rows: list[list[list[Any]]] = []
+        for k in range(m):
+            if ours:
+                if out_shape == ():
+                    seed = _seed(value)
+                else:
+                    seed = np.zeros(out_shape, dtype=_dtype(value))
+                    seed.reshape(-1)[k] = 1.0
+                grads = _sweep(trace, prep, {out.index: seed})
+            else:
+                grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
+            rows.append(grads)
+    per_leaf = []
+    for a, leaves in enumerate(prep.leaves):
+        row = []
+        for b, leaf in enumerate(leaves):
+            entries = [rows[k][a][b] for k in range(m)]
+            if out_shape == ():
+                row.append(entries[0])
+            elif any(isinstance(e, Tracer) for e in entries):
+                row.append(REGISTRY["reshape"](REGISTRY["stack"](*entries), shape=out_shape + shape_of(leaf)))
+            else:
+                row.append(np.stack([np.asarray(e) for e in entries]).reshape(out_shape + shape_of(leaf)))
+        per_leaf.append(row)
+    _check_finite([e for r in per_leaf for e in r], lambda: trace.find_nonfinite(out.index), "Jacobian")
+    return prep.rebuild(per_leaf, single)
+
+
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """Forward mode: (f(*primals), directional derivative of f along `tangents`).
+
+    One pass of dual numbers; `tangents` has the structure of `primals`.
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
+    trace = ForwardTrace()
+    args = []
+    for n, (p, t) in enumerate(zip(primals, tangents)):
+        pl, pd = tree_flatten(p)
+        tl, td = tree_flatten(t)
+        if pd != td or len(pl) != len(tl):
+            raise ValueError(f"tangent {n} does not have the structure of primal {n}")
+        duals = []
+        for leaf, tan in zip(pl, tl):
+            leaf = as_input(leaf, f"primal {n}")
+            tan = as_input(tan, f"tangent {n}")
+            if shape_of(tan) != shape_of(leaf):
+                raise ValueError(f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}")
+            duals.append(Dual(leaf, tan, trace))
+        args.append(tree_unflatten(pd, duals))
+    with _gc_paused(), trace:
+        out = f(*args)
+    leaves, treedef = tree_flatten(out)
+    values, tans = [], []
+    for o in leaves:
+        o = _output_value(o)
+        if isinstance(o, Dual) and o._trace is trace:
+            values.append(_plain(o.value))
+            tans.append(o.tangent)
+        else:
+            values.append(o)
+            tans.append(0.0 if shape_of(o) == () else np.zeros(shape_of(o)))
+    _check_finite(tans, lambda: "a local derivative on the way is inf or NaN", "directional derivative")
+    return tree_unflatten(treedef, values), tree_unflatten(treedef, tans)
+
+
+def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+    """Reverse mode: (f(*primals), pullback) with pullback(ct) = ct^T J, one per primal.
+
+    The tape is recorded once; the pullback may be called any number of times.
+    """
+    nums = tuple(range(len(primals)))
+    with _gc_paused():
+        trace = ReverseTrace()
+        with trace:
+            prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
+            out = f(*prep.args)
+    leaves, treedef = tree_flatten(out)
+    leaves = [_output_value(o) for o in leaves]
+    values = [_plain(o.value) if isinstance(o, Var) and o._trace is trace else o for o in leaves]
+
+    def pullback(cotangent: Any) -> tuple[Any, ...]:
+        cl, cd = tree_flatten(cotangent)
+        if cd != treedef or len(cl) != len(leaves):
+            raise ValueError("the cotangent must have the structure of f's output")
+        seeds: dict[int, Any] = {}
+        for o, c, v in zip(leaves, cl, values):
+            if shape_of(c) != shape_of(v):
+                raise ValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
+            if isinstance(o, Var) and o._trace is trace:
+                c = as_input(c, "cotangent")
+                seeds[o.index] = c if o.index not in seeds else seeds[o.index] + c
+        with _gc_paused():
+            if seeds:
+                grads = _sweep(trace, prep, seeds)
+            else:
+                grads = [[_fresh(None, leaf) for leaf in ls] for ls in prep.leaves]
+        _check_finite([g for gs in grads for g in gs], lambda: trace.find_nonfinite(max(seeds)), "vector-Jacobian product")
+        return tuple(prep.rebuild(grads, single=False))
+
+    return tree_unflatten(treedef, values), pullback
+
+
+def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """f -> its Hessian (forward over reverse: the Jacobian, in forward mode, of the
+    reverse-mode gradient). Shape x.shape + x.shape."""
+    return jacobian(grad(f, argnums), argnums, engine="forward")
+
+
+def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """Hessian-vector product H v without forming H: forward mode over the reverse-mode
+    gradient (one backward sweep on dual numbers)."""
+    primals = tuple(primals)
+    nums = tuple(range(len(primals)))
+    g = grad(f, argnums=nums)
+    _, hv = jvp(lambda *xs: g(*xs), primals, tangents)
+    return hv[0] if len(primals) == 1 else hv
+
+
+__all__ = ["ENGINES", "grad", "hessian", "hvp", "jacobian", "jvp", "tree_flatten", "tree_unflatten",
+           "value_and_grad", "vjp"]
