@@ -48,11 +48,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="adkit", description="The same derivatives computed five ways, side by side.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="adkit",
+        description="The same derivatives computed five ways, side by side.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="differentiate the lecture examples with forward and reverse mode",
-                          epilog="example:\n  adkit demo", formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = sub.add_parser(
+        "demo",
+        help="differentiate the lecture examples with forward and reverse mode",
+        epilog="example:\n  adkit demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.set_defaults(run=_demo)
     return parser
 

@@ -110,8 +110,12 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
     factors = [a[(slice(None),) * axis + (i,)] for i in range(n)]
     result = R["product"](*factors) if n > 1 else factors[0]
     if keepdims:
-        result = R["reshape"](result, shape=tuple(1 if i == axis else s for i, s in enumerate(shape))
-                              if len(shape_of(a)) == len(shape) else (1,) * len(shape_of(a)))
+        result = R["reshape"](
+            result,
+            shape=tuple(1 if i == axis else s for i, s in enumerate(shape))
+            if len(shape_of(a)) == len(shape)
+            else (1,) * len(shape_of(a)),
+        )
     return result
 
 
@@ -320,10 +324,34 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {np.logaddexp: _logaddexp}
 
 # functions whose result carries no derivative: computed on the plain values
 CONSTANT_FUNCTIONS = {
-    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
-    np.argmax, np.argmin, np.argsort, np.nonzero, np.allclose, np.isclose, np.array_equal,
-    np.result_type, np.iscomplexobj, np.isrealobj, np.sign, np.round, np.around, np.count_nonzero,
-    np.any, np.all, np.isfinite, np.isnan, np.isinf, np.floor, np.ceil,
+    np.shape,
+    np.ndim,
+    np.size,
+    np.zeros_like,
+    np.ones_like,
+    np.empty_like,
+    np.full_like,
+    np.argmax,
+    np.argmin,
+    np.argsort,
+    np.nonzero,
+    np.allclose,
+    np.isclose,
+    np.array_equal,
+    np.result_type,
+    np.iscomplexobj,
+    np.isrealobj,
+    np.sign,
+    np.round,
+    np.around,
+    np.count_nonzero,
+    np.any,
+    np.all,
+    np.isfinite,
+    np.isnan,
+    np.isinf,
+    np.floor,
+    np.ceil,
 }
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from adkit.engines.forward import Dual, ForwardTrace
-from adkit.engines.reverse import ReverseTrace, Var
+from adkit.engines.reverse import UNTOUCHED, ReverseTrace, Var
 from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
 
@@ -85,8 +85,7 @@ def as_input(x: Any, where: str) -> Any:
             raise TypeError(f"{where}: complex inputs are not supported by adkit's engines; pass real arrays")
         raise TypeError(f"{where}: a numpy array of dtype {x.dtype} cannot be differentiated; expected numbers")
     raise TypeError(
-        f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; "
-        f"got {type(x).__name__}"
+        f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; got {type(x).__name__}"
     )
 
 
@@ -183,7 +182,9 @@ class _Prepared:
         return trees[0] if single else trees
 
 
-def _record(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> tuple[ReverseTrace, _Prepared, Any]:
+def _record(
+    f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]
+) -> tuple[ReverseTrace, _Prepared, Any]:
     trace = ReverseTrace()
     with trace:
         prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
@@ -195,7 +196,12 @@ def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: dict[int, Any]) -> list[
     adj = trace.backward_many(seeds) if len(seeds) != 1 else trace.backward(*next(iter(seeds.items())))
     grads = []
     for leaves, traced in zip(prep.leaves, prep.traced):
-        grads.append([_fresh(adj[v.index] if v.index < len(adj) else None, leaf) for leaf, v in zip(leaves, traced)])
+        grads.append(
+            [
+                _fresh(adj[v.index] if v.index < len(adj) and adj[v.index] is not UNTOUCHED else None, leaf)
+                for leaf, v in zip(leaves, traced)
+            ]
+        )
     return grads
 
 
@@ -281,8 +287,11 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
     out_shape = shape_of(value)
     if is_ours:
         tangent = out.tangent
-        _check_finite([tangent], lambda: "a local derivative on the way is inf or NaN "
-                      f"(the value is {_plain(primal(value))})", "derivative")
+        _check_finite(
+            [tangent],
+            lambda: f"a local derivative on the way is inf or NaN (the value is {_plain(primal(value))})",
+            "derivative",
+        )
     else:
         tangent = np.zeros((total,) + out_shape) if batched else 0.0
     per_leaf = []
@@ -294,13 +303,21 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
                 row.append(_fresh(tangent, leaf) if out_shape == () else tangent)
             else:
                 block = tangent[offsets[k] : offsets[k + 1]]
-                block = REGISTRY["reshape"](block, shape=shape_of(leaf) + out_shape) if isinstance(block, Tracer) \
+                block = (
+                    REGISTRY["reshape"](block, shape=shape_of(leaf) + out_shape)
+                    if isinstance(block, Tracer)
                     else np.reshape(block, shape_of(leaf) + out_shape)
+                )
                 nin, nout = len(shape_of(leaf)), len(out_shape)
                 axes = tuple(range(nin, nin + nout)) + tuple(range(nin))
-                block = REGISTRY["transpose"](block, axes=axes) if isinstance(block, Tracer) else np.transpose(block, axes)
-                row.append(block if isinstance(block, Tracer) else
-                           (float(block) if isinstance(leaf, float) and out_shape == () else np.array(block)))
+                block = (
+                    REGISTRY["transpose"](block, axes=axes) if isinstance(block, Tracer) else np.transpose(block, axes)
+                )
+                row.append(
+                    block
+                    if isinstance(block, Tracer)
+                    else (float(block) if isinstance(leaf, float) and out_shape == () else np.array(block))
+                )
             k += 1
         per_leaf.append(row)
     return _plain(value), prep.rebuild(per_leaf, single)
@@ -317,7 +334,9 @@ def _engine_fn(engine: str) -> str:
     return engine
 
 
-def value_and_grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse"
+) -> Callable[..., Any]:
     """f -> (x -> (f(x), df/dx)). f must return a scalar.
 
     engine: "reverse" (default: one recording, one backward sweep), "forward" (one
@@ -481,7 +500,9 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
                 grads = _sweep(trace, prep, seeds)
             else:
                 grads = [[_fresh(None, leaf) for leaf in ls] for ls in prep.leaves]
-        _check_finite([g for gs in grads for g in gs], lambda: trace.find_nonfinite(max(seeds)), "vector-Jacobian product")
+        _check_finite(
+            [g for gs in grads for g in gs], lambda: trace.find_nonfinite(max(seeds)), "vector-Jacobian product"
+        )
         return tuple(prep.rebuild(grads, single=False))
 
     return tree_unflatten(treedef, values), pullback
@@ -503,5 +524,15 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     return hv[0] if len(primals) == 1 else hv
 
 
-__all__ = ["ENGINES", "grad", "hessian", "hvp", "jacobian", "jvp", "tree_flatten", "tree_unflatten",
-           "value_and_grad", "vjp"]
+__all__ = [
+    "ENGINES",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacobian",
+    "jvp",
+    "tree_flatten",
+    "tree_unflatten",
+    "value_and_grad",
+    "vjp",
+]

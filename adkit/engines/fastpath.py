@@ -15,20 +15,31 @@ from adkit.ops.core import REGISTRY, Op, bind, scalar_namespace
 
 # dunder name -> (op name, traced side): "left" when self is the first operand
 DUNDERS = {
-    "__add__": ("add", "left"), "__radd__": ("add", "right"),
-    "__sub__": ("sub", "left"), "__rsub__": ("sub", "right"),
-    "__mul__": ("mul", "left"), "__rmul__": ("mul", "right"),
-    "__truediv__": ("div", "left"), "__rtruediv__": ("div", "right"),
-    "__pow__": ("pow", "left"), "__rpow__": ("pow", "right"),
+    "__add__": ("add", "left"),
+    "__radd__": ("add", "right"),
+    "__sub__": ("sub", "left"),
+    "__rsub__": ("sub", "right"),
+    "__mul__": ("mul", "left"),
+    "__rmul__": ("mul", "right"),
+    "__truediv__": ("div", "left"),
+    "__rtruediv__": ("div", "right"),
+    "__pow__": ("pow", "left"),
+    "__rpow__": ("pow", "right"),
     "__neg__": ("neg", "unary"),
 }
 
 
 def fast_ops() -> list[Op]:
     """Ops that get a generated fast path: elementwise, one or two inputs, no params."""
-    return [op for op in REGISTRY.values()
-            if isinstance(op.partials, tuple) and op.scalar is not None and not op.params
-            and not op.variadic and op.args in (("x",), ("x", "y"))]
+    return [
+        op
+        for op in REGISTRY.values()
+        if isinstance(op.partials, tuple)
+        and op.scalar is not None
+        and not op.params
+        and not op.variadic
+        and op.args in (("x",), ("x", "y"))
+    ]
 
 
 def compile_template(template: str, op: Op, side: str, names: dict[str, Any]) -> Any:

@@ -105,33 +105,31 @@ def fast(self):
 """
 
 _LEFT = """
-def fast(self, y):
+def fast(self, o):
     x = self.value
     tx = self.tangent
-    ty_ = type(y)
-    if ty_ is Dual:
-        if y._trace is self._trace and type(x) is float and type(tx) is float:
-            other = y
-            y = other.value
-            ty = other.tangent
-            if type(y) is float and type(ty) is float:
-                try:
-                    out = OUT
-                    t = P0 * tx + P1 * ty
-                except (ArithmeticError, ValueError):
-                    return bind(OP, (self, other), NOPARAMS)
-                if t == t:
-                    return Dual(out, t, self._trace)
-            return bind(OP, (self, other), NOPARAMS)
-    elif (ty_ is float or ty_ is int or ty_ is f64) and type(x) is float and type(tx) is float:
+    to = type(o)
+    if to is Dual:
+        y = o.value
+        ty = o.tangent
+        if o._trace is self._trace and type(x) is float and type(y) is float and type(tx) is float and type(ty) is float:
+            try:
+                out = OUT
+                t = P0 * tx + P1 * ty
+            except (ArithmeticError, ValueError):
+                return bind(OP, (self, o), NOPARAMS)
+            if t == t:
+                return Dual(out, t, self._trace)
+    elif (to is float or to is int or to is f64) and type(x) is float and type(tx) is float:
+        y = o
         try:
             out = OUT
             t = P0 * tx
         except (ArithmeticError, ValueError):
-            return bind(OP, (self, y), NOPARAMS)
+            return bind(OP, (self, o), NOPARAMS)
         if t == t:
             return Dual(out, t, self._trace)
-    return bind(OP, (self, y), NOPARAMS)
+    return bind(OP, (self, o), NOPARAMS)
 """
 
 _RIGHT = """

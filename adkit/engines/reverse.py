@@ -23,6 +23,8 @@ from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.array import unbroadcast
 from adkit.ops.core import Op, Trace, Tracer, bind, local_partials, primal, shape_of
 
+UNTOUCHED = float(0)  # the initial adjoint: compared by identity
+
 
 class Node:
     """A tape entry for a generic op: what its VJP or partials need in the sweep."""
@@ -99,42 +101,43 @@ class ReverseTrace(Trace):
         return self.backward_many({out_index: seed})
 
     def backward_many(self, seeds: dict[int, Any]) -> list[Any]:
-        """Adjoints of every tape entry, with the given adjoints seeded (index -> seed)."""
+        """Adjoints of every tape entry, with the given adjoints seeded (index -> seed).
+
+        Entries never reached keep the marker `UNTOUCHED` (a float zero).
+        """
         tape = self.tape
         top = max(seeds)
-        adj: list[Any] = [None] * (top + 1)
+        adj: list[Any] = [UNTOUCHED] * (top + 1)
         for i, s in seeds.items():
             adj[i] = s
         for k in range(top, -1, -1):
             a = adj[k]
-            if a is None:
-                continue
             e = tape[k]
+            if type(a) is float:
+                if a == 0.0:
+                    continue  # unreached, or a zero cotangent: contributes nothing
+                if type(e) is tuple:
+                    if len(e) == 4:
+                        i, p, j, q = e
+                        adj[i] += a * p
+                        adj[j] += a * q
+                    else:
+                        i, p = e
+                        adj[i] += a * p
+                    continue
             if e is None:
                 continue
             if type(e) is tuple:
-                if type(a) is float:
-                    if a == 0.0:
-                        continue
-                    i = e[0]
-                    b = adj[i]
-                    adj[i] = a * e[1] if b is None else b + a * e[1]
-                    if len(e) == 4:
-                        i = e[2]
-                        b = adj[i]
-                        adj[i] = a * e[3] if b is None else b + a * e[3]
-                    continue
-                pairs = [(e[0], e[1])] if len(e) == 2 else [(e[0], e[1]), (e[2], e[3])]
-                cots: Sequence[Any] = [strong_mul(a, p) for _, p in pairs]
-                idx: Sequence[Any] = [i for i, _ in pairs]
+                idx: Sequence[Any] = e[0::2]
+                cots: Sequence[Any] = [strong_mul(a, p) for p in e[1::2]]
             else:
-                cots = e.cotangents(a)
                 idx = e.parents
+                cots = e.cotangents(a)
             for i, c in zip(idx, cots):
                 if i is None or c is None:
                     continue
                 b = adj[i]
-                adj[i] = c if b is None else b + c
+                adj[i] = c if b is UNTOUCHED else b + c
         return adj
 
     def find_nonfinite(self, out_index: int) -> str:
@@ -202,38 +205,36 @@ def fast(self):
 """
 
 _LEFT = """
-def fast(self, y):
+def fast(self, o):
     x = self.value
-    ty_ = type(y)
-    if ty_ is Var:
+    to = type(o)
+    if to is Var:
         tr = self._trace
-        if y._trace is tr and type(x) is float:
-            other = y
-            y = other.value
-            if type(y) is float:
-                try:
-                    out = OUT
-                    p0 = P0
-                    p1 = P1
-                except (ArithmeticError, ValueError):
-                    return bind(OP, (self, other), NOPARAMS)
-                tape = tr.tape
-                v = Var(out, len(tape), tr)
-                tape.append((self.index, p0, other.index, p1))
-                return v
-            return bind(OP, (self, other), NOPARAMS)
-    elif (ty_ is float or ty_ is int or ty_ is f64) and type(x) is float:
+        y = o.value
+        if o._trace is tr and type(x) is float and type(y) is float:
+            try:
+                out = OUT
+                p0 = P0
+                p1 = P1
+            except (ArithmeticError, ValueError):
+                return bind(OP, (self, o), NOPARAMS)
+            tape = tr.tape
+            v = Var(out, len(tape), tr)
+            tape.append((self.index, p0, o.index, p1))
+            return v
+    elif (to is float or to is int or to is f64) and type(x) is float:
+        y = o
         try:
             out = OUT
             p0 = P0
         except (ArithmeticError, ValueError):
-            return bind(OP, (self, y), NOPARAMS)
+            return bind(OP, (self, o), NOPARAMS)
         tr = self._trace
         tape = tr.tape
         v = Var(out, len(tape), tr)
         tape.append((self.index, p0))
         return v
-    return bind(OP, (self, y), NOPARAMS)
+    return bind(OP, (self, o), NOPARAMS)
 """
 
 _RIGHT = """

@@ -21,5 +21,16 @@ from adkit.ops.core import NUMPY_NAMES, REGISTRY, Op, Trace, Tracer, bind, compi
 
 compile_all()
 
-__all__ = ["NUMPY_NAMES", "REGISTRY", "Op", "Trace", "Tracer", "bind", "primal", "register", "unregister",
-           "array", "elementwise"]
+__all__ = [
+    "NUMPY_NAMES",
+    "REGISTRY",
+    "Op",
+    "Trace",
+    "Tracer",
+    "bind",
+    "primal",
+    "register",
+    "unregister",
+    "array",
+    "elementwise",
+]

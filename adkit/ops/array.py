@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adkit.ops.core import REGISTRY, Op, register, shape_of
-from adkit.ops.elementwise import REAL, POSITIVE
+from adkit.ops.elementwise import POSITIVE, REAL
 
 # --- helpers (plain functions over registry ops) ---------------------------------
 
@@ -132,15 +132,31 @@ def _matmul_vjp(g, xs, out, needed):
 
 def _matmul_examples(rng):
     r = lambda *s: rng.uniform(-1, 1, size=s)  # noqa: E731
-    return [((r(3, 4), r(4, 2)), {}), ((r(4), r(4, 3)), {}), ((r(3, 4), r(4)), {}),
-            ((r(4), r(4)), {}), ((r(2, 3, 4), r(4, 2)), {}), ((r(3, 4), r(2, 4, 5)), {})]
+    return [
+        ((r(3, 4), r(4, 2)), {}),
+        ((r(4), r(4, 3)), {}),
+        ((r(3, 4), r(4)), {}),
+        ((r(4), r(4)), {}),
+        ((r(2, 3, 4), r(4, 2)), {}),
+        ((r(3, 4), r(2, 4, 5)), {}),
+    ]
 
 
-matmul = register(Op(
-    "matmul", np.matmul, args=("x", "y"), jvp=_matmul_jvp, vjp=_matmul_vjp,
-    sympy=lambda sp, x, y: x * y, examples=_matmul_examples, numpy_names=(np.matmul,), label="@",
-    doc="Matrix product (numpy's matmul semantics, 1-D operands included). "
-    "Backward: dA = G B^T, dB = A^T G (the lecture's g_i = J^T g_{i+1})."))
+matmul = register(
+    Op(
+        "matmul",
+        np.matmul,
+        args=("x", "y"),
+        jvp=_matmul_jvp,
+        vjp=_matmul_vjp,
+        sympy=lambda sp, x, y: x * y,
+        examples=_matmul_examples,
+        numpy_names=(np.matmul,),
+        label="@",
+        doc="Matrix product (numpy's matmul semantics, 1-D operands included). "
+        "Backward: dA = G B^T, dB = A^T G (the lecture's g_i = J^T g_{i+1}).",
+    )
+)
 
 
 # --- reductions --------------------------------------------------------------------
@@ -177,24 +193,48 @@ def _mean_vjp(g, xs, out, needed, axis=None, keepdims=False):
 
 def _reduction_examples(rng):
     x = rng.uniform(-1, 1, size=(3, 4, 2))
-    return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2), "keepdims": True}),
-            ((x,), {"axis": -1}), ((rng.uniform(-1, 1, size=5),), {"axis": 0})]
+    return [
+        ((x,), {}),
+        ((x,), {"axis": 1}),
+        ((x,), {"axis": (0, 2), "keepdims": True}),
+        ((x,), {"axis": -1}),
+        ((rng.uniform(-1, 1, size=5),), {"axis": 0}),
+    ]
 
 
 def _sympy_sum(sp, x, axis=None, keepdims=False):
     return x
 
 
-sum = register(Op(  # noqa: A001
-    "sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-    params={"axis": None, "keepdims": False}, jvp=_reduce_jvp("sum"), vjp=_sum_vjp, linear=True,
-    sympy=_sympy_sum, examples=_reduction_examples, numpy_names=(np.sum,), label="Σ",
-    doc="Sum over axes; backward broadcasts the cotangent back."))
-mean = register(Op(
-    "mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
-    params={"axis": None, "keepdims": False}, jvp=_reduce_jvp("mean"), vjp=_mean_vjp, linear=True,
-    sympy=_sympy_sum, examples=_reduction_examples, numpy_names=(np.mean,),
-    doc="Mean over axes; backward broadcasts the cotangent divided by the count."))
+sum = register(
+    Op(  # noqa: A001
+        "sum",
+        lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+        params={"axis": None, "keepdims": False},
+        jvp=_reduce_jvp("sum"),
+        vjp=_sum_vjp,
+        linear=True,
+        sympy=_sympy_sum,
+        examples=_reduction_examples,
+        numpy_names=(np.sum,),
+        label="Σ",
+        doc="Sum over axes; backward broadcasts the cotangent back.",
+    )
+)
+mean = register(
+    Op(
+        "mean",
+        lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+        params={"axis": None, "keepdims": False},
+        jvp=_reduce_jvp("mean"),
+        vjp=_mean_vjp,
+        linear=True,
+        sympy=_sympy_sum,
+        examples=_reduction_examples,
+        numpy_names=(np.mean,),
+        doc="Mean over axes; backward broadcasts the cotangent divided by the count.",
+    )
+)
 
 
 def _extremum(name, np_fn):
@@ -222,14 +262,22 @@ def _extremum(name, np_fn):
         x = rng.permutation(24).reshape(3, 4, 2) / 10.0
         return [((x,), {}), ((x,), {"axis": 1}), ((x,), {"axis": (0, 2), "keepdims": True})]
 
-    return register(Op(
-        name, lambda x, axis=None, keepdims=False: np_fn(x, axis=axis, keepdims=keepdims),
-        params={"axis": None, "keepdims": False}, jvp=jvp, vjp=vjp, examples=examples,
-        sympy=lambda sp, x, axis=None, keepdims=False: x, complex_step=False,
-        numpy_names=(np_fn, getattr(np, "a" + name)) if hasattr(np, "a" + name) else (np_fn,),
-        kinks="on ties the gradient is split evenly between the tied entries "
-        "(what central differences give; JAX does the same)",
-        doc=f"{name} over axes: backward copies the gradient to the {name}imal entries."))
+    return register(
+        Op(
+            name,
+            lambda x, axis=None, keepdims=False: np_fn(x, axis=axis, keepdims=keepdims),
+            params={"axis": None, "keepdims": False},
+            jvp=jvp,
+            vjp=vjp,
+            examples=examples,
+            sympy=lambda sp, x, axis=None, keepdims=False: x,
+            complex_step=False,
+            numpy_names=(np_fn, getattr(np, "a" + name)) if hasattr(np, "a" + name) else (np_fn,),
+            kinks="on ties the gradient is split evenly between the tied entries "
+            "(what central differences give; JAX does the same)",
+            doc=f"{name} over axes: backward copies the gradient to the {name}imal entries.",
+        )
+    )
 
 
 max = _extremum("max", np.max)  # noqa: A001
@@ -259,12 +307,22 @@ def _norm_impl(x, axis=None, keepdims=False):
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))[()]
 
 
-norm = register(Op(
-    "norm", _norm_impl, params={"axis": None, "keepdims": False}, jvp=_norm_jvp, vjp=_norm_vjp,
-    sympy=lambda sp, x, axis=None, keepdims=False: sp.sqrt(x**2), examples=_reduction_examples,
-    complex_step=False, numpy_names=(np.linalg.norm,), label="‖·‖",
-    kinks="at x = 0 the gradient is 0 (the minimum; 0 is a subgradient), never NaN",
-    doc="Euclidean (Frobenius) norm sqrt(sum x^2) over axes; gradient x / ‖x‖."))
+norm = register(
+    Op(
+        "norm",
+        _norm_impl,
+        params={"axis": None, "keepdims": False},
+        jvp=_norm_jvp,
+        vjp=_norm_vjp,
+        sympy=lambda sp, x, axis=None, keepdims=False: sp.sqrt(x**2),
+        examples=_reduction_examples,
+        complex_step=False,
+        numpy_names=(np.linalg.norm,),
+        label="‖·‖",
+        kinks="at x = 0 the gradient is 0 (the minimum; 0 is a subgradient), never NaN",
+        doc="Euclidean (Frobenius) norm sqrt(sum x^2) over axes; gradient x / ‖x‖.",
+    )
+)
 
 
 def _logsumexp_impl(x, axis=None, keepdims=False):
@@ -295,12 +353,18 @@ def _logsumexp_vjp(g, xs, out, needed, axis=None, keepdims=False):
     return (g * _op("softmax")(xs[0], axis=axes),)
 
 
-logsumexp = register(Op(
-    "logsumexp", _logsumexp_impl, params={"axis": None, "keepdims": False},
-    jvp=_logsumexp_jvp, vjp=_logsumexp_vjp, examples=_reduction_examples,
-    sympy=lambda sp, x, axis=None, keepdims=False: sp.log(sp.exp(x)),
-    doc="log(sum(exp(x))) over axes, shifted by the max so it never overflows; "
-    "its gradient is the softmax."))
+logsumexp = register(
+    Op(
+        "logsumexp",
+        _logsumexp_impl,
+        params={"axis": None, "keepdims": False},
+        jvp=_logsumexp_jvp,
+        vjp=_logsumexp_vjp,
+        examples=_reduction_examples,
+        sympy=lambda sp, x, axis=None, keepdims=False: sp.log(sp.exp(x)),
+        doc="log(sum(exp(x))) over axes, shifted by the max so it never overflows; its gradient is the softmax.",
+    )
+)
 
 
 def _softmax_jvp(tangents, xs, out, nb, axis=-1):
@@ -314,14 +378,23 @@ def _softmax_vjp(g, xs, out, needed, axis=-1):
     return (out * (g - _op("sum")(g * out, axis=axes, keepdims=True)),)
 
 
-softmax = register(Op(
-    "softmax", _softmax_impl, params={"axis": -1}, jvp=_softmax_jvp, vjp=_softmax_vjp,
-    examples=lambda rng: [((rng.uniform(-2, 2, size=(3, 4)),), {}),
-                          ((rng.uniform(-2, 2, size=(3, 4)),), {"axis": 0}),
-                          ((rng.uniform(-2, 2, size=5),), {})],
-    sympy=lambda sp, x, axis=-1: sp.exp(x),
-    doc="exp(x) / sum(exp(x)) along an axis. Jacobian dy_k/du_c = y_k (δ_kc - y_c) "
-    "(the lecture's softmax Jacobian)."))
+softmax = register(
+    Op(
+        "softmax",
+        _softmax_impl,
+        params={"axis": -1},
+        jvp=_softmax_jvp,
+        vjp=_softmax_vjp,
+        examples=lambda rng: [
+            ((rng.uniform(-2, 2, size=(3, 4)),), {}),
+            ((rng.uniform(-2, 2, size=(3, 4)),), {"axis": 0}),
+            ((rng.uniform(-2, 2, size=5),), {}),
+        ],
+        sympy=lambda sp, x, axis=-1: sp.exp(x),
+        doc="exp(x) / sum(exp(x)) along an axis. Jacobian dy_k/du_c = y_k (δ_kc - y_c) "
+        "(the lecture's softmax Jacobian).",
+    )
+)
 
 
 # --- shape ops ----------------------------------------------------------------------
@@ -331,16 +404,25 @@ def _reshape_impl(x, shape):
     return np.reshape(x, shape)
 
 
-reshape = register(Op(
-    "reshape", _reshape_impl, params={"shape": ()}, linear=True,
-    jvp=lambda tangents, xs, out, nb, shape: _op("reshape")(
-        tangents[0], shape=shape_of(tangents[0])[:nb] + shape_of(out)),
-    vjp=lambda g, xs, out, needed, shape: (_op("reshape")(g, shape=shape_of(xs[0])),),
-    sympy=lambda sp, x, shape=(): x,
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (2, 6)}),
-                          ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (-1,)}),
-                          ((rng.uniform(-1, 1, size=()),), {"shape": (1, 1)})],
-    numpy_names=(np.reshape,)))
+reshape = register(
+    Op(
+        "reshape",
+        _reshape_impl,
+        params={"shape": ()},
+        linear=True,
+        jvp=lambda tangents, xs, out, nb, shape: _op("reshape")(
+            tangents[0], shape=shape_of(tangents[0])[:nb] + shape_of(out)
+        ),
+        vjp=lambda g, xs, out, needed, shape: (_op("reshape")(g, shape=shape_of(xs[0])),),
+        sympy=lambda sp, x, shape=(): x,
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (2, 6)}),
+            ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (-1,)}),
+            ((rng.uniform(-1, 1, size=()),), {"shape": (1, 1)}),
+        ],
+        numpy_names=(np.reshape,),
+    )
+)
 
 
 def _transpose_impl(x, axes=None):
@@ -351,16 +433,27 @@ def _full_axes(axes, ndim):
     return tuple(reversed(range(ndim))) if axes is None else tuple(int(a) % ndim for a in axes)
 
 
-transpose = register(Op(
-    "transpose", _transpose_impl, params={"axes": None}, linear=True,
-    jvp=lambda tangents, xs, out, nb, axes=None: _op("transpose")(
-        tangents[0], axes=tuple(range(nb)) + tuple(a + nb for a in _full_axes(axes, len(shape_of(xs[0]))))),
-    vjp=lambda g, xs, out, needed, axes=None: (_op("transpose")(
-        g, axes=tuple(np.argsort(_full_axes(axes, len(shape_of(xs[0])))).tolist())),),
-    sympy=lambda sp, x, axes=None: x,
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 4)),), {}),
-                          ((rng.uniform(-1, 1, size=(2, 3, 4)),), {"axes": (1, 2, 0)})],
-    numpy_names=(np.transpose,), label="ᵀ"))
+transpose = register(
+    Op(
+        "transpose",
+        _transpose_impl,
+        params={"axes": None},
+        linear=True,
+        jvp=lambda tangents, xs, out, nb, axes=None: _op("transpose")(
+            tangents[0], axes=tuple(range(nb)) + tuple(a + nb for a in _full_axes(axes, len(shape_of(xs[0]))))
+        ),
+        vjp=lambda g, xs, out, needed, axes=None: (
+            _op("transpose")(g, axes=tuple(np.argsort(_full_axes(axes, len(shape_of(xs[0])))).tolist())),
+        ),
+        sympy=lambda sp, x, axes=None: x,
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(3, 4)),), {}),
+            ((rng.uniform(-1, 1, size=(2, 3, 4)),), {"axes": (1, 2, 0)}),
+        ],
+        numpy_names=(np.transpose,),
+        label="ᵀ",
+    )
+)
 
 
 def _broadcast_jvp(tangents, xs, out, nb, shape):
@@ -368,15 +461,23 @@ def _broadcast_jvp(tangents, xs, out, nb, shape):
     return _op("broadcast_to")(t, shape=shape_of(t)[:nb] + tuple(shape))
 
 
-broadcast_to = register(Op(
-    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape), params={"shape": ()}, linear=True,
-    jvp=_broadcast_jvp,
-    vjp=lambda g, xs, out, needed, shape: (unbroadcast(g, shape_of(xs[0])),),
-    sympy=lambda sp, x, shape=(): x,
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(3, 1)),), {"shape": (2, 3, 4)}),
-                          ((rng.uniform(-1, 1, size=()),), {"shape": (3,)})],
-    numpy_names=(np.broadcast_to,),
-    doc="Broadcasting made explicit; backward sums over the broadcast axes (unbroadcast)."))
+broadcast_to = register(
+    Op(
+        "broadcast_to",
+        lambda x, shape: np.broadcast_to(x, shape),
+        params={"shape": ()},
+        linear=True,
+        jvp=_broadcast_jvp,
+        vjp=lambda g, xs, out, needed, shape: (unbroadcast(g, shape_of(xs[0])),),
+        sympy=lambda sp, x, shape=(): x,
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(3, 1)),), {"shape": (2, 3, 4)}),
+            ((rng.uniform(-1, 1, size=()),), {"shape": (3,)}),
+        ],
+        numpy_names=(np.broadcast_to,),
+        doc="Broadcasting made explicit; backward sums over the broadcast axes (unbroadcast).",
+    )
+)
 
 
 def _getitem_impl(x, index):
@@ -397,19 +498,26 @@ def _batched_index(t, index, nb, name, **extra):
     return _op("stack")(*rows, axis=0)
 
 
-getitem = register(Op(
-    "getitem", _getitem_impl, params={"index": ()}, linear=True,
-    jvp=lambda tangents, xs, out, nb, index: _batched_index(tangents[0], index, nb, "getitem"),
-    vjp=lambda g, xs, out, needed, index: (_op("index_add")(g, index=index, shape=shape_of(xs[0])),),
-    sympy=lambda sp, x, index=(): x,
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(4, 5)),), {"index": (1, slice(1, 4))}),
-                          ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([0, 2, 2]),)}),
-                          ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (Ellipsis, None, 2)}),
-                          ((rng.uniform(-1, 1, size=(4, 5)),),
-                           {"index": (np.array([[True, False, True, False, True]] * 4),)})],
-    label="[]",
-    doc="Indexing and slicing (basic, integer-array and boolean). Backward scatters the "
-    "cotangent into zeros, adding where an index repeats."))
+getitem = register(
+    Op(
+        "getitem",
+        _getitem_impl,
+        params={"index": ()},
+        linear=True,
+        jvp=lambda tangents, xs, out, nb, index: _batched_index(tangents[0], index, nb, "getitem"),
+        vjp=lambda g, xs, out, needed, index: (_op("index_add")(g, index=index, shape=shape_of(xs[0])),),
+        sympy=lambda sp, x, index=(): x,
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (1, slice(1, 4))}),
+            ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([0, 2, 2]),)}),
+            ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (Ellipsis, None, 2)}),
+            ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([[True, False, True, False, True]] * 4),)}),
+        ],
+        label="[]",
+        doc="Indexing and slicing (basic, integer-array and boolean). Backward scatters the "
+        "cotangent into zeros, adding where an index repeats.",
+    )
+)
 
 
 def _index_add_impl(g, index, shape):
@@ -422,13 +530,21 @@ def _index_add_impl(g, index, shape):
     return z
 
 
-index_add = register(Op(
-    "index_add", _index_add_impl, params={"index": (), "shape": ()}, linear=True,
-    jvp=lambda tangents, xs, out, nb, index, shape: _batched_index(tangents[0], index, nb, "index_add", shape=shape),
-    vjp=lambda g, xs, out, needed, index, shape: (_op("getitem")(g, index=index),),
-    sympy=lambda sp, x, index=(), shape=(): x,
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(3,)),), {"index": (np.array([0, 2, 2]),), "shape": (4,)})],
-    doc="zeros(shape) with g added at index: the transpose of getitem (np.add.at)."))
+index_add = register(
+    Op(
+        "index_add",
+        _index_add_impl,
+        params={"index": (), "shape": ()},
+        linear=True,
+        jvp=lambda tangents, xs, out, nb, index, shape: _batched_index(
+            tangents[0], index, nb, "index_add", shape=shape
+        ),
+        vjp=lambda g, xs, out, needed, index, shape: (_op("getitem")(g, index=index),),
+        sympy=lambda sp, x, index=(), shape=(): x,
+        examples=lambda rng: [((rng.uniform(-1, 1, size=(3,)),), {"index": (np.array([0, 2, 2]),), "shape": (4,)})],
+        doc="zeros(shape) with g added at index: the transpose of getitem (np.add.at).",
+    )
+)
 
 
 def _concat_impl(*xs, axis=0):
@@ -457,12 +573,23 @@ def _concat_vjp(g, xs, out, needed, axis=0):
     return tuple(result)
 
 
-concatenate = register(Op(
-    "concatenate", _concat_impl, variadic=True, params={"axis": 0}, linear=True,
-    jvp=_concat_jvp, vjp=_concat_vjp, sympy=lambda sp, *xs, axis=0: xs[0],
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(4, 3))), {}),
-                          ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 1))), {"axis": 1})],
-    numpy_names=(np.concatenate,)))
+concatenate = register(
+    Op(
+        "concatenate",
+        _concat_impl,
+        variadic=True,
+        params={"axis": 0},
+        linear=True,
+        jvp=_concat_jvp,
+        vjp=_concat_vjp,
+        sympy=lambda sp, *xs, axis=0: xs[0],
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(4, 3))), {}),
+            ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 1))), {"axis": 1}),
+        ],
+        numpy_names=(np.concatenate,),
+    )
+)
 
 
 def _stack_impl(*xs, axis=0):
@@ -473,8 +600,10 @@ def _stack_jvp(tangents, xs, out, nb, axis=0):
     ndim = len(shape_of(out))
     batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
     parts = [np.zeros(batch + shape_of(x)) if t is None else t for t, x in zip(tangents, xs)]
-    parts = [_op("broadcast_to")(p, shape=batch + shape_of(x)) if shape_of(p) != batch + shape_of(x) else p
-             for p, x in zip(parts, xs)]
+    parts = [
+        _op("broadcast_to")(p, shape=batch + shape_of(x)) if shape_of(p) != batch + shape_of(x) else p
+        for p, x in zip(parts, xs)
+    ]
     return _op("stack")(*parts, axis=_shift_axis(axis, ndim, nb))
 
 
@@ -483,13 +612,24 @@ def _stack_vjp(g, xs, out, needed, axis=0):
     return tuple(g[(slice(None),) * ax + (i,)] if need else None for i, need in enumerate(needed))
 
 
-stack = register(Op(
-    "stack", _stack_impl, variadic=True, params={"axis": 0}, linear=True,
-    jvp=_stack_jvp, vjp=_stack_vjp, sympy=lambda sp, *xs, axis=0: xs[0],
-    examples=lambda rng: [((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 3))), {}),
-                          ((rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)), {}),
-                          ((rng.uniform(-1, 1, size=3), rng.uniform(-1, 1, size=3)), {"axis": 1})],
-    numpy_names=(np.stack,)))
+stack = register(
+    Op(
+        "stack",
+        _stack_impl,
+        variadic=True,
+        params={"axis": 0},
+        linear=True,
+        jvp=_stack_jvp,
+        vjp=_stack_vjp,
+        sympy=lambda sp, *xs, axis=0: xs[0],
+        examples=lambda rng: [
+            ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 3))), {}),
+            ((rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)), {}),
+            ((rng.uniform(-1, 1, size=3), rng.uniform(-1, 1, size=3)), {"axis": 1}),
+        ],
+        numpy_names=(np.stack,),
+    )
+)
 
 
 # --- the lecture's product node --------------------------------------------------------
@@ -526,13 +666,20 @@ def _product_impl(*xs):
     return out
 
 
-product = register(Op(
-    "product", _product_impl, variadic=True, partials=_product_partials,
-    sympy=lambda sp, *xs: sp.Mul(*xs),
-    domain=lambda rng, shape: tuple(REAL(rng, shape) for _ in range(4)), label="∏",
-    doc="The lecture's product node: x0 x1 ... xn of any number of inputs; the partial "
-    "with respect to one input is the product of the others (computed without division). "
-    "np.prod(x, axis) is this node over the entries along the axis."))
+product = register(
+    Op(
+        "product",
+        _product_impl,
+        variadic=True,
+        partials=_product_partials,
+        sympy=lambda sp, *xs: sp.Mul(*xs),
+        domain=lambda rng, shape: tuple(REAL(rng, shape) for _ in range(4)),
+        label="∏",
+        doc="The lecture's product node: x0 x1 ... xn of any number of inputs; the partial "
+        "with respect to one input is the product of the others (computed without division). "
+        "np.prod(x, axis) is this node over the entries along the axis.",
+    )
+)
 
 # the domain sampler of POSITIVE is kept importable for custom-op docs and tests
 __all__ = ["POSITIVE", "REAL", "kept_shape", "norm_axes", "unbroadcast", "expand_to"]

@@ -62,138 +62,425 @@ def sp_where(sp, c, x, y):
 
 
 # --- arithmetic -----------------------------------------------------------------
-add = register(Op("add", np.add, args=("x", "y"), scalar="x + y", partials=("1.0", "1.0"),
-                  sympy=lambda sp, x, y: x + y, domain=domain(REAL, REAL), linear=True,
-                  numpy_names=(np.add,), label="+"))
-sub = register(Op("sub", np.subtract, args=("x", "y"), scalar="x - y", partials=("1.0", "-1.0"),
-                  sympy=lambda sp, x, y: x - y, domain=domain(REAL, REAL), linear=True,
-                  numpy_names=(np.subtract,), label="-"))
-mul = register(Op("mul", np.multiply, args=("x", "y"), scalar="x * y", partials=("y", "x"),
-                  sympy=lambda sp, x, y: x * y, domain=domain(REAL, REAL),
-                  numpy_names=(np.multiply,), label="*"))
-div = register(Op("div", np.true_divide, args=("x", "y"), scalar="x / y", partials=("1.0 / y", "-out / y"),
-                  sympy=lambda sp, x, y: x / y, domain=domain(REAL, AWAY_FROM_ZERO),
-                  kinks="not defined at y = 0 (the value is inf or nan, as in numpy)",
-                  numpy_names=(np.true_divide, np.divide), label="/"))
-neg = register(Op("neg", np.negative, scalar="-x", partials=("-1.0",), sympy=lambda sp, x: -x,
-                  domain=domain(REAL), linear=True, numpy_names=(np.negative,), label="-"))
-pos = register(Op("pos", np.positive, scalar="x", partials=("1.0",), sympy=lambda sp, x: x,
-                  domain=domain(REAL), linear=True, numpy_names=(np.positive,), label="+"))
-pow = register(Op(  # noqa: A001 (the registry's name for it)
-    "pow", np.power, args=("x", "y"), scalar="math.pow(x, y)",
-    partials=("y * pow(x, y - 1.0)", "where(x == 0, 0.0, out * log(where(x == 0, 1.0, x)))"),
-    sympy=lambda sp, x, y: x**y, domain=domain(POSITIVE, uniform(-2.0, 2.0)),
-    kinks="d/dy x**y at x = 0 is taken as 0 (its limit for y > 0); for x < 0 only "
-    "integer y is defined and d/dy is not real",
-    numpy_names=(np.power, np.float_power), label="**"))
-square = register(Op("square", np.square, scalar="x * x", partials=("2.0 * x",), sympy=lambda sp, x: x**2,
-                     domain=domain(REAL), numpy_names=(np.square,), label="²"))
-reciprocal = register(Op("reciprocal", np.reciprocal, scalar="1.0 / x", partials=("-out * out",),
-                         sympy=lambda sp, x: 1 / x, domain=domain(AWAY_FROM_ZERO),
-                         numpy_names=(np.reciprocal,), label="1/"))
+add = register(
+    Op(
+        "add",
+        np.add,
+        args=("x", "y"),
+        scalar="x + y",
+        partials=("1.0", "1.0"),
+        sympy=lambda sp, x, y: x + y,
+        domain=domain(REAL, REAL),
+        linear=True,
+        numpy_names=(np.add,),
+        label="+",
+    )
+)
+sub = register(
+    Op(
+        "sub",
+        np.subtract,
+        args=("x", "y"),
+        scalar="x - y",
+        partials=("1.0", "-1.0"),
+        sympy=lambda sp, x, y: x - y,
+        domain=domain(REAL, REAL),
+        linear=True,
+        numpy_names=(np.subtract,),
+        label="-",
+    )
+)
+mul = register(
+    Op(
+        "mul",
+        np.multiply,
+        args=("x", "y"),
+        scalar="x * y",
+        partials=("y", "x"),
+        sympy=lambda sp, x, y: x * y,
+        domain=domain(REAL, REAL),
+        numpy_names=(np.multiply,),
+        label="*",
+    )
+)
+div = register(
+    Op(
+        "div",
+        np.true_divide,
+        args=("x", "y"),
+        scalar="x / y",
+        partials=("1.0 / y", "-out / y"),
+        sympy=lambda sp, x, y: x / y,
+        domain=domain(REAL, AWAY_FROM_ZERO),
+        kinks="not defined at y = 0 (the value is inf or nan, as in numpy)",
+        numpy_names=(np.true_divide, np.divide),
+        label="/",
+    )
+)
+neg = register(
+    Op(
+        "neg",
+        np.negative,
+        scalar="-x",
+        partials=("-1.0",),
+        sympy=lambda sp, x: -x,
+        domain=domain(REAL),
+        linear=True,
+        numpy_names=(np.negative,),
+        label="-",
+    )
+)
+pos = register(
+    Op(
+        "pos",
+        np.positive,
+        scalar="x",
+        partials=("1.0",),
+        sympy=lambda sp, x: x,
+        domain=domain(REAL),
+        linear=True,
+        numpy_names=(np.positive,),
+        label="+",
+    )
+)
+pow = register(
+    Op(  # noqa: A001 (the registry's name for it)
+        "pow",
+        np.power,
+        args=("x", "y"),
+        scalar="math.pow(x, y)",
+        partials=("y * pow(x, y - 1.0)", "where(x == 0, 0.0, out * log(where(x == 0, 1.0, x)))"),
+        sympy=lambda sp, x, y: x**y,
+        domain=domain(POSITIVE, uniform(-2.0, 2.0)),
+        kinks="d/dy x**y at x = 0 is taken as 0 (its limit for y > 0); for x < 0 only "
+        "integer y is defined and d/dy is not real",
+        numpy_names=(np.power, np.float_power),
+        label="**",
+    )
+)
+square = register(
+    Op(
+        "square",
+        np.square,
+        scalar="x * x",
+        partials=("2.0 * x",),
+        sympy=lambda sp, x: x**2,
+        domain=domain(REAL),
+        numpy_names=(np.square,),
+        label="²",
+    )
+)
+reciprocal = register(
+    Op(
+        "reciprocal",
+        np.reciprocal,
+        scalar="1.0 / x",
+        partials=("-out * out",),
+        sympy=lambda sp, x: 1 / x,
+        domain=domain(AWAY_FROM_ZERO),
+        numpy_names=(np.reciprocal,),
+        label="1/",
+    )
+)
 
 # --- transcendental -------------------------------------------------------------
-exp = register(Op("exp", np.exp, scalar="math.exp(x)", partials=("out",), sympy=lambda sp, x: sp.exp(x),
-                  domain=domain(REAL), numpy_names=(np.exp,)))
-expm1 = register(Op("expm1", np.expm1, scalar="math.expm1(x)", partials=("out + 1.0",),
-                    sympy=lambda sp, x: sp.exp(x) - 1, domain=domain(REAL), numpy_names=(np.expm1,)))
-log = register(Op("log", np.log, scalar="math.log(x)", partials=("1.0 / x",), sympy=lambda sp, x: sp.log(x),
-                  domain=domain(POSITIVE), kinks="defined for x > 0 only (log(0) = -inf as in numpy)",
-                  numpy_names=(np.log,)))
-log1p = register(Op("log1p", np.log1p, scalar="math.log1p(x)", partials=("1.0 / (1.0 + x)",),
-                    sympy=lambda sp, x: sp.log(1 + x), domain=domain(uniform(-0.8, 2.0)),
-                    numpy_names=(np.log1p,)))
-sqrt = register(Op(
-    "sqrt", np.sqrt, scalar="math.sqrt(x)", partials=("0.5 / out",), sympy=lambda sp, x: sp.sqrt(x),
-    domain=domain(POSITIVE),
-    kinks="sqrt'(0) = +inf: a gradient that uses it raises NonFiniteDerivativeError "
-    "naming sqrt; a gradient that does not use it (np.where masks it) stays finite. "
-    "For a norm use np.linalg.norm, whose gradient at 0 is the subgradient 0.",
-    numpy_names=(np.sqrt,)))
-sin = register(Op("sin", np.sin, scalar="math.sin(x)", partials=("cos(x)",), sympy=lambda sp, x: sp.sin(x),
-                  domain=domain(REAL), numpy_names=(np.sin,)))
-cos = register(Op("cos", np.cos, scalar="math.cos(x)", partials=("-sin(x)",), sympy=lambda sp, x: sp.cos(x),
-                  domain=domain(REAL), numpy_names=(np.cos,)))
-tan = register(Op("tan", np.tan, scalar="math.tan(x)", partials=("1.0 + out * out",),
-                  sympy=lambda sp, x: sp.tan(x), domain=domain(uniform(-1.2, 1.2)), numpy_names=(np.tan,)))
-arcsin = register(Op("arcsin", np.arcsin, scalar="math.asin(x)", partials=("1.0 / sqrt(1.0 - x * x)",),
-                     sympy=lambda sp, x: sp.asin(x), domain=domain(uniform(-0.9, 0.9)), numpy_names=(np.arcsin,)))
-arccos = register(Op("arccos", np.arccos, scalar="math.acos(x)", partials=("-1.0 / sqrt(1.0 - x * x)",),
-                     sympy=lambda sp, x: sp.acos(x), domain=domain(uniform(-0.9, 0.9)), numpy_names=(np.arccos,)))
-arctan = register(Op("arctan", np.arctan, scalar="math.atan(x)", partials=("1.0 / (1.0 + x * x)",),
-                     sympy=lambda sp, x: sp.atan(x), domain=domain(REAL), numpy_names=(np.arctan,)))
-sinh = register(Op("sinh", np.sinh, scalar="math.sinh(x)", partials=("cosh(x)",), sympy=lambda sp, x: sp.sinh(x),
-                   domain=domain(REAL), numpy_names=(np.sinh,)))
-cosh = register(Op("cosh", np.cosh, scalar="math.cosh(x)", partials=("sinh(x)",), sympy=lambda sp, x: sp.cosh(x),
-                   domain=domain(REAL), numpy_names=(np.cosh,)))
-tanh = register(Op("tanh", np.tanh, scalar="math.tanh(x)", partials=("1.0 - out * out",),
-                   sympy=lambda sp, x: sp.tanh(x), domain=domain(REAL), numpy_names=(np.tanh,)))
+exp = register(
+    Op(
+        "exp",
+        np.exp,
+        scalar="math.exp(x)",
+        partials=("out",),
+        sympy=lambda sp, x: sp.exp(x),
+        domain=domain(REAL),
+        numpy_names=(np.exp,),
+    )
+)
+expm1 = register(
+    Op(
+        "expm1",
+        np.expm1,
+        scalar="math.expm1(x)",
+        partials=("out + 1.0",),
+        sympy=lambda sp, x: sp.exp(x) - 1,
+        domain=domain(REAL),
+        numpy_names=(np.expm1,),
+    )
+)
+log = register(
+    Op(
+        "log",
+        np.log,
+        scalar="math.log(x)",
+        partials=("1.0 / x",),
+        sympy=lambda sp, x: sp.log(x),
+        domain=domain(POSITIVE),
+        kinks="defined for x > 0 only (log(0) = -inf as in numpy)",
+        numpy_names=(np.log,),
+    )
+)
+log1p = register(
+    Op(
+        "log1p",
+        np.log1p,
+        scalar="math.log1p(x)",
+        partials=("1.0 / (1.0 + x)",),
+        sympy=lambda sp, x: sp.log(1 + x),
+        domain=domain(uniform(-0.8, 2.0)),
+        numpy_names=(np.log1p,),
+    )
+)
+sqrt = register(
+    Op(
+        "sqrt",
+        np.sqrt,
+        scalar="math.sqrt(x)",
+        partials=("0.5 / out",),
+        sympy=lambda sp, x: sp.sqrt(x),
+        domain=domain(POSITIVE),
+        kinks="sqrt'(0) = +inf: a gradient that uses it raises NonFiniteDerivativeError "
+        "naming sqrt; a gradient that does not use it (np.where masks it) stays finite. "
+        "For a norm use np.linalg.norm, whose gradient at 0 is the subgradient 0.",
+        numpy_names=(np.sqrt,),
+    )
+)
+sin = register(
+    Op(
+        "sin",
+        np.sin,
+        scalar="math.sin(x)",
+        partials=("cos(x)",),
+        sympy=lambda sp, x: sp.sin(x),
+        domain=domain(REAL),
+        numpy_names=(np.sin,),
+    )
+)
+cos = register(
+    Op(
+        "cos",
+        np.cos,
+        scalar="math.cos(x)",
+        partials=("-sin(x)",),
+        sympy=lambda sp, x: sp.cos(x),
+        domain=domain(REAL),
+        numpy_names=(np.cos,),
+    )
+)
+tan = register(
+    Op(
+        "tan",
+        np.tan,
+        scalar="math.tan(x)",
+        partials=("1.0 + out * out",),
+        sympy=lambda sp, x: sp.tan(x),
+        domain=domain(uniform(-1.2, 1.2)),
+        numpy_names=(np.tan,),
+    )
+)
+arcsin = register(
+    Op(
+        "arcsin",
+        np.arcsin,
+        scalar="math.asin(x)",
+        partials=("1.0 / sqrt(1.0 - x * x)",),
+        sympy=lambda sp, x: sp.asin(x),
+        domain=domain(uniform(-0.9, 0.9)),
+        numpy_names=(np.arcsin,),
+    )
+)
+arccos = register(
+    Op(
+        "arccos",
+        np.arccos,
+        scalar="math.acos(x)",
+        partials=("-1.0 / sqrt(1.0 - x * x)",),
+        sympy=lambda sp, x: sp.acos(x),
+        domain=domain(uniform(-0.9, 0.9)),
+        numpy_names=(np.arccos,),
+    )
+)
+arctan = register(
+    Op(
+        "arctan",
+        np.arctan,
+        scalar="math.atan(x)",
+        partials=("1.0 / (1.0 + x * x)",),
+        sympy=lambda sp, x: sp.atan(x),
+        domain=domain(REAL),
+        numpy_names=(np.arctan,),
+    )
+)
+sinh = register(
+    Op(
+        "sinh",
+        np.sinh,
+        scalar="math.sinh(x)",
+        partials=("cosh(x)",),
+        sympy=lambda sp, x: sp.sinh(x),
+        domain=domain(REAL),
+        numpy_names=(np.sinh,),
+    )
+)
+cosh = register(
+    Op(
+        "cosh",
+        np.cosh,
+        scalar="math.cosh(x)",
+        partials=("sinh(x)",),
+        sympy=lambda sp, x: sp.cosh(x),
+        domain=domain(REAL),
+        numpy_names=(np.cosh,),
+    )
+)
+tanh = register(
+    Op(
+        "tanh",
+        np.tanh,
+        scalar="math.tanh(x)",
+        partials=("1.0 - out * out",),
+        sympy=lambda sp, x: sp.tanh(x),
+        domain=domain(REAL),
+        numpy_names=(np.tanh,),
+    )
+)
 
 # --- activations ----------------------------------------------------------------
-sigmoid = register(Op(
-    "sigmoid", sigmoid_impl,
-    scalar="1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))",
-    partials=("out * (1.0 - out)",), sympy=lambda sp, x: 1 / (1 + sp.exp(-x)), domain=domain(REAL),
-    label="σ", doc="The logistic function 1 / (1 + exp(-x)); sigma' = sigma (1 - sigma)."))
-softplus = register(Op(
-    "softplus", lambda x: np.logaddexp(0.0, x),
-    scalar="x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))",
-    partials=("sigmoid(x)",), sympy=lambda sp, x: sp.log(1 + sp.exp(x)), domain=domain(REAL),
-    doc="ln(1 + e^x), the smooth ReLU; its derivative is the sigmoid."))
-relu = register(Op(
-    "relu", lambda x: np.maximum(x, 0.0), scalar="x if x > 0.0 else 0.0",
-    partials=("where(x > 0, 1.0, 0.0)",), sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
-    domain=domain(AWAY_FROM_ZERO), complex_step=False,
-    kinks="relu'(0) = 0 (the left slope: a subgradient, and 0 at the minimum per DESIGN.md)",
-    doc="max(x, 0); backward copies the gradient where x > 0 (the lecture's I(z > 0))."))
-leaky_relu = register(Op(
-    "leaky_relu", lambda x, alpha=0.01: np.where(x > 0, x, alpha * np.asarray(x))[()],
-    params={"alpha": 0.01}, scalar="x if x > 0.0 else alpha * x",
-    partials=("where(x > 0, 1.0, alpha)",),
-    sympy=lambda sp, x, alpha=0.01: sp.Piecewise((x, x > 0), (alpha * x, True)),
-    domain=domain(AWAY_FROM_ZERO), complex_step=False,
-    kinks="leaky_relu'(0) = alpha (the left slope, as relu'(0) = 0)",
-    doc="x for x > 0, alpha x otherwise."))
-hard_tanh = register(Op(
-    "hard_tanh", lambda x: np.clip(x, -1.0, 1.0), scalar="-1.0 if x < -1.0 else (1.0 if x > 1.0 else x)",
-    partials=("where(abs(x) <= 1.0, 1.0, 0.0)",),
-    sympy=lambda sp, x: sp.Piecewise((-1, x < -1), (1, x > 1), (x, True)),
-    domain=domain(uniform(-2.0, 2.0, avoid=(-1.0, 1.0))), complex_step=False,
-    kinks="at x = ±1 the derivative is 1: the lecture's rule copies the gradient inside [-1, 1]",
-    doc="Clips to [-1, 1]; backward copies the gradient inside [-1, 1], 0 outside."))
-abs = register(Op(  # noqa: A001
-    "abs", np.abs, scalar="math.fabs(x)", partials=("sign(x)",), sympy=lambda sp, x: sp.Abs(x),
-    domain=domain(AWAY_FROM_ZERO), complex_step=False,
-    kinks="abs'(0) = 0 (a subgradient, 0 at the minimum, agrees with central differences)",
-    numpy_names=(np.abs, np.absolute, np.fabs), label="|·|"))
-maximum = register(Op(
-    "maximum", np.maximum, args=("x", "y"), scalar="x if x > y else (y if y > x else x)",
-    partials=("where(x > y, 1.0, where(x == y, 0.5, 0.0))", "where(y > x, 1.0, where(x == y, 0.5, 0.0))"),
-    sympy=lambda sp, x, y: sp.Piecewise((x, x > y), (y, True)), domain=_ties_apart, complex_step=False,
-    kinks="on a tie x == y each input gets half the gradient (what central differences give; JAX does the same)",
-    numpy_names=(np.maximum, np.fmax)))
-minimum = register(Op(
-    "minimum", np.minimum, args=("x", "y"), scalar="x if x < y else (y if y < x else x)",
-    partials=("where(x < y, 1.0, where(x == y, 0.5, 0.0))", "where(y < x, 1.0, where(x == y, 0.5, 0.0))"),
-    sympy=lambda sp, x, y: sp.Piecewise((x, x < y), (y, True)), domain=_ties_apart, complex_step=False,
-    kinks="on a tie x == y each input gets half the gradient",
-    numpy_names=(np.minimum, np.fmin)))
-clip = register(Op(
-    "clip", lambda x, lo=-np.inf, hi=np.inf: np.clip(x, lo, hi), params={"lo": -np.inf, "hi": np.inf},
-    scalar="lo if x < lo else (hi if x > hi else x)",
-    partials=("where(x < lo, 0.0, where(x > hi, 0.0, 1.0))",),
-    sympy=lambda sp, x, lo=-1.0, hi=1.0: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
-    domain=domain(uniform(-2.0, 2.0, avoid=(-np.inf, np.inf))), complex_step=False,
-    kinks="derivative 1 on the closed interval [lo, hi], 0 outside (as hard_tanh)",
-    numpy_names=(np.clip,)))
-where = register(Op(
-    "where", _where3, args=("c", "x", "y"), scalar="x if c else y",
-    partials=(None, "where(c, 1.0, 0.0)", "where(c, 0.0, 1.0)"), sympy=sp_where,
-    domain=lambda rng, shape: (rng.uniform(size=shape) < 0.5 if shape else bool(rng.uniform() < 0.5),
-                               REAL(rng, shape), REAL(rng, shape)),
-    doc="Select x where c else y. The branch not taken gets an exact zero gradient, and "
-    "inf or NaN derivatives inside it do not leak through (0 * inf is taken as 0).",
-    numpy_names=(np.where,)))
+sigmoid = register(
+    Op(
+        "sigmoid",
+        sigmoid_impl,
+        scalar="1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))",
+        partials=("out * (1.0 - out)",),
+        sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
+        domain=domain(REAL),
+        label="σ",
+        doc="The logistic function 1 / (1 + exp(-x)); sigma' = sigma (1 - sigma).",
+    )
+)
+softplus = register(
+    Op(
+        "softplus",
+        lambda x: np.logaddexp(0.0, x),
+        scalar="x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))",
+        partials=("sigmoid(x)",),
+        sympy=lambda sp, x: sp.log(1 + sp.exp(x)),
+        domain=domain(REAL),
+        doc="ln(1 + e^x), the smooth ReLU; its derivative is the sigmoid.",
+    )
+)
+relu = register(
+    Op(
+        "relu",
+        lambda x: np.maximum(x, 0.0),
+        scalar="x if x > 0.0 else 0.0",
+        partials=("where(x > 0, 1.0, 0.0)",),
+        sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
+        domain=domain(AWAY_FROM_ZERO),
+        complex_step=False,
+        kinks="relu'(0) = 0 (the left slope: a subgradient, and 0 at the minimum per DESIGN.md)",
+        doc="max(x, 0); backward copies the gradient where x > 0 (the lecture's I(z > 0)).",
+    )
+)
+leaky_relu = register(
+    Op(
+        "leaky_relu",
+        lambda x, alpha=0.01: np.where(x > 0, x, alpha * np.asarray(x))[()],
+        params={"alpha": 0.01},
+        scalar="x if x > 0.0 else alpha * x",
+        partials=("where(x > 0, 1.0, alpha)",),
+        sympy=lambda sp, x, alpha=0.01: sp.Piecewise((x, x > 0), (alpha * x, True)),
+        domain=domain(AWAY_FROM_ZERO),
+        complex_step=False,
+        kinks="leaky_relu'(0) = alpha (the left slope, as relu'(0) = 0)",
+        doc="x for x > 0, alpha x otherwise.",
+    )
+)
+hard_tanh = register(
+    Op(
+        "hard_tanh",
+        lambda x: np.clip(x, -1.0, 1.0),
+        scalar="-1.0 if x < -1.0 else (1.0 if x > 1.0 else x)",
+        partials=("where(abs(x) <= 1.0, 1.0, 0.0)",),
+        sympy=lambda sp, x: sp.Piecewise((-1, x < -1), (1, x > 1), (x, True)),
+        domain=domain(uniform(-2.0, 2.0, avoid=(-1.0, 1.0))),
+        complex_step=False,
+        kinks="at x = ±1 the derivative is 1: the lecture's rule copies the gradient inside [-1, 1]",
+        doc="Clips to [-1, 1]; backward copies the gradient inside [-1, 1], 0 outside.",
+    )
+)
+abs = register(
+    Op(  # noqa: A001
+        "abs",
+        np.abs,
+        scalar="math.fabs(x)",
+        partials=("sign(x)",),
+        sympy=lambda sp, x: sp.Abs(x),
+        domain=domain(AWAY_FROM_ZERO),
+        complex_step=False,
+        kinks="abs'(0) = 0 (a subgradient, 0 at the minimum, agrees with central differences)",
+        numpy_names=(np.abs, np.absolute, np.fabs),
+        label="|·|",
+    )
+)
+maximum = register(
+    Op(
+        "maximum",
+        np.maximum,
+        args=("x", "y"),
+        scalar="x if x > y else (y if y > x else x)",
+        partials=("where(x > y, 1.0, where(x == y, 0.5, 0.0))", "where(y > x, 1.0, where(x == y, 0.5, 0.0))"),
+        sympy=lambda sp, x, y: sp.Piecewise((x, x > y), (y, True)),
+        domain=_ties_apart,
+        complex_step=False,
+        kinks="on a tie x == y each input gets half the gradient (what central differences give; JAX does the same)",
+        numpy_names=(np.maximum, np.fmax),
+    )
+)
+minimum = register(
+    Op(
+        "minimum",
+        np.minimum,
+        args=("x", "y"),
+        scalar="x if x < y else (y if y < x else x)",
+        partials=("where(x < y, 1.0, where(x == y, 0.5, 0.0))", "where(y < x, 1.0, where(x == y, 0.5, 0.0))"),
+        sympy=lambda sp, x, y: sp.Piecewise((x, x < y), (y, True)),
+        domain=_ties_apart,
+        complex_step=False,
+        kinks="on a tie x == y each input gets half the gradient",
+        numpy_names=(np.minimum, np.fmin),
+    )
+)
+clip = register(
+    Op(
+        "clip",
+        lambda x, lo=-np.inf, hi=np.inf: np.clip(x, lo, hi),
+        params={"lo": -np.inf, "hi": np.inf},
+        scalar="lo if x < lo else (hi if x > hi else x)",
+        partials=("where(x < lo, 0.0, where(x > hi, 0.0, 1.0))",),
+        sympy=lambda sp, x, lo=-1.0, hi=1.0: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
+        domain=domain(uniform(-2.0, 2.0, avoid=(-np.inf, np.inf))),
+        complex_step=False,
+        kinks="derivative 1 on the closed interval [lo, hi], 0 outside (as hard_tanh)",
+        numpy_names=(np.clip,),
+    )
+)
+where = register(
+    Op(
+        "where",
+        _where3,
+        args=("c", "x", "y"),
+        scalar="x if c else y",
+        partials=(None, "where(c, 1.0, 0.0)", "where(c, 0.0, 1.0)"),
+        sympy=sp_where,
+        domain=lambda rng, shape: (
+            rng.uniform(size=shape) < 0.5 if shape else bool(rng.uniform() < 0.5),
+            REAL(rng, shape),
+            REAL(rng, shape),
+        ),
+        doc="Select x where c else y. The branch not taken gets an exact zero gradient, and "
+        "inf or NaN derivatives inside it do not leak through (0 * inf is taken as 0).",
+        numpy_names=(np.where,),
+    )
+)
 
 # --- zero-derivative ops (engines skip them) ----------------------------------------
 for _name, _fn, _scalar in [
@@ -204,13 +491,36 @@ for _name, _fn, _scalar in [
     ("isfinite", np.isfinite, None),
     ("isnan", np.isnan, None),
 ]:
-    register(Op(_name, _fn, scalar=_scalar, nograd=True, numpy_names=(_fn,), domain=domain(AWAY_FROM_ZERO),
-                doc="Piecewise constant: derivative 0 wherever it exists."))
+    register(
+        Op(
+            _name,
+            _fn,
+            scalar=_scalar,
+            nograd=True,
+            numpy_names=(_fn,),
+            domain=domain(AWAY_FROM_ZERO),
+            doc="Piecewise constant: derivative 0 wherever it exists.",
+        )
+    )
 for _name, _fn in [
-    ("greater", np.greater), ("greater_equal", np.greater_equal), ("less", np.less),
-    ("less_equal", np.less_equal), ("equal", np.equal), ("not_equal", np.not_equal),
-    ("logical_and", np.logical_and), ("logical_or", np.logical_or),
+    ("greater", np.greater),
+    ("greater_equal", np.greater_equal),
+    ("less", np.less),
+    ("less_equal", np.less_equal),
+    ("equal", np.equal),
+    ("not_equal", np.not_equal),
+    ("logical_and", np.logical_and),
+    ("logical_or", np.logical_or),
 ]:
-    register(Op(_name, _fn, args=("x", "y"), nograd=True, numpy_names=(_fn,), domain=domain(REAL, REAL),
-                doc="A comparison: its result carries no derivative."))
+    register(
+        Op(
+            _name,
+            _fn,
+            args=("x", "y"),
+            nograd=True,
+            numpy_names=(_fn,),
+            domain=domain(REAL, REAL),
+            doc="A comparison: its result carries no derivative.",
+        )
+    )
 register(Op("logical_not", np.logical_not, nograd=True, numpy_names=(np.logical_not,), domain=domain(REAL)))
