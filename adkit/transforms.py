@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.engines.forward import Dual, ForwardTrace
+from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import UNTOUCHED, ReverseTrace, Var
 from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
@@ -260,19 +260,21 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
     for n in argnums:
         leaves, _ = tree_flatten(args[n])
         leaves_all.extend(as_input(leaf, f"argument {n}") for leaf in leaves)
-    sizes = [int(np.prod(shape_of(leaf), dtype=np.int64)) for leaf in leaves_all]
+    sizes = [1 if type(leaf) is float else math.prod(shape_of(leaf)) for leaf in leaves_all]
     total = sum(sizes)
     batched = not (total == 1 and len(leaves_all) == 1 and type(leaves_all[0]) is float)
     trace = ForwardTrace(batched=batched)
-    offsets = np.cumsum([0] + sizes)
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
 
     def make(leaf: Any, k: int) -> Dual:
         if not batched:
-            return Dual(leaf, 1.0, trace)
+            return make_dual(leaf, 1.0, trace)
         shape = shape_of(leaf)
         t = np.zeros((total,) + shape, dtype=_dtype(leaf))
         t.reshape(total, -1)[offsets[k] : offsets[k + 1]] = np.eye(sizes[k], dtype=t.dtype)
-        return Dual(leaf, t, trace)
+        return make_dual(leaf, t, trace)
 
     with _gc_paused(), trace:
         prep = _Prepared(args, argnums, make)
@@ -451,7 +453,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             tan = as_input(tan, f"tangent {n}")
             if shape_of(tan) != shape_of(leaf):
                 raise ValueError(f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}")
-            duals.append(Dual(leaf, tan, trace))
+            duals.append(make_dual(leaf, tan, trace))
         args.append(tree_unflatten(pd, duals))
     with _gc_paused(), trace:
         out = f(*args)

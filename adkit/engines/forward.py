@@ -30,7 +30,7 @@ class ForwardTrace(Trace):
         vals: list[Any] = []
         tans: list[Any] = []
         for a in args:
-            if type(a) is Dual and a._trace is self:
+            if isinstance(a, Dual) and a._trace is self:
                 vals.append(a.value)
                 tans.append(a.tangent)
             else:
@@ -55,7 +55,7 @@ class ForwardTrace(Trace):
                 tangent = np.zeros(target) if target else 0.0
             elif shape_of(tangent) != target:
                 tangent = REGISTRY["broadcast_to"](tangent, shape=target)
-        return Dual(out, tangent, self)
+        return make_dual(out, tangent, self)
 
 
 def strong_mul(p: Any, t: Any) -> Any:
@@ -89,83 +89,89 @@ class Dual(Tracer):
         return f"Dual({self.value!r}, tangent={self.tangent!r})"
 
 
+class FloatDual(Dual):
+    """A Dual whose value and tangent are Python floats: home of the generated fast
+    paths, which then need no type checks."""
+
+    __slots__ = ()
+
+
+def make_dual(value: Any, tangent: Any, trace: ForwardTrace) -> Dual:
+    if type(value) is float and type(tangent) is float:
+        return FloatDual(value, tangent, trace)
+    return Dual(value, tangent, trace)
+
+
 _UNARY = """
 def fast(self):
     x = self.value
-    tx = self.tangent
-    if type(x) is float and type(tx) is float:
-        try:
-            out = OUT
-            t = P0 * tx
-        except (ArithmeticError, ValueError):
-            return bind(OP, (self,), NOPARAMS)
-        if t == t:
-            return Dual(out, t, self._trace)
+    try:
+        out = OUT
+        t = P0 * self.tangent
+    except (ArithmeticError, ValueError):
+        return bind(OP, (self,), NOPARAMS)
+    if t == t:
+        return FloatDual(out, t, self._trace)
     return bind(OP, (self,), NOPARAMS)
 """
 
 _LEFT = """
 def fast(self, o):
-    x = self.value
-    tx = self.tangent
     to = type(o)
-    if to is Dual:
-        y = o.value
-        ty = o.tangent
-        if o._trace is self._trace and type(x) is float and type(y) is float and type(tx) is float and type(ty) is float:
+    if to is FloatDual:
+        if o._trace is self._trace:
+            x = self.value
+            y = o.value
             try:
                 out = OUT
-                t = P0 * tx + P1 * ty
+                t = P0 * self.tangent + P1 * o.tangent
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
             if t == t:
-                return Dual(out, t, self._trace)
-    elif (to is float or to is int or to is f64) and type(x) is float and type(tx) is float:
-        y = o
+                return FloatDual(out, t, self._trace)
+    elif to is float or to is int or to is f64:
+        x = self.value
+        y = o if to is float else float(o)
         try:
             out = OUT
-            t = P0 * tx
+            t = P0 * self.tangent
         except (ArithmeticError, ValueError):
             return bind(OP, (self, o), NOPARAMS)
         if t == t:
-            return Dual(out, t, self._trace)
+            return FloatDual(out, t, self._trace)
     return bind(OP, (self, o), NOPARAMS)
 """
 
 _RIGHT = """
-def fast(self, x):
-    y = self.value
-    ty = self.tangent
-    tx_ = type(x)
-    if (tx_ is float or tx_ is int or tx_ is f64) and type(y) is float and type(ty) is float:
+def fast(self, o):
+    to = type(o)
+    if to is float or to is int or to is f64:
+        x = o if to is float else float(o)
+        y = self.value
         try:
             out = OUT
-            t = P1 * ty
+            t = P1 * self.tangent
         except (ArithmeticError, ValueError):
-            return bind(OP, (x, self), NOPARAMS)
+            return bind(OP, (o, self), NOPARAMS)
         if t == t:
-            return Dual(out, t, self._trace)
-    return bind(OP, (x, self), NOPARAMS)
+            return FloatDual(out, t, self._trace)
+    return bind(OP, (o, self), NOPARAMS)
 """
 
 
 def _install_fast_paths() -> None:
-    names = {"Dual": Dual, "f64": np.float64}
+    names = {"FloatDual": FloatDual, "f64": np.float64}
     templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
     by_name = {op.name: op for op in fast_ops()}
     for dunder, (name, side) in DUNDERS.items():
         if name in by_name:
-            setattr(Dual, dunder, compile_template(templates[side], by_name[name], side, names))
+            setattr(FloatDual, dunder, compile_template(templates[side], by_name[name], side, names))
     for op in by_name.values():
         side = "unary" if len(op.args) == 1 else "left"
-        op.fast[Dual] = compile_template(templates[side], op, side, names)
+        op.fast[FloatDual] = compile_template(templates[side], op, side, names)
 
 
 _install_fast_paths()
 
 
-def seed_dual(trace: ForwardTrace, value: Any, tangent: Any) -> Dual:
-    return Dual(value, tangent, trace)
-
-
-__all__ = ["Dual", "ForwardTrace", "seed_dual", "strong_mul", "bind"]
+__all__ = ["Dual", "FloatDual", "ForwardTrace", "make_dual", "strong_mul", "bind"]

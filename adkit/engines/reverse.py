@@ -76,7 +76,7 @@ class ReverseTrace(Trace):
         self.tape: list[Any] = []
 
     def new_input(self, value: Any) -> Var:
-        v = Var(value, len(self.tape), self)
+        v = make_var(value, len(self.tape), self)
         self.tape.append(None)
         return v
 
@@ -84,7 +84,7 @@ class ReverseTrace(Trace):
         vals: list[Any] = []
         parents: list[int | None] = []
         for a in args:
-            if type(a) is Var and a._trace is self:
+            if isinstance(a, Var) and a._trace is self:
                 vals.append(a.value)
                 parents.append(a.index)
             else:
@@ -92,7 +92,7 @@ class ReverseTrace(Trace):
                 parents.append(None)
         out = op(*vals, **params)
         tape = self.tape
-        v = Var(out, len(tape), self)
+        v = make_var(out, len(tape), self)
         tape.append(Node(op, parents, vals, out, params))
         return v
 
@@ -187,31 +187,40 @@ class Var(Tracer):
         return f"Var({self.value!r}, index={self.index})"
 
 
+class FloatVar(Var):
+    """A Var whose value is a Python float: the generated scalar fast paths live here,
+    so they need no type checks on values."""
+
+    __slots__ = ()
+
+
+def make_var(value: Any, index: int, trace: ReverseTrace) -> Var:
+    return FloatVar(value, index, trace) if type(value) is float else Var(value, index, trace)
+
+
 _UNARY = """
 def fast(self):
     x = self.value
-    if type(x) is float:
-        try:
-            out = OUT
-            p0 = P0
-        except (ArithmeticError, ValueError):
-            return bind(OP, (self,), NOPARAMS)
-        tr = self._trace
-        tape = tr.tape
-        v = Var(out, len(tape), tr)
-        tape.append((self.index, p0))
-        return v
-    return bind(OP, (self,), NOPARAMS)
+    try:
+        out = OUT
+        p0 = P0
+    except (ArithmeticError, ValueError):
+        return bind(OP, (self,), NOPARAMS)
+    tr = self._trace
+    tape = tr.tape
+    v = FloatVar(out, len(tape), tr)
+    tape.append((self.index, p0))
+    return v
 """
 
 _LEFT = """
 def fast(self, o):
-    x = self.value
     to = type(o)
-    if to is Var:
+    if to is FloatVar:
         tr = self._trace
-        y = o.value
-        if o._trace is tr and type(x) is float and type(y) is float:
+        if o._trace is tr:
+            x = self.value
+            y = o.value
             try:
                 out = OUT
                 p0 = P0
@@ -219,11 +228,12 @@ def fast(self, o):
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
             tape = tr.tape
-            v = Var(out, len(tape), tr)
+            v = FloatVar(out, len(tape), tr)
             tape.append((self.index, p0, o.index, p1))
             return v
-    elif (to is float or to is int or to is f64) and type(x) is float:
-        y = o
+    elif to is float or to is int or to is f64:
+        x = self.value
+        y = o if to is float else float(o)
         try:
             out = OUT
             p0 = P0
@@ -231,43 +241,44 @@ def fast(self, o):
             return bind(OP, (self, o), NOPARAMS)
         tr = self._trace
         tape = tr.tape
-        v = Var(out, len(tape), tr)
+        v = FloatVar(out, len(tape), tr)
         tape.append((self.index, p0))
         return v
     return bind(OP, (self, o), NOPARAMS)
 """
 
 _RIGHT = """
-def fast(self, x):
-    y = self.value
-    tx_ = type(x)
-    if (tx_ is float or tx_ is int or tx_ is f64) and type(y) is float:
+def fast(self, o):
+    to = type(o)
+    if to is float or to is int or to is f64:
+        x = o if to is float else float(o)
+        y = self.value
         try:
             out = OUT
             p1 = P1
         except (ArithmeticError, ValueError):
-            return bind(OP, (x, self), NOPARAMS)
+            return bind(OP, (o, self), NOPARAMS)
         tr = self._trace
         tape = tr.tape
-        v = Var(out, len(tape), tr)
+        v = FloatVar(out, len(tape), tr)
         tape.append((self.index, p1))
         return v
-    return bind(OP, (x, self), NOPARAMS)
+    return bind(OP, (o, self), NOPARAMS)
 """
 
 
 def _install_fast_paths() -> None:
-    names = {"Var": Var, "f64": np.float64}
+    names = {"FloatVar": FloatVar, "f64": np.float64}
     templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
     by_name = {op.name: op for op in fast_ops()}
     for dunder, (name, side) in DUNDERS.items():
         if name in by_name:
-            setattr(Var, dunder, compile_template(templates[side], by_name[name], side, names))
+            setattr(FloatVar, dunder, compile_template(templates[side], by_name[name], side, names))
     for op in by_name.values():
         side = "unary" if len(op.args) == 1 else "left"
-        op.fast[Var] = compile_template(templates[side], op, side, names)
+        op.fast[FloatVar] = compile_template(templates[side], op, side, names)
 
 
 _install_fast_paths()
 
-__all__ = ["Var", "ReverseTrace", "NonFiniteDerivativeError", "bind"]
+__all__ = ["FloatVar", "Var", "ReverseTrace", "make_var", "NonFiniteDerivativeError", "bind"]

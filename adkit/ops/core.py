@@ -416,6 +416,8 @@ def primal(x: Any) -> Any:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """Shape of a float, array or tracer without going through numpy dispatch."""
+    if type(x) is float:
+        return ()
     if isinstance(x, Tracer):
         return np.shape(primal(x))
     return np.shape(x)
