@@ -1,0 +1,620 @@
+"""Edge cases of adkit's forward and reverse engines: repeated uses, nesting
+(perturbation confusion), higher derivatives, very long tapes, kinks, masked branches,
+errors and their messages, dtypes, broadcasting, and the array ops.
+
+References are closed forms written here or central finite differences computed here.
+Known adkit bugs are marked xfail(strict=True) on the affected cases only (see
+/tmp/adkit_bugs_lectures.md), so each fails loudly once fixed.
+"""
+
+import itertools
+import math
+import time
+
+import numpy as np
+import pytest
+
+import adkit as ad
+from adkit.errors import LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
+
+ENGINES = ("forward", "reverse")
+
+LEAKY_ALPHA_BUG = pytest.mark.xfail(strict=True, reason="adkit bug: leaky_relu default alpha missing in derivatives")
+SCALAR_ZERODIV_BUG = pytest.mark.xfail(
+    strict=True, reason="adkit bug: scalar partials raise ZeroDivisionError, not NonFiniteDerivativeError"
+)
+FWD_WHERE_BUG = pytest.mark.xfail(
+    strict=True, reason="adkit bug: forward mode np.where leaks NaN/inf of untaken branch"
+)
+FWD_MESSAGE_BUG = pytest.mark.xfail(strict=True, reason="adkit bug: forward NonFiniteDerivativeError does not name op")
+SCALAR_LEAK_BUG = pytest.mark.xfail(strict=True, reason="adkit bug: leaked scalar tracer not detected")
+FFT_NAME_BUG = pytest.mark.xfail(strict=True, reason="adkit bug: np.fft.fft reported as 'np.fft'")
+
+
+def engines_xfail_forward(mark):
+    return [pytest.param("forward", marks=mark), "reverse"]
+
+
+def central_diff(f, x, h=1e-6):
+    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar f, one entry at a time."""
+    if np.ndim(x) == 0:
+        x = float(x)
+        return (f(x + h) - f(x - h)) / (2 * h)
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+# adkit vs central differences with h = 1e-6: truncation O(h^2 f''') ~ 1e-12, rounding
+# O(eps |f| / h) ~ 1e-10, so 1e-7 passes a right derivative and fails any wrong one.
+RTOL_FD, ATOL_FD = 1e-7, 1e-8
+# adkit vs a closed form of the same elementary functions: equal up to a few ulps.
+RTOL_CLOSED = 1e-12
+
+
+# --- repeated uses and repeated calls -------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_x_times_x_counts_both_uses_scalar(engine):
+    for x in (-1.5, 0.0, 3.0):
+        # d(x*x)/dx = x + x: both uses of x contribute; exact in floating point
+        assert ad.grad(lambda x: x * x, engine=engine)(x) == 2 * x
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_x_times_x_counts_both_uses_array(engine):
+    x = np.array([[-1.5, 0.0], [2.0, 7.25]])
+    g = ad.grad(lambda x: np.sum(x * x), engine=engine)(x)
+    np.testing.assert_array_equal(g, 2 * x)  # x + x is exact
+    # three uses of x: twice in x * x, once added on its own (gradient 2x + 1)
+    g2 = ad.grad(lambda x: np.sum(x * x + x), engine=engine)(x)
+    np.testing.assert_array_equal(g2, 2 * x + 1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gradient_function_called_twice_gives_identical_results(engine):
+    def f(x):
+        return np.sum(np.sin(x) * np.exp(x[::-1]))
+
+    g = ad.grad(f, engine=engine)
+    x = np.array([0.1, -0.4, 2.0])
+    first = g(x)
+    second = g(x)
+    np.testing.assert_array_equal(first, second)
+    first[0] = 1e9  # results are fresh arrays, not shared state
+    np.testing.assert_array_equal(g(x), second)
+    h = ad.grad(lambda x: np.sin(x) * x, engine=engine)
+    assert h(1.0) == h(1.0)
+
+
+# --- perturbation confusion ------------------------------------------------------------
+
+
+PAIRS = list(itertools.product(ENGINES, ENGINES))
+
+
+@pytest.mark.parametrize("outer, inner", PAIRS)
+def test_perturbation_confusion(outer, inner):
+    # d/dx [x * d/dy (x + y)] = d/dx [x * 1] = 1; confusing the two perturbations gives 2
+    def f(x):
+        return x * ad.grad(lambda y: x + y, engine=inner)(1.0)
+
+    assert ad.grad(f, engine=outer)(3.0) == 1.0
+
+
+@pytest.mark.parametrize("outer, inner", PAIRS)
+def test_perturbation_confusion_closure(outer, inner):
+    # d/dx [d/dy (x * y)] = d/dx x = 1; the inner function closes over the outer variable
+    def f(x):
+        return ad.grad(lambda y: x * y, engine=inner)(2.0)
+
+    assert ad.grad(f, engine=outer)(3.0) == 1.0
+
+    # and d/dx [x * d/dy (x * y^2)|_{y=2}] = d/dx [4 x^2] = 8x
+    def h(x):
+        return x * ad.grad(lambda y: x * y * y, engine=inner)(2.0)
+
+    assert ad.grad(h, engine=outer)(3.0) == pytest.approx(24.0, rel=1e-15)
+
+
+@pytest.mark.parametrize("e1, e2, e3", list(itertools.product(ENGINES, ENGINES, ENGINES)))
+def test_perturbation_confusion_three_deep(e1, e2, e3):
+    # d/dz (x + y + z) = 1; d/dy [x y * 1] = x; so f(x) = x * x and f'(x) = 2x
+    def f(x):
+        def g(y):
+            return x * y * ad.grad(lambda z: x + y + z, engine=e3)(0.5)
+
+        return x * ad.grad(g, engine=e2)(-1.0)
+
+    assert ad.grad(f, engine=e1)(3.0) == pytest.approx(6.0, rel=1e-15)
+    # pure closures three deep: d/dx d/dy d/dz (x y z) = 1
+    k = lambda x: ad.grad(lambda y: ad.grad(lambda z: x * y * z, engine=e3)(0.7), engine=e2)(-2.0)
+    assert ad.grad(k, engine=e1)(1.3) == pytest.approx(1.0, rel=1e-15)
+
+
+# --- higher derivatives ----------------------------------------------------------------------
+
+
+def tanh3_closed(x):
+    # tanh' = 1 - t^2 = s; tanh'' = -2 t s; tanh''' = -2 (s' t + s t') = -2 (-2 t^2 s + s^2)
+    #       = -2 s (s - 2 t^2) = -2 sech^2 (1 - 3 tanh^2)
+    t = math.tanh(x)
+    return -2 * (1 - t * t) * (1 - 3 * t * t)
+
+
+def test_tanh_third_derivative_closed_form_matches_sympy():
+    sympy = pytest.importorskip("sympy")
+    x = sympy.symbols("x")
+    d3 = sympy.diff(sympy.tanh(x), x, 3)
+    for v in (-1.1, 0.0, 0.4, 2.0):
+        assert float(d3.subs(x, v)) == pytest.approx(tanh3_closed(v), rel=1e-13, abs=1e-15)
+
+
+@pytest.mark.parametrize("engines", list(itertools.product(ENGINES, ENGINES, ENGINES)))
+@pytest.mark.parametrize("x", [-1.1, 0.0, 0.7])
+def test_third_derivatives(engines, x):
+    e1, e2, e3 = engines
+    d3 = lambda f: ad.grad(ad.grad(ad.grad(f, engine=e3), engine=e2), engine=e1)
+    assert d3(np.sin)(x) == pytest.approx(-math.cos(x), rel=RTOL_CLOSED, abs=1e-15)
+    assert d3(np.tanh)(x) == pytest.approx(tanh3_closed(x), rel=RTOL_CLOSED, abs=1e-15)
+
+
+def hess_f1(x):
+    return np.sum(x**3) + x[0] * x[1]
+
+
+def hess_f1_closed(x):
+    H = np.diag(6 * x)
+    H[0, 1] += 1
+    H[1, 0] += 1
+    return H
+
+
+def hess_f2(x):
+    return np.exp(x[0]) * np.sin(x[1]) + x[2] ** 2 * x[0]
+
+
+def hess_f2_closed(x):
+    a, b, c = x
+    return np.array(
+        [
+            [math.exp(a) * math.sin(b), math.exp(a) * math.cos(b), 2 * c],
+            [math.exp(a) * math.cos(b), -math.exp(a) * math.sin(b), 0.0],
+            [2 * c, 0.0, 2 * a],
+        ]
+    )
+
+
+A_QUAD = np.array([[2.0, 1.0, 0.0], [-1.0, 3.0, 0.5], [0.0, 2.0, 1.0]])
+
+
+def hess_f3(x):
+    return x @ A_QUAD @ x + np.sum(np.log1p(x * x))
+
+
+def hess_f3_closed(x):
+    return A_QUAD + A_QUAD.T + np.diag(2 * (1 - x * x) / (1 + x * x) ** 2)
+
+
+HESSIAN_CASES = [
+    pytest.param(hess_f1, hess_f1_closed, id="cubic"),
+    pytest.param(hess_f2, hess_f2_closed, id="exp_sin"),
+    pytest.param(hess_f3, hess_f3_closed, id="quadratic_form"),
+]
+
+
+@pytest.mark.parametrize("f, closed", HESSIAN_CASES)
+def test_hessian_closed_form_and_finite_differences(f, closed):
+    x = np.array([0.3, -0.8, 1.2])
+    H = ad.hessian(f)(x)
+    assert H.shape == (3, 3)
+    np.testing.assert_allclose(H, closed(x), rtol=RTOL_CLOSED, atol=1e-14)
+    # central differences of the (reverse-mode) gradient, one column per direction
+    g = ad.grad(f)
+    fd = np.stack([(g(x + 1e-6 * e) - g(x - 1e-6 * e)) / 2e-6 for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-7)  # FD error ~1e-9 on O(1) entries
+
+
+@pytest.mark.parametrize("f, closed", HESSIAN_CASES)
+def test_hvp_equals_hessian_times_vector(f, closed):
+    x = np.array([0.3, -0.8, 1.2])
+    for v in (np.array([1.0, 0.0, 0.0]), np.array([0.5, -2.0, 1.5])):
+        hv = ad.hvp(f, (x,), (v,))
+        np.testing.assert_allclose(hv, closed(x) @ v, rtol=RTOL_CLOSED, atol=1e-14)
+        np.testing.assert_allclose(hv, ad.hessian(f)(x) @ v, rtol=RTOL_CLOSED, atol=1e-14)
+
+
+# --- a very long tape -----------------------------------------------------------------------
+
+
+def test_million_op_chain_reverse():
+    n, c = 1_000_000, 1.0000001
+
+    def chain(x):
+        for _ in range(n):
+            x = x * c
+        return x
+
+    start = time.perf_counter()
+    g = ad.grad(chain, engine="reverse")(1.0)  # no RecursionError on a 1e6-entry tape
+    elapsed = time.perf_counter() - start
+    # d/dx (x c^n) = c^n; rounding grows at most ~n eps = 2e-10 relative along the product
+    assert g == pytest.approx(c**n, rel=1e-9)
+    assert elapsed < 15.0
+
+
+# --- non-differentiable points ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_abs_at_zero(engine):
+    # abs'(0) = 0 (a subgradient; also what central differences give)
+    assert ad.grad(np.abs, engine=engine)(0.0) == 0.0
+    assert ad.grad(np.abs, engine=engine)(0.0) == central_diff(np.abs, 0.0)
+    np.testing.assert_array_equal(
+        ad.grad(lambda x: np.sum(np.abs(x)), engine=engine)(np.array([-2.0, 0.0, 3.0])), [-1.0, 0.0, 1.0]
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_relu_at_zero(engine):
+    # SEEDS §4: ReLU backward g = g' * I(z > 0), so relu'(0) = 0
+    assert ad.grad(ad.relu, engine=engine)(0.0) == 0.0
+    np.testing.assert_array_equal(
+        ad.grad(lambda x: np.sum(ad.relu(x)), engine=engine)(np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 1.0]
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_maximum_tie_splits_evenly(engine):
+    # on a tie each input gets 0.5: exactly what central differences of max(x, y) give
+    gx, gy = ad.grad(np.maximum, argnums=(0, 1), engine=engine)(1.5, 1.5)
+    assert (gx, gy) == (0.5, 0.5)
+    assert gx == pytest.approx(central_diff(lambda x: max(x, 1.5), 1.5), rel=1e-9)
+    gx, gy = ad.grad(lambda x, y: np.sum(np.maximum(x, y)), argnums=(0, 1), engine=engine)(
+        np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0])
+    )
+    np.testing.assert_array_equal(gx, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(gy, [0.5, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hard_tanh_at_plus_minus_one(engine):
+    # SEEDS §4: hard tanh backward copies the gradient inside the closed interval [-1, 1]
+    assert ad.grad(ad.hard_tanh, engine=engine)(1.0) == 1.0
+    assert ad.grad(ad.hard_tanh, engine=engine)(-1.0) == 1.0
+    np.testing.assert_array_equal(
+        ad.grad(lambda x: np.sum(ad.hard_tanh(x)), engine=engine)(np.array([-2.0, -1.0, 0.3, 1.0, 1.5])),
+        [0.0, 1.0, 1.0, 1.0, 0.0],
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_leaky_relu_at_zero_explicit_alpha(engine):
+    # SEEDS §9: leaky ReLU is alpha v for v <= 0, so its derivative at 0 is alpha
+    assert ad.grad(lambda x: ad.leaky_relu(x, alpha=0.2), engine=engine)(0.0) == pytest.approx(0.2, rel=1e-15)
+    assert ad.grad(lambda x: ad.leaky_relu(x, alpha=0.2), engine=engine)(-3.0) == pytest.approx(0.2, rel=1e-15)
+
+
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=LEAKY_ALPHA_BUG) for e in ENGINES])
+def test_leaky_relu_default_alpha(engine):
+    alpha = ad.leaky_relu.params["alpha"]
+    assert ad.grad(ad.leaky_relu, engine=engine)(0.0) == pytest.approx(alpha, rel=1e-15)
+    g = ad.grad(lambda x: np.sum(ad.leaky_relu(x)), engine=engine)(np.array([-2.0, 0.0, 1.0]))
+    np.testing.assert_allclose(g, [alpha, alpha, 1.0], rtol=1e-15)
+
+
+# --- masked branches: np.where ------------------------------------------------------------
+
+
+X_MASK = np.array([0.0, -1.0, 4.0, -0.5, 2.25])
+
+
+def where_sqrt(x):
+    return np.sum(np.where(x > 0, np.sqrt(x), 0.0))
+
+
+def where_log(x):
+    return np.sum(np.where(x > 0, np.log(x), x))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", engines_xfail_forward(FWD_WHERE_BUG))
+@pytest.mark.parametrize("f", [where_sqrt, where_log])
+def test_where_untaken_branch_does_not_poison_gradient_arrays(engine, f):
+    g = ad.grad(f, engine=engine)(X_MASK)
+    pos = X_MASK > 0
+    # closed form: taken branch's derivative where x > 0; 0 (sqrt case) or 1 (identity) elsewhere
+    if f is where_sqrt:
+        expected = np.where(pos, 0.5 / np.sqrt(np.where(pos, X_MASK, 1.0)), 0.0)
+    else:
+        expected = np.where(pos, 1.0 / np.where(pos, X_MASK, 1.0), 1.0)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, expected, rtol=RTOL_CLOSED)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", engines_xfail_forward(FWD_WHERE_BUG))
+def test_where_untaken_branch_jacobian(engine):
+    J = ad.jacobian(lambda x: np.where(x > 0, np.sqrt(x), 0.0), engine=engine)(X_MASK)
+    pos = X_MASK > 0
+    expected = np.diag(np.where(pos, 0.5 / np.sqrt(np.where(pos, X_MASK, 1.0)), 0.0))
+    np.testing.assert_allclose(J, expected, rtol=RTOL_CLOSED)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=SCALAR_ZERODIV_BUG) for e in ENGINES])
+def test_where_untaken_branch_scalar_sqrt_at_zero(engine):
+    assert ad.grad(lambda x: np.where(x > 0, np.sqrt(x), 0.0), engine=engine)(0.0) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_where_untaken_branch_scalar_log_negative(engine):
+    assert ad.grad(lambda x: np.where(x > 0, np.log(x), x), engine=engine)(-1.0) == 1.0
+
+
+# --- non-finite derivatives and their errors ---------------------------------------------------
+
+
+def names_in(err):
+    """The error message without adkit's fixed advice, which mentions sqrt(sum(x**2)) whatever the op."""
+    return str(err).replace("sqrt(sum(x**2))", "")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=SCALAR_ZERODIV_BUG) for e in ENGINES])
+def test_sqrt_at_zero_raises_named_error_scalar(engine):
+    with pytest.raises(NonFiniteDerivativeError) as info:
+        ad.grad(np.sqrt, engine=engine)(0.0)
+    assert "sqrt" in names_in(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("engine", engines_xfail_forward(FWD_MESSAGE_BUG))
+def test_sqrt_at_zero_raises_named_error_array(engine):
+    with pytest.raises(NonFiniteDerivativeError) as info:
+        ad.grad(lambda x: np.sum(np.sqrt(x)), engine=engine)(np.array([0.0, 1.0]))
+    assert "sqrt" in names_in(info.value)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("norm", [np.linalg.norm, ad.norm], ids=["np.linalg.norm", "ad.norm"])
+def test_norm_gradient_zero_vector_and_elsewhere(engine, norm):
+    g0 = ad.grad(norm, engine=engine)(np.zeros(3))
+    assert np.all(np.isfinite(g0))
+    np.testing.assert_array_equal(g0, np.zeros(3))
+    x = np.array([3.0, -4.0, 12.0])
+    g = ad.grad(norm, engine=engine)(x)
+    np.testing.assert_allclose(g, x / 13.0, rtol=RTOL_CLOSED)  # x / |x|
+    np.testing.assert_allclose(g, central_diff(lambda v: np.sqrt(np.sum(v * v)), x), rtol=RTOL_FD, atol=ATOL_FD)
+
+
+# --- unsupported functions and bad inputs -----------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unsupported_numpy_function_cumsum(engine):
+    with pytest.raises(UnsupportedFunctionError, match=r"np\.cumsum"):
+        ad.grad(lambda x: np.sum(np.cumsum(x)), engine=engine)(np.ones(3))
+
+
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=FFT_NAME_BUG) for e in ENGINES])
+def test_unsupported_numpy_function_fft_named(engine):
+    with pytest.raises(UnsupportedFunctionError, match=r"np\.fft\.fft\b"):
+        ad.grad(lambda x: np.sum(np.fft.fft(x)), engine=engine)(np.ones(3))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unsupported_numpy_function_fft_raises(engine):
+    with pytest.raises(UnsupportedFunctionError, match="fft"):
+        ad.grad(lambda x: np.sum(np.fft.fft(x)), engine=engine)(np.ones(3))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_integer_inputs_are_promoted(engine):
+    g = ad.grad(lambda x: x**2, engine=engine)(3)
+    assert g == 6.0 and isinstance(g, float)
+    ga = ad.grad(lambda x: np.sum(x**2), engine=engine)(np.array([1, -2, 3]))
+    assert ga.dtype == np.float64
+    np.testing.assert_array_equal(ga, [2.0, -4.0, 6.0])
+    gm = ad.grad(lambda x, y: x * y, argnums=(0, 1), engine=engine)(2, np.int64(5))
+    assert gm == (5.0, 2.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", ["abc", None, object()])
+def test_non_numeric_input_raises_type_error(engine, bad):
+    with pytest.raises(TypeError, match="expected a float, an int, a numpy array"):
+        ad.grad(lambda x: x * 2.0, engine=engine)(bad)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_grad_of_non_scalar_output_mentions_jacobian(engine):
+    with pytest.raises(TypeError, match="jacobian"):
+        ad.grad(lambda x: np.sin(x), engine=engine)(np.ones(3))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_np_array_of_traced_values_suggests_stack(engine):
+    with pytest.raises(TypeError, match=r"np\.stack"):
+        ad.grad(lambda x, y: np.sum(np.array([x, y])), argnums=(0, 1), engine=engine)(1.0, 2.0)
+    # and the suggested rewrite works
+    assert ad.grad(lambda x, y: np.sum(np.stack([x, y]) ** 2), argnums=(0, 1), engine=engine)(1.0, 2.0) == (
+        2.0,
+        4.0,
+    )
+
+
+# --- shapes and dtypes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_broadcasting_is_undone(engine):
+    x = np.array([0.5, -1.0, 2.0])
+    y = np.array([1.0, 2.0, -3.0, 0.25])
+    f = lambda x, y: np.sum(np.sin(x[:, None] * y[None, :]))
+    gx, gy = ad.grad(f, argnums=(0, 1), engine=engine)(x, y)
+    assert gx.shape == (3,) and gy.shape == (4,)
+    np.testing.assert_allclose(gx, central_diff(lambda v: f(v, y), x), rtol=RTOL_FD, atol=ATOL_FD)
+    np.testing.assert_allclose(gy, central_diff(lambda v: f(x, v), y), rtol=RTOL_FD, atol=ATOL_FD)
+    # a scalar broadcast against an array gets the sum of the array's gradient
+    gs = ad.grad(lambda s, x: np.sum(s * x), argnums=0, engine=engine)(2.0, x)
+    assert gs == pytest.approx(np.sum(x), rel=1e-15)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_float32_gradients_keep_dtype(engine):
+    x = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    g = ad.grad(lambda x: np.sum(np.sin(x) * x), engine=engine)(x)
+    assert g.dtype == np.float32
+    # float32 precision: eps32 ~ 6e-8, so compare at 1e-5 relative
+    np.testing.assert_allclose(g, np.cos(x.astype(np.float64)) * x + np.sin(x.astype(np.float64)), rtol=1e-5)
+
+
+# --- tracer lifetime and pullbacks -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_leaked_array_tracer_raises(engine):
+    leak = []
+
+    def f(x):
+        leak.append(x)
+        return np.sum(x * 2.0)
+
+    ad.grad(f, engine=engine)(np.ones(2))
+    with pytest.raises(LeakedTracerError):
+        leak[0] * 3.0
+    with pytest.raises(LeakedTracerError):
+        np.sin(leak[0])
+
+
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=SCALAR_LEAK_BUG) for e in ENGINES])
+def test_leaked_scalar_tracer_raises(engine):
+    leak = []
+
+    def f(x):
+        leak.append(x)
+        return x * 2.0
+
+    ad.grad(f, engine=engine)(1.0)
+    with pytest.raises(LeakedTracerError):
+        leak[0] * 3.0
+
+
+def test_vjp_pullback_can_be_called_twice():
+    def f(x, y):
+        return np.sin(x) * y, np.sum(x * y)
+
+    x, y = np.array([0.3, -1.2]), np.array([2.0, 0.5])
+    out, pullback = ad.vjp(f, x, y)
+    ct = (np.array([1.0, -2.0]), 0.5)
+    first = pullback(ct)
+    second = pullback(ct)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    # closed form: d/dx = ct0 cos(x) y + ct1 y; d/dy = ct0 sin(x) + ct1 x
+    np.testing.assert_allclose(first[0], ct[0] * np.cos(x) * y + ct[1] * y, rtol=RTOL_CLOSED)
+    np.testing.assert_allclose(first[1], ct[0] * np.sin(x) + ct[1] * x, rtol=RTOL_CLOSED)
+    # the pullback is linear in the cotangent
+    doubled = pullback((2 * ct[0], 2 * ct[1]))
+    np.testing.assert_allclose(doubled[0], 2 * first[0], rtol=1e-15)
+
+
+# --- array ops vs finite differences --------------------------------------------------------
+
+RNG = np.random.default_rng(11)
+MAT = RNG.normal(size=(3, 4))
+VEC3 = RNG.normal(size=3)
+VEC4 = RNG.normal(size=4)
+A34 = RNG.normal(size=(3, 4))
+
+
+def op_indexing(x):  # x: (3, 4)
+    fancy = np.sum(x[[0, 2], [3, 1]] * np.array([1.0, -2.0]))
+    return x[1, 2] * np.sum(x[0, :]) + np.sum(x[:, 1:] ** 2) + np.sum(x[::2, ::-1] * x[-1, 0]) + fancy
+
+
+def op_concatenate(x):
+    return np.sum(np.concatenate([x[0], 2 * x[1], x[2, :2] ** 2]) ** 2) + np.sum(np.concatenate([x, x**2], axis=1)[1])
+
+
+def op_stack(x):
+    s = np.stack([np.sin(x[0]), x[1] * x[2], x[0]], axis=1)
+    return np.sum(s * np.arange(12.0).reshape(4, 3))
+
+
+def op_where(x):
+    return np.sum(np.where(x > 0, x**2, np.sin(x)))
+
+
+def op_mean(x):
+    return np.mean(x**2) + np.sum(np.mean(np.exp(x), axis=0) * VEC4)
+
+
+def op_max(x):
+    return np.max(np.tanh(x)) + np.sum(np.max(x * x, axis=1))
+
+
+def op_matmul_2d_2d(x):
+    return np.sum(np.tanh(x @ A34.T))
+
+
+def op_matmul_1d_2d(x):
+    return np.sum(np.sin(VEC3 @ x))
+
+
+def op_matmul_2d_1d(x):
+    return np.sum((x @ VEC4) ** 2)
+
+
+def op_matmul_1d_1d(x):
+    return (x[0] @ x[1]) ** 2
+
+
+ARRAY_OPS = [
+    op_indexing,
+    op_concatenate,
+    op_stack,
+    op_where,
+    op_mean,
+    op_max,
+]
+MATMUL_OPS = [op_matmul_2d_2d, op_matmul_1d_2d, op_matmul_2d_1d, op_matmul_1d_1d]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("f", ARRAY_OPS, ids=lambda f: f.__name__)
+def test_array_ops_vs_finite_differences(engine, f):
+    g = ad.grad(f, engine=engine)(MAT)
+    assert g.shape == MAT.shape
+    np.testing.assert_allclose(g, central_diff(f, MAT), rtol=RTOL_FD, atol=ATOL_FD)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("f", MATMUL_OPS, ids=lambda f: f.__name__)
+def test_matmul_vs_finite_differences(engine, f):
+    g = ad.grad(f, engine=engine)(MAT)
+    np.testing.assert_allclose(g, central_diff(f, MAT), rtol=RTOL_FD, atol=ATOL_FD)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_max_ties_split_evenly(engine):
+    # two-way tie: 1/2 each, which is also what central differences give
+    x2 = np.array([1.0, 3.0, 3.0, 2.0])
+    g2 = ad.grad(np.max, engine=engine)(x2)
+    np.testing.assert_array_equal(g2, [0.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(g2, central_diff(np.max, x2), rtol=1e-9)
+    # three-way tie: split evenly, 1/3 each (central differences would give 1/2 each here:
+    # a one-sided perturbation breaks the tie, so FD is not the reference for this case)
+    g3 = ad.grad(np.max, engine=engine)(np.array([3.0, 1.0, 3.0, 3.0]))
+    np.testing.assert_allclose(g3, [1 / 3, 0.0, 1 / 3, 1 / 3], rtol=1e-15)
+    # ties along an axis: each row splits its own unit of gradient
+    gax = ad.grad(lambda x: np.sum(np.max(x, axis=1)), engine=engine)(np.array([[1.0, 1.0, 0.0], [3.0, 1.0, 3.0]]))
+    np.testing.assert_array_equal(gax, [[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])
