@@ -10,7 +10,10 @@ differentiated unchanged.
 """
 
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
+from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
+from adkit.engines.symbolic import symbolic_derivative
 from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
+from adkit.graph import Graph, trace
 from adkit.ops import REGISTRY, Op, primal, register
 from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
@@ -29,6 +32,13 @@ norm = _R["norm"]
 __version__ = "0.1.0"
 
 __all__ = [
+    "Graph",
+    "trace",
+    "PathBudgetExceeded",
+    "heaviest_paths",
+    "iter_paths",
+    "paths_budget",
+    "symbolic_derivative",
     "ENGINES",
     "REGISTRY",
     "AdkitError",

@@ -21,9 +21,10 @@ R = REGISTRY
 
 
 def _name(fn: Any) -> str:
-    module = getattr(fn, "__module__", "numpy") or "numpy"
-    module = "np" if module.startswith("numpy") and "linalg" not in module else "np.linalg"
-    return f"{module}.{getattr(fn, '__name__', fn)}"
+    module = getattr(fn, "__module__", None) or "numpy"
+    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
+    public = "np" + public[len("numpy") :] if public.startswith("numpy") else public
+    return f"{public}.{getattr(fn, '__name__', fn)}"
 
 
 def _unsupported(what: str) -> UnsupportedFunctionError:

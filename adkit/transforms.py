@@ -206,8 +206,10 @@ def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: dict[int, Any]) -> list[
 
 
 def _seed(value: Any) -> Any:
-    if isinstance(value, Tracer) or type(value) is float:
+    if type(value) is float:
         return 1.0
+    if isinstance(value, Tracer):
+        return np.ones((), dtype=_dtype(value))[()]  # keeps float32 float32 in nested calls
     return np.ones_like(value, dtype=_dtype(value))
 
 
@@ -238,6 +240,20 @@ def _describe(trace: ReverseTrace, index: int, value: Any, prep: _Prepared) -> s
             if not np.all(np.isfinite(primal(leaf))):
                 return "an input is inf or NaN"
     return trace.find_nonfinite(index)
+
+
+def _diagnose(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], value: Any) -> str:
+    """Name the op whose local derivative is not finite, by recording f on a tape."""
+    p = primal(value)
+    if not np.all(np.isfinite(p)):
+        return f"the function's value itself is {p}"
+    try:
+        trace, prep, out = _record(f, args, argnums)
+    except Exception:  # noqa: BLE001 (diagnosis only: the original error is what matters)
+        return "a local derivative on the way is inf or NaN"
+    if isinstance(out, Var) and out._trace is trace:
+        return _describe(trace, out.index, out.value, prep)
+    return "a local derivative on the way is inf or NaN"
 
 
 def _plain(value: Any) -> Any:
@@ -289,11 +305,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
     out_shape = shape_of(value)
     if is_ours:
         tangent = out.tangent
-        _check_finite(
-            [tangent],
-            lambda: f"a local derivative on the way is inf or NaN (the value is {_plain(primal(value))})",
-            "derivative",
-        )
+        _check_finite([tangent], lambda: _diagnose(f, args, argnums, value), "derivative")
     else:
         tangent = np.zeros((total,) + out_shape) if batched else 0.0
     per_leaf = []
@@ -467,7 +479,11 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         else:
             values.append(o)
             tans.append(0.0 if shape_of(o) == () else np.zeros(shape_of(o)))
-    _check_finite(tans, lambda: "a local derivative on the way is inf or NaN", "directional derivative")
+    _check_finite(
+        tans,
+        lambda: _diagnose(f, primals, tuple(range(len(primals))), values[0] if values else 0.0),
+        "directional derivative",
+    )
     return tree_unflatten(treedef, values), tree_unflatten(treedef, tans)
 
 

@@ -59,18 +59,20 @@ class ForwardTrace(Trace):
 
 
 def strong_mul(p: Any, t: Any) -> Any:
-    """p * t, except that a zero t gives zero even where p is inf or NaN.
+    """p * t, except that an exact zero on either side gives zero even against inf or NaN.
 
-    A zero tangent (or cotangent) means "this input does not depend on the seed", so
-    an infinite local derivative (sqrt at 0, the branch np.where did not take) must not
-    turn it into NaN.
+    A zero tangent means "this value does not depend on the seed"; a zero local
+    derivative means "the output does not depend on this input here" (the branch
+    np.where did not take). Neither may be turned into NaN by an infinite factor on
+    the other side (sqrt'(0) = inf, log'(0) = inf). Reverse mode applies the same rule.
     """
-    r = p * t
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = p * t
     if isinstance(r, np.ndarray):
         if r.dtype.kind in "fc" and not np.isfinite(r).all():
-            r = np.where(np.asarray(t) == 0, 0.0, r)
+            r = np.where((np.asarray(t) == 0) | (np.asarray(p) == 0), 0.0, r)
     elif type(r) is float or isinstance(r, np.floating):
-        if not math.isfinite(r) and t == 0:
+        if not math.isfinite(r) and (t == 0 or p == 0):
             r = 0.0
     return r
 

@@ -26,6 +26,21 @@ from adkit.ops.core import Op, Trace, Tracer, bind, local_partials, primal, shap
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
 
+class _DeadTape:
+    """The tape of a finished derivative call: recording onto it is a leaked tracer."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def append(self, entry: Any) -> None:
+        from adkit.errors import LeakedTracerError
+
+        raise LeakedTracerError(
+            "a traced value from a grad/vjp call that has already returned was used (a leaked "
+            "tracer): do not keep traced values in globals or closures that outlive the call."
+        )
+
+
 class Node:
     """A tape entry for a generic op: what its VJP or partials need in the sweep."""
 
@@ -59,7 +74,8 @@ def strong_mul(g: Any, p: Any) -> Any:
             return g
         if p == -1.0:
             return -g
-    r = g * p
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = g * p
     if isinstance(r, np.ndarray):
         if r.dtype.kind in "fc" and not np.isfinite(r).all():
             r = np.where(np.asarray(g) == 0, 0.0, r)
@@ -73,7 +89,12 @@ class ReverseTrace(Trace):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tape: list[Any] = []
+        self.entries: list[Any] = []
+        self.tape: Any = self.entries  # what ops append to; a dead tape once the call returns
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.tape = _DeadTape()
 
     def new_input(self, value: Any) -> Var:
         v = make_var(value, len(self.tape), self)
@@ -105,7 +126,7 @@ class ReverseTrace(Trace):
 
         Entries never reached keep the marker `UNTOUCHED` (a float zero).
         """
-        tape = self.tape
+        tape = self.entries
         top = max(seeds)
         adj: list[Any] = [UNTOUCHED] * (top + 1)
         for i, s in seeds.items():
@@ -142,7 +163,7 @@ class ReverseTrace(Trace):
 
     def find_nonfinite(self, out_index: int) -> str:
         """Describe the first op whose local derivative is inf or NaN (for error messages)."""
-        for k, e in enumerate(self.tape[: out_index + 1]):
+        for k, e in enumerate(self.entries[: out_index + 1]):
             if e is None:
                 continue
             if type(e) is tuple:

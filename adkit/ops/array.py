@@ -81,6 +81,63 @@ def _shift_axis(axis: int, ndim: int, nb: int) -> int:
     return (axis % ndim) + nb
 
 
+# --- sympy forms of structural ops: they act on numpy object arrays of sympy expressions ---
+
+
+def obj(x: Any) -> np.ndarray:
+    """A sympy expression or object array as a numpy object array."""
+    return np.asarray(x, dtype=object)
+
+
+def obj_result(a: Any) -> Any:
+    a = np.asarray(a, dtype=object)
+    return a[()] if a.ndim == 0 else a
+
+
+def obj_reduce(x: Any, axis: Any, keepdims: bool, fn: Any) -> Any:
+    """Reduce an object array over `axis` with fn(list of entries) -> entry."""
+    x = obj(x)
+    axes = norm_axes(axis, x.ndim)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, rest + list(axes)).reshape([x.shape[i] for i in rest] + [-1])
+    flat = moved.reshape(-1, moved.shape[-1]) if moved.ndim > 1 else moved.reshape(1, -1)
+    out = np.empty(flat.shape[0], dtype=object)
+    for r in range(flat.shape[0]):
+        out[r] = fn(list(flat[r]))
+    out = out.reshape([x.shape[i] for i in rest])
+    if keepdims:
+        out = out.reshape(kept_shape(x.shape, axes))
+    return obj_result(out)
+
+
+def _sp_sum(sp, x, axis=None, keepdims=False):
+    return obj_reduce(x, axis, keepdims, lambda v: sp.Add(*v))
+
+
+def _sp_mean(sp, x, axis=None, keepdims=False):
+    n = math.prod(obj(x).shape[a] for a in norm_axes(axis, obj(x).ndim))
+    return obj_reduce(x, axis, keepdims, lambda v: sp.Add(*v) / n)
+
+
+def _sp_elementwise(fn, *xs):
+    arrays = np.broadcast_arrays(*[obj(x) for x in xs])
+    out = np.empty(arrays[0].shape, dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = fn(*[a[idx] for a in arrays])
+    return obj_result(out)
+
+
+def _sp_softmax(sp, x, axis=-1):
+    e = _sp_elementwise(sp.exp, x)
+    return obj_result(obj(e) / obj(obj_reduce(e, axis, True, lambda v: sp.Add(*v))))
+
+
+def _sp_index_add(sp, g, index=(), shape=()):
+    z = np.full(shape, sp.Integer(0), dtype=object)
+    np.add.at(z, index, obj(g))
+    return obj_result(z)
+
+
 # --- matmul ----------------------------------------------------------------------
 
 
@@ -149,7 +206,7 @@ matmul = register(
         args=("x", "y"),
         jvp=_matmul_jvp,
         vjp=_matmul_vjp,
-        sympy=lambda sp, x, y: x * y,
+        sympy=lambda sp, x, y: obj_result(np.matmul(obj(x), obj(y))),
         examples=_matmul_examples,
         numpy_names=(np.matmul,),
         label="@",
@@ -202,11 +259,7 @@ def _reduction_examples(rng):
     ]
 
 
-def _sympy_sum(sp, x, axis=None, keepdims=False):
-    return x
-
-
-sum = register(
+register(
     Op(  # noqa: A001
         "sum",
         lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
@@ -214,7 +267,7 @@ sum = register(
         jvp=_reduce_jvp("sum"),
         vjp=_sum_vjp,
         linear=True,
-        sympy=_sympy_sum,
+        sympy=_sp_sum,
         examples=_reduction_examples,
         numpy_names=(np.sum,),
         label="Σ",
@@ -229,7 +282,7 @@ mean = register(
         jvp=_reduce_jvp("mean"),
         vjp=_mean_vjp,
         linear=True,
-        sympy=_sympy_sum,
+        sympy=_sp_mean,
         examples=_reduction_examples,
         numpy_names=(np.mean,),
         doc="Mean over axes; backward broadcasts the cotangent divided by the count.",
@@ -270,7 +323,9 @@ def _extremum(name, np_fn):
             jvp=jvp,
             vjp=vjp,
             examples=examples,
-            sympy=lambda sp, x, axis=None, keepdims=False: x,
+            sympy=lambda sp, x, axis=None, keepdims=False: obj_reduce(
+                x, axis, keepdims, lambda v: sp.Max(*v) if name == "max" else sp.Min(*v)
+            ),
             complex_step=False,
             numpy_names=(np_fn, getattr(np, "a" + name)) if hasattr(np, "a" + name) else (np_fn,),
             kinks="on ties the gradient is split evenly between the tied entries "
@@ -280,8 +335,8 @@ def _extremum(name, np_fn):
     )
 
 
-max = _extremum("max", np.max)  # noqa: A001
-min = _extremum("min", np.min)  # noqa: A001
+_extremum("max", np.max)
+_extremum("min", np.min)
 
 
 def _norm_weights(x, out, axis, keepdims):
@@ -314,7 +369,9 @@ norm = register(
         params={"axis": None, "keepdims": False},
         jvp=_norm_jvp,
         vjp=_norm_vjp,
-        sympy=lambda sp, x, axis=None, keepdims=False: sp.sqrt(x**2),
+        sympy=lambda sp, x, axis=None, keepdims=False: _sp_elementwise(
+            sp.sqrt, obj_reduce(_sp_elementwise(lambda v: v**2, x), axis, keepdims, lambda v: sp.Add(*v))
+        ),
         examples=_reduction_examples,
         complex_step=False,
         numpy_names=(np.linalg.norm,),
@@ -361,7 +418,9 @@ logsumexp = register(
         jvp=_logsumexp_jvp,
         vjp=_logsumexp_vjp,
         examples=_reduction_examples,
-        sympy=lambda sp, x, axis=None, keepdims=False: sp.log(sp.exp(x)),
+        sympy=lambda sp, x, axis=None, keepdims=False: _sp_elementwise(
+            sp.log, obj_reduce(_sp_elementwise(sp.exp, x), axis, keepdims, lambda v: sp.Add(*v))
+        ),
         doc="log(sum(exp(x))) over axes, shifted by the max so it never overflows; its gradient is the softmax.",
     )
 )
@@ -390,7 +449,7 @@ softmax = register(
             ((rng.uniform(-2, 2, size=(3, 4)),), {"axis": 0}),
             ((rng.uniform(-2, 2, size=5),), {}),
         ],
-        sympy=lambda sp, x, axis=-1: sp.exp(x),
+        sympy=_sp_softmax,
         doc="exp(x) / sum(exp(x)) along an axis. Jacobian dy_k/du_c = y_k (δ_kc - y_c) "
         "(the lecture's softmax Jacobian).",
     )
@@ -414,7 +473,7 @@ reshape = register(
             tangents[0], shape=shape_of(tangents[0])[:nb] + shape_of(out)
         ),
         vjp=lambda g, xs, out, needed, shape: (_op("reshape")(g, shape=shape_of(xs[0])),),
-        sympy=lambda sp, x, shape=(): x,
+        sympy=lambda sp, x, shape=(): obj_result(np.reshape(obj(x), shape)),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (2, 6)}),
             ((rng.uniform(-1, 1, size=(3, 4)),), {"shape": (-1,)}),
@@ -445,7 +504,7 @@ transpose = register(
         vjp=lambda g, xs, out, needed, axes=None: (
             _op("transpose")(g, axes=tuple(np.argsort(_full_axes(axes, len(shape_of(xs[0])))).tolist())),
         ),
-        sympy=lambda sp, x, axes=None: x,
+        sympy=lambda sp, x, axes=None: obj_result(np.transpose(obj(x), axes)),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(3, 4)),), {}),
             ((rng.uniform(-1, 1, size=(2, 3, 4)),), {"axes": (1, 2, 0)}),
@@ -469,7 +528,7 @@ broadcast_to = register(
         linear=True,
         jvp=_broadcast_jvp,
         vjp=lambda g, xs, out, needed, shape: (unbroadcast(g, shape_of(xs[0])),),
-        sympy=lambda sp, x, shape=(): x,
+        sympy=lambda sp, x, shape=(): obj_result(np.broadcast_to(obj(x), shape).copy()),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(3, 1)),), {"shape": (2, 3, 4)}),
             ((rng.uniform(-1, 1, size=()),), {"shape": (3,)}),
@@ -506,7 +565,7 @@ getitem = register(
         linear=True,
         jvp=lambda tangents, xs, out, nb, index: _batched_index(tangents[0], index, nb, "getitem"),
         vjp=lambda g, xs, out, needed, index: (_op("index_add")(g, index=index, shape=shape_of(xs[0])),),
-        sympy=lambda sp, x, index=(): x,
+        sympy=lambda sp, x, index=(): obj_result(obj(x)[index]),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (1, slice(1, 4))}),
             ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([0, 2, 2]),)}),
@@ -540,7 +599,7 @@ index_add = register(
             tangents[0], index, nb, "index_add", shape=shape
         ),
         vjp=lambda g, xs, out, needed, index, shape: (_op("getitem")(g, index=index),),
-        sympy=lambda sp, x, index=(), shape=(): x,
+        sympy=_sp_index_add,
         examples=lambda rng: [((rng.uniform(-1, 1, size=(3,)),), {"index": (np.array([0, 2, 2]),), "shape": (4,)})],
         doc="zeros(shape) with g added at index: the transpose of getitem (np.add.at).",
     )
@@ -582,7 +641,7 @@ concatenate = register(
         linear=True,
         jvp=_concat_jvp,
         vjp=_concat_vjp,
-        sympy=lambda sp, *xs, axis=0: xs[0],
+        sympy=lambda sp, *xs, axis=0: obj_result(np.concatenate([obj(x) for x in xs], axis=axis)),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(4, 3))), {}),
             ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 1))), {"axis": 1}),
@@ -621,7 +680,7 @@ stack = register(
         linear=True,
         jvp=_stack_jvp,
         vjp=_stack_vjp,
-        sympy=lambda sp, *xs, axis=0: xs[0],
+        sympy=lambda sp, *xs, axis=0: obj_result(np.stack([obj(x) for x in xs], axis=axis)),
         examples=lambda rng: [
             ((rng.uniform(-1, 1, size=(2, 3)), rng.uniform(-1, 1, size=(2, 3))), {}),
             ((rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)), {}),

@@ -174,11 +174,13 @@ def arg_names(op: Op, n: int | None = None) -> list[str]:
 
 def compile_rules(op: Op) -> None:
     """Compile the op's scalar and partial expressions into functions."""
-    names = ", ".join(list(op.args) + list(op.params))
+    # parameters keep their defaults: lambda x, alpha=_default_alpha: ...
+    names = ", ".join(list(op.args) + [f"{p}=_default_{p}" for p in op.params])
+    defaults = {f"_default_{p}": v for p, v in op.params.items()}
     if op.scalar is not None and not op.variadic:
-        op.scalar_fn = eval(f"lambda {names}: {op.scalar}", dict(_SCALAR_BUILTINS))  # noqa: S307 (registry source, never user input)
+        op.scalar_fn = eval(f"lambda {names}: {op.scalar}", {**_SCALAR_BUILTINS, **defaults})  # noqa: S307 (registry source, never user input)
     if isinstance(op.partials, tuple):
-        ns = rule_namespace()
+        ns = {**rule_namespace(), **defaults}
         fns = []
         for expr in op.partials:
             fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
@@ -203,8 +205,22 @@ def local_partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any]
         return [p if need else None for p, need in zip(parts, needed)]
     result = []
     for fn, need in zip(op.partial_fns, needed):
-        result.append(fn(out, *vals, **params) if (need and fn is not None) else None)
+        if not need or fn is None:
+            result.append(None)
+            continue
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):  # inf/nan partials are handled downstream
+                result.append(fn(out, *vals, **params))
+        except (ArithmeticError, ValueError):
+            # Python floats raise where IEEE arithmetic gives inf or nan (0.5 / 0.0):
+            # evaluate the rule in numpy floats instead, as numpy would.
+            with np.errstate(all="ignore"):
+                result.append(fn(_ieee(out), *[_ieee(v) for v in vals], **params))
     return result
+
+
+def _ieee(v: Any) -> Any:
+    return np.float64(v) if type(v) is float else v
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,254 @@
+"""Symbolic: the function rebuilt as a sympy expression and differentiated by sympy.
+
+The traced graph is rebuilt node by node from each op's *sympy counterpart* only —
+never from adkit's derivative rules — so this engine is an independent oracle: when it
+agrees with forward and reverse mode, the rules are right. Array values become numpy
+object arrays of sympy expressions (one symbol per input element).
+
+Two flavours: the whole composition as one expression tree (its derivative shows the
+lectures' expression swell, measured by `sympy.count_ops`), and the same derivatives
+with common sub-expressions factored out (`sympy.cse`). Inputs given exactly (ints,
+fractions.Fraction) are evaluated exactly.
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adkit.graph import Graph, trace
+from adkit.ops.core import REGISTRY, primal
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+def to_sympy_constant(c: Any) -> Any:
+    """A numeric constant as sympy: ints exact, floats as the decimal they print as."""
+    sp = _sympy()
+    c = primal(c)
+    if isinstance(c, np.ndarray):
+        out = np.empty(c.shape, dtype=object)
+        for idx in np.ndindex(c.shape):
+            out[idx] = to_sympy_constant(c[idx])
+        return out
+    if isinstance(c, (bool, np.bool_)):
+        return bool(c)
+    if isinstance(c, (int, np.integer)):
+        return sp.Integer(int(c))
+    if isinstance(c, fractions.Fraction):
+        return sp.Rational(c.numerator, c.denominator)
+    if isinstance(c, (float, np.floating)):
+        c = float(c)
+        if c != c or c in (float("inf"), float("-inf")):
+            return sp.nan if c != c else (sp.oo if c > 0 else -sp.oo)
+        return sp.Integer(int(c)) if c.is_integer() and abs(c) < 2**53 else sp.Rational(repr(c))
+    return c
+
+
+def _apply(op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    sp = _sympy()
+    if op.partials is not None:  # elementwise: the sympy form per element
+        if any(isinstance(a, np.ndarray) and a.ndim > 0 for a in args):
+            arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in args])
+            out = np.empty(arrays[0].shape, dtype=object)
+            for idx in np.ndindex(out.shape):
+                out[idx] = op.sympy(sp, *[a[idx] for a in arrays], **params)
+            return out
+        scalars = [a[()] if isinstance(a, np.ndarray) else a for a in args]
+        return op.sympy(sp, *scalars, **params)
+    return op.sympy(sp, *args, **params)
+
+
+@dataclass
+class SymbolicDerivative:
+    """f as a sympy expression, its derivatives and their values at the point."""
+
+    graph: Graph
+    symbols: list[Any]  # one sympy Symbol or object array per input node
+    expression: Any  # f's output
+    derivatives: list[Any]  # per input node: expression (or object array of expressions)
+    point: dict[Any, Any]
+    exact: bool
+    values: list[Any] = field(default_factory=list)
+
+    @property
+    def count_ops(self) -> int:
+        """Operations in the derivative expressions as trees (expression swell)."""
+        sp = _sympy()
+        return int(sum(sp.count_ops(d) for d in _flat(self.derivatives)))
+
+    def cse(self) -> tuple[list[tuple[Any, Any]], list[Any]]:
+        """Common sub-expressions factored out of all derivatives at once (sympy.cse)."""
+        return _sympy().cse(_flat(self.derivatives))
+
+    @property
+    def count_ops_cse(self) -> int:
+        sp = _sympy()
+        repl, reduced = self.cse()
+        return int(sum(sp.count_ops(e) for _, e in repl) + sum(sp.count_ops(e) for e in reduced))
+
+    def latex(self) -> list[str]:
+        sp = _sympy()
+        return [sp.latex(d) for d in _flat(self.derivatives)]
+
+    def __str__(self) -> str:
+        lines = [f"f = {self.expression}"]
+        for sym, d in zip(self.symbols, self.derivatives):
+            lines.append(f"d f / d {sym} = {d}")
+        return "\n".join(lines)
+
+
+def _flat(xs: Sequence[Any]) -> list[Any]:
+    out = []
+    for x in xs:
+        if isinstance(x, np.ndarray):
+            out.extend(x.reshape(-1).tolist())
+        else:
+            out.append(x)
+    return out
+
+
+def symbolic_derivative(f: Callable[..., Any], *args: Any) -> SymbolicDerivative:
+    """Trace f, rebuild it in sympy from the ops' sympy forms, differentiate each input."""
+    sp = _sympy()
+    exact = all(_is_exact(leaf) for leaf in _leaves(args))
+    graph = trace(f, *[_as_float_tree(a) for a in args])
+    values: list[Any] = [None] * len(graph.nodes)
+    symbols, point = [], {}
+    exact_leaves = iter(_leaves(args))
+    for i in graph.inputs:
+        node = graph.nodes[i]
+        raw = next(exact_leaves)
+        if np.ndim(node.value) == 0:
+            s = sp.Symbol(node.label, real=True)
+            point[s] = to_sympy_constant(raw) if exact else sp.Float(float(node.value), 30)
+        else:
+            arr = np.asarray(node.value)
+            s = np.empty(arr.shape, dtype=object)
+            raw_arr = np.asarray(raw, dtype=object) if exact else arr
+            for idx in np.ndindex(arr.shape):
+                name = f"{node.label}_{'_'.join(str(int(k)) for k in idx)}"
+                s[idx] = sp.Symbol(name, real=True)
+                point[s[idx]] = to_sympy_constant(raw_arr[idx]) if exact else sp.Float(float(arr[idx]), 30)
+        values[i] = s
+        symbols.append(s)
+    for node in graph.nodes:
+        if node.op is None:
+            continue
+        args_sym = [values[p] if p is not None else to_sympy_constant(c) for p, c in zip(node.parents, node.consts)]
+        values[node.id] = _apply(node.op, args_sym, node.params)
+    if graph.output is None:
+        expr = to_sympy_constant(f(*args))
+    else:
+        expr = values[graph.output]
+    if isinstance(expr, np.ndarray):
+        if expr.size != 1:
+            raise TypeError("the symbolic engine differentiates scalar outputs; use adkit.jacobian for arrays")
+        expr = expr.reshape(-1)[0]
+    derivs = []
+    for s in symbols:
+        if isinstance(s, np.ndarray):
+            d = np.empty(s.shape, dtype=object)
+            for idx in np.ndindex(s.shape):
+                d[idx] = sp.diff(expr, s[idx])
+            derivs.append(d)
+        else:
+            derivs.append(sp.diff(expr, s))
+    result = SymbolicDerivative(graph, symbols, expr, derivs, point, exact)
+    result.values = [_evaluate(d, point, exact) for d in derivs]
+    return result
+
+
+def _evaluate(d: Any, point: dict[Any, Any], exact: bool) -> Any:
+    if isinstance(d, np.ndarray):
+        out = np.empty(d.shape, dtype=object)
+        for idx in np.ndindex(d.shape):
+            out[idx] = _evaluate(d[idx], point, exact)
+        return out
+    v = d.xreplace(point)
+    v = v.doit() if hasattr(v, "doit") else v
+    return v if exact and getattr(v, "is_Rational", False) else v.evalf(30)
+
+
+def _leaves(args: Sequence[Any]) -> list[Any]:
+    from adkit.transforms import tree_flatten
+
+    return [leaf for a in args for leaf in tree_flatten(a)[0]]
+
+
+def _is_exact(x: Any) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, (int, np.integer, fractions.Fraction)):
+        return True
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "iu" or (x.dtype == object and all(_is_exact(v) for v in x.reshape(-1)))
+    return False
+
+
+def _as_float_tree(a: Any) -> Any:
+    from adkit.transforms import tree_flatten, tree_unflatten
+
+    leaves, treedef = tree_flatten(a)
+    return tree_unflatten(treedef, [_to_float(leaf) for leaf in leaves])
+
+
+def _to_float(x: Any) -> Any:
+    if isinstance(x, fractions.Fraction):
+        return float(x)
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        return x.astype(float)
+    return x
+
+
+def _to_number(v: Any) -> float:
+    try:
+        return float(v)
+    except TypeError as exc:
+        raise ValueError(f"the symbolic derivative does not evaluate to a real number here: {v}") from exc
+
+
+def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
+    """The engine entry point used by adkit.grad(f, engine="symbolic")."""
+    from adkit.transforms import tree_flatten, tree_unflatten
+
+    res = symbolic_derivative(f, *args)
+    per_arg = [tree_flatten(a) for a in args]
+    k = 0
+    starts = []
+    for leaves, _ in per_arg:
+        starts.append(k)
+        k += len(leaves)
+    result = []
+    for n in argnums:
+        leaves, treedef = per_arg[n]
+        out = []
+        for j, _leaf in enumerate(leaves):
+            v = res.values[starts[n] + j]
+            if isinstance(v, np.ndarray):
+                out.append(np.vectorize(_to_number, otypes=[float])(v))
+            else:
+                out.append(_to_number(v))
+        result.append(tree_unflatten(treedef, out))
+    value = res.graph.value
+    value = float(value) if value is not None and np.ndim(value) == 0 else value
+    return value, (result[0] if single else tuple(result))
+
+
+def _register() -> None:
+    from adkit.transforms import DIFFERENTIATING_ENGINES
+
+    DIFFERENTIATING_ENGINES["symbolic"] = symbolic_value_and_grad
+
+
+_register()
+
+__all__ = ["REGISTRY", "SymbolicDerivative", "symbolic_derivative", "to_sympy_constant"]
