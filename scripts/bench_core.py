@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""Speed of adkit's gradients relative to plain evaluation of the same program.
+
+    .venv/bin/python scripts/bench_core.py           # full run (~1-3 minutes)
+    .venv/bin/python scripts/bench_core.py --quick   # fewer cells, shorter timings (< 30 s)
+
+Every number printed is a ratio measured in this run: gradient time / time of the plain
+evaluation of the *same* Python function (no absolute-time targets: the machines this
+runs on are shared and noisy). Each measurement is a batch of calls lasting at least
+`min_time` seconds; the batches of the baseline and of the gradients are interleaved,
+`repeats` times per cell, and the best (minimum) per-call time of each is kept.
+
+1. Aggarwal's deep product-node graph as a scalar Python program (one binary multiply
+   per edge), reverse and forward mode, against the issue's targets (reverse <= 30x,
+   forward <= 20x per cell).
+2. A numpy MLP (4 tanh layers of 512, batch 256, softmax cross-entropy), reverse mode,
+   against the target <= 3x (and, for reference, the same gradient written by hand in numpy).
+3. The product-node graph vectorised (one numpy op per layer), reverse mode: no target.
+
+The exit code is 0 whatever the outcome: this is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import adkit as ad
+
+REVERSE_TARGET = 30.0  # scalar graph: reverse gradient / plain, per cell (from the issue)
+FORWARD_TARGET = 20.0  # scalar graph: forward gradient / plain, per cell
+MLP_TARGET = 3.0  # MLP: reverse gradient / numpy forward
+CHECK_RTOL = 1e-9  # gradients vs the closed form, relative
+FLOAT_MAX = sys.float_info.max
+
+FOR_SCALE = """\
+For scale (quoted from the issue, not measured here): for the same scalar program on this
+kind of machine, a hand-written reverse sweep in plain floats costs 4-9x the forward;
+micrograd 36-790x, PyTorch (0-d tensors) 116-615x, HIPS autograd 234-2978x,
+JAX eager 4500-25000x."""
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def _batch(fn: Callable[..., Any], args: tuple[Any, ...], n: int) -> float:
+    """Seconds for n calls of fn(*args)."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn(*args)
+    return time.perf_counter() - t0
+
+
+def _calibrate(fn: Callable[..., Any], args: tuple[Any, ...], min_time: float) -> int:
+    """The number of calls whose batch lasts at least min_time seconds."""
+    n = 1
+    while True:
+        t = _batch(fn, args, n)
+        if t >= min_time:
+            return n
+        # aim a little past min_time, at most 10x more calls per step
+        n = max(n + 1, min(10 * n, math.ceil(n * 1.2 * min_time / max(t, 1e-9))))
+
+
+def measure(
+    fns: dict[str, Callable[..., Any]], args: tuple[Any, ...], min_time: float, repeats: int
+) -> dict[str, float]:
+    """Best per-call seconds of each fn(*args); batches of the fns interleaved per repeat."""
+    counts = {name: _calibrate(fn, args, min_time) for name, fn in fns.items()}
+    best = dict.fromkeys(fns, math.inf)
+    names = list(fns)
+    for r in range(repeats):
+        k = r % len(names)  # rotate the order so no fn always runs first
+        for name in names[k:] + names[:k]:
+            n = counts[name]
+            best[name] = min(best[name], _batch(fns[name], args, n) / n)
+    return best
+
+
+# --- 1. the product-node graph as a scalar program ----------------------------------------------
+
+
+def product_graph(width: int, depth: int, consts: list[list[float]] | None = None) -> Callable[[Any], Any]:
+    """Aggarwal's product-node graph: w fanned out to `width` inputs, then `depth` layers
+    of `width` nodes, each = its constant times the product of every node of the layer
+    below (one binary multiply per edge), output = the product of the last layer."""
+    if consts is None:
+        consts = [[1.0] * width for _ in range(depth)]
+
+    def f(w: Any) -> Any:
+        layer = [w] * width
+        for cs in consts:
+            nxt = []
+            for c in cs:
+                acc = c
+                for x in layer:
+                    acc = acc * x
+                nxt.append(acc)
+            layer = nxt
+        acc = 1.0
+        for x in layer:
+            acc = acc * x
+        return acc
+
+    return f
+
+
+def graph_counts(width: int, depth: int) -> tuple[int, int]:
+    """(edges, N): the binary multiplies of product_graph, and the exponent N of
+    out = w**N (= the number of paths from w to the output), counted exactly by
+    following the same structure with Python ints."""
+    edges = 0
+    expo = [1] * width  # exponent of w in each node of the current layer
+    for _ in range(depth):
+        s = sum(expo)
+        edges += width * width
+        expo = [s] * width
+    edges += width
+    n = sum(expo)
+    assert n == width ** (depth + 1)
+    return edges, n
+
+
+def _fmt_big(n: int) -> str:
+    if n < 10**6:
+        return str(n)
+    e = math.log2(n)
+    return f"2^{e:.0f}" if e == int(e) else f"{n:.2e}"
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def bench_scalar_graph(widths, depths, min_time, repeats) -> list[dict[str, Any]]:
+    print("== 1. Product-node graph, scalar Python program (one binary multiply per edge) ==")
+    print(
+        f"   w = exp(-600/N), all constants 1.0, out = w**N, d out/dw = N*out/w; targets: "
+        f"reverse <= {REVERSE_TARGET:g}x, forward <= {FORWARD_TARGET:g}x"
+    )
+    head = (
+        f"{'width':>5} {'depth':>5} {'edges':>7} {'paths N':>9} {'plain ns/edge':>13} "
+        f"{'reverse/plain':>13} {'forward/plain':>13} {'rev ns/edge':>11}  verdict"
+    )
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for width in widths:
+        for depth in depths:
+            edges, n = graph_counts(width, depth)
+            row: dict[str, Any] = {"width": width, "depth": depth, "edges": edges, "N": n}
+            lead = f"{width:>5} {depth:>5} {edges:>7} {_fmt_big(n):>9} "
+            if n > FLOAT_MAX:
+                row["verdict"] = "overflow"
+                row["reason"] = (
+                    f"N = {width}^{depth + 1} ~ 10^{math.log10(n):.0f} paths: w = exp(-600/N) rounds to 1.0, "
+                    f"so d out/dw = N exceeds float64's max ~1.8e308 (adkit raises NonFiniteDerivativeError)"
+                )
+                print(lead + f"{'-':>13} {'overflow':>13} {'overflow':>13} {'-':>11}  beyond float64 range")
+                rows.append(row)
+                continue
+            w = math.exp(-600 / n)
+            f = product_graph(width, depth)
+            rev = ad.grad(f)
+            fwd = ad.grad(f, engine="forward")
+            out = f(w)
+            exact = n * out / w
+            g_rev, g_fwd = rev(w), fwd(w)
+            err = max(_rel(g_rev, exact), _rel(g_fwd, exact))
+            row["check_err"] = err
+            checked = err <= CHECK_RTOL and out > 0 and math.isfinite(exact)
+            t = measure({"plain": f, "reverse": rev, "forward": fwd}, (w,), min_time, repeats)
+            r_rev, r_fwd = t["reverse"] / t["plain"], t["forward"] / t["plain"]
+            ok = r_rev <= REVERSE_TARGET and r_fwd <= FORWARD_TARGET
+            verdict = ("PASS" if ok else "FAIL") if checked else "FAIL (gradient check)"
+            if checked and not ok:
+                which = [
+                    s for s, bad in (("reverse", r_rev > REVERSE_TARGET), ("forward", r_fwd > FORWARD_TARGET)) if bad
+                ]
+                verdict += f" ({', '.join(which)})"
+            row.update(
+                plain_ns=1e9 * t["plain"] / edges,
+                rev_ratio=r_rev,
+                fwd_ratio=r_fwd,
+                rev_ns=1e9 * t["reverse"] / edges,
+                verdict=verdict,
+                ok=ok and checked,
+            )
+            print(
+                lead + f"{row['plain_ns']:>13.1f} {r_rev:>12.1f}x {r_fwd:>12.1f}x {row['rev_ns']:>11.0f}  {verdict}",
+                flush=True,
+            )
+            if not checked:
+                print(f"      gradient check: max relative error {err:.2e} (out = {out:.3e}, closed form {exact:.6e})")
+            rows.append(row)
+    timed = [r for r in rows if "ok" in r]
+    passed = sum(r["ok"] for r in timed)
+    errs = [r["check_err"] for r in timed]
+    if errs:
+        print(
+            f"   gradient check: reverse and forward vs N*out/w in every timed cell, "
+            f"max relative error {max(errs):.1e} (tolerance {CHECK_RTOL:g})"
+        )
+    for r in rows:
+        if r["verdict"] == "overflow":
+            print(f"   width {r['width']}, depth {r['depth']}: not timed: {r['reason']}")
+    print(
+        f"   SUMMARY scalar graph: {passed}/{len(timed)} timed cells meet both targets "
+        f"(reverse <= {REVERSE_TARGET:g}x, forward <= {FORWARD_TARGET:g}x)"
+        + (f"; {len(rows) - len(timed)} cell(s) beyond float64 range" if len(rows) > len(timed) else "")
+    )
+    if timed:
+        print(
+            f"   ranges: reverse {min(r['rev_ratio'] for r in timed):.1f}-{max(r['rev_ratio'] for r in timed):.1f}x, "
+            f"forward {min(r['fwd_ratio'] for r in timed):.1f}-{max(r['fwd_ratio'] for r in timed):.1f}x"
+        )
+    print()
+    return rows
+
+
+# --- 2. a numpy MLP --------------------------------------------------------------------------------
+
+
+def mlp_setup(batch=256, dim=512, hidden=512, layers=4, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    params: dict[str, np.ndarray] = {}
+    d = dim
+    for i in range(layers):
+        params[f"W{i}"] = rng.standard_normal((d, hidden)) / np.sqrt(d)
+        params[f"b{i}"] = 0.1 * rng.standard_normal(hidden)
+        d = hidden
+    params[f"W{layers}"] = rng.standard_normal((d, classes)) / np.sqrt(d)
+    params[f"b{layers}"] = 0.1 * rng.standard_normal(classes)
+    x = rng.standard_normal((batch, dim))
+    onehot = np.eye(classes)[rng.integers(0, classes, batch)]
+
+    def loss(p: dict[str, Any], x: np.ndarray, onehot: np.ndarray) -> Any:
+        h = x
+        for i in range(layers):
+            h = np.tanh(h @ p[f"W{i}"] + p[f"b{i}"])
+        logits = h @ p[f"W{layers}"] + p[f"b{layers}"]
+        logp = logits - ad.logsumexp(logits, axis=1, keepdims=True)
+        return -np.sum(onehot * logp) / x.shape[0]
+
+    def manual_grad(p: dict[str, np.ndarray], x: np.ndarray, onehot: np.ndarray) -> dict[str, np.ndarray]:
+        """The same gradient written by hand in numpy: a floor for any tape (reference only)."""
+        hs = [x]
+        for i in range(layers):
+            hs.append(np.tanh(hs[-1] @ p[f"W{i}"] + p[f"b{i}"]))
+        logits = hs[-1] @ p[f"W{layers}"] + p[f"b{layers}"]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        d = (e / e.sum(axis=1, keepdims=True) - onehot) / x.shape[0]
+        g = {f"W{layers}": hs[layers].T @ d, f"b{layers}": d.sum(axis=0)}
+        dh = d @ p[f"W{layers}"].T
+        for i in range(layers - 1, -1, -1):
+            dz = dh * (1.0 - hs[i + 1] ** 2)
+            g[f"W{i}"], g[f"b{i}"] = hs[i].T @ dz, dz.sum(axis=0)
+            if i:
+                dh = dz @ p[f"W{i}"].T
+        return g
+
+    return loss, manual_grad, params, x, onehot
+
+
+def bench_mlp(min_time, repeats) -> dict[str, Any]:
+    print("== 2. numpy MLP: 4 tanh layers of 512, batch 256, input 512, 10 classes, softmax cross-entropy ==")
+    loss, manual_grad, params, x, onehot = mlp_setup()
+    g = ad.grad(loss)
+    grads = g(params, x, onehot)
+    by_hand = manual_grad(params, x, onehot)
+    hand_err = max(float(np.max(np.abs(grads[k] - by_hand[k]))) for k in params)
+    # finite-difference check on 3 random entries (central differences)
+    rng = np.random.default_rng(1)
+    names = list(params)
+    worst = 0.0
+    for _ in range(3):
+        name = names[rng.integers(len(names))]
+        idx = tuple(int(rng.integers(s)) for s in params[name].shape)
+        h = 1e-5
+        p_plus = {k: v.copy() for k, v in params.items()}
+        p_minus = {k: v.copy() for k, v in params.items()}
+        p_plus[name][idx] += h
+        p_minus[name][idx] -= h
+        fd = (loss(p_plus, x, onehot) - loss(p_minus, x, onehot)) / (2 * h)
+        an = grads[name][idx]
+        err = abs(fd - an) / max(abs(an), 1e-6)
+        worst = max(worst, err)
+        print(f"   check {name}{list(idx)}: reverse {an:+.10e}  finite difference {fd:+.10e}  rel. diff {err:.1e}")
+    print(f"   adkit's gradient vs the hand-written numpy gradient: max abs difference {hand_err:.1e}")
+    checked = worst < 1e-4
+    t = measure({"plain": loss, "reverse": g, "by hand": manual_grad}, (params, x, onehot), min_time, repeats)
+    ratio = t["reverse"] / t["plain"]
+    ok = ratio <= MLP_TARGET and checked
+    verdict = "PASS" if ok else "FAIL" + ("" if checked else " (gradient check)")
+    print(
+        f"   numpy forward {1e3 * t['plain']:.2f} ms, reverse gradient (all weights and biases) "
+        f"{1e3 * t['reverse']:.2f} ms: ratio {ratio:.2f}x (target <= {MLP_TARGET:g}x)  {verdict}"
+    )
+    print(
+        f"   reference, no target: the same gradient hand-written in numpy {1e3 * t['by hand']:.2f} ms = "
+        f"{t['by hand'] / t['plain']:.2f}x the forward (what avoiding all tape overhead would give here)"
+    )
+    print()
+    return {"plain": t["plain"], "reverse": t["reverse"], "ratio": ratio, "verdict": verdict}
+
+
+# --- 3. the product-node graph vectorised ---------------------------------------------------------
+
+
+def product_graph_numpy(width: int, depth: int) -> Callable[[Any], Any]:
+    """The same graph, one numpy op per layer: layer = consts * np.prod(layer)."""
+    consts = [np.ones(width) for _ in range(depth)]
+    ones = np.ones(width)
+
+    def f(w: Any) -> Any:
+        layer = w * ones
+        for c in consts:
+            layer = c * np.prod(layer)
+        return np.prod(layer)
+
+    return f
+
+
+def bench_vectorised(widths, depths, min_time, repeats) -> list[dict[str, Any]]:
+    print("== 3. Product-node graph vectorised (layer = consts * np.prod(layer)), reverse mode; no target ==")
+    head = f"{'width':>5} {'depth':>5} {'plain us':>9} {'reverse us':>11} {'reverse/plain':>13}"
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for width in widths:
+        for depth in depths:
+            _, n = graph_counts(width, depth)
+            if n > FLOAT_MAX:
+                print(f"{width:>5} {depth:>5} {'-':>9} {'-':>11} {'overflow':>13}")
+                rows.append({"width": width, "depth": depth, "ratio": None})
+                continue
+            w = math.exp(-600 / n)
+            f = product_graph_numpy(width, depth)
+            rev = ad.grad(f)
+            exact = n * float(f(w)) / w
+            err = _rel(rev(w), exact)
+            t = measure({"plain": f, "reverse": rev}, (w,), min_time, repeats)
+            ratio = t["reverse"] / t["plain"]
+            note = "" if err <= CHECK_RTOL else f"  (gradient check failed: rel. error {err:.1e})"
+            print(
+                f"{width:>5} {depth:>5} {1e6 * t['plain']:>9.1f} {1e6 * t['reverse']:>11.1f} {ratio:>12.1f}x{note}",
+                flush=True,
+            )
+            rows.append({"width": width, "depth": depth, "ratio": ratio})
+    print()
+    return rows
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer cells and shorter timings (< 30 s)")
+    ap.add_argument("--min-time", type=float, default=None, help="seconds per timed batch (default 0.2; quick 0.05)")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved batches per cell (default 5; quick 3)")
+    opts = ap.parse_args(argv)
+    min_time = opts.min_time if opts.min_time is not None else (0.05 if opts.quick else 0.2)
+    repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 5)
+    if opts.quick:
+        widths, depths, vec_depths = (2, 8, 32), (4, 16), (4, 16)
+    else:
+        widths, depths, vec_depths = (2, 8, 32), (4, 16, 64, 256), (4, 16, 64)
+
+    started = time.perf_counter()
+    blas = {k: v for k, v in os.environ.items() if "BLAS" in k or k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    print(
+        f"adkit {ad.__version__} speed benchmark, {datetime.date.today().isoformat()}: "
+        f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
+    )
+    print(f"BLAS-related environment: {blas or 'none set'}")
+    print(
+        f"timing: best of {repeats} interleaved batches of >= {min_time:g} s each per measurement"
+        + (" (quick mode)" if opts.quick else "")
+    )
+    print()
+    bench_scalar_graph(widths, depths, min_time, repeats)
+    bench_mlp(min_time, repeats)
+    bench_vectorised(widths, vec_depths, min_time, repeats)
+    print(FOR_SCALE)
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
