@@ -14,6 +14,7 @@ to one output.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -270,9 +271,29 @@ class Graph:
         kind = "scalar graph" if self.scalar or self.is_scalar() else "graph"
         return f"<adkit {kind}: {len(self.nodes)} nodes, {len(self.edges)} edges, inputs {', '.join(self.input_names)}>"
 
-    def table(self) -> str:
-        """The evaluation trace as text, one line per node (a1 = w0, a4 = a2 * a3, ...)."""
-        return "\n".join(f"n{n.id}: {n.describe()} = {_fmt(n.value)}" for n in self.nodes)
+    def evaluation_trace(self) -> Any:
+        """The forward evaluation trace as a table (a1 = w0, a4 = a2 * a3, ...)."""
+        from adkit.display import evaluation_trace
+
+        return evaluation_trace(self)
+
+    def tangent_trace(self, seed: str | int = 0) -> Any:
+        """Forward mode by hand for one seeded input, as a table with the numbers."""
+        from adkit.display import tangent_trace
+
+        return tangent_trace(self, seed)
+
+    def adjoint_trace(self) -> Any:
+        """Reverse mode by hand (adjoints abar_i), as a table with the numbers."""
+        from adkit.display import adjoint_trace
+
+        return adjoint_trace(self)
+
+    def _repr_html_(self) -> str | None:
+        try:
+            return f"<p>{html.escape(repr(self))}</p>" + self.evaluation_trace()._repr_html_()
+        except Exception:  # noqa: BLE001 (a display hook never raises)
+            return None
 
 
 def _dot_escape(s: str) -> str:
