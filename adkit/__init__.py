@@ -10,9 +10,9 @@ differentiated unchanged.
 """
 
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
+from adkit.compare import compare
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
 from adkit.engines.symbolic import symbolic_derivative
-from adkit.compare import compare
 from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
 from adkit.graph import Graph, trace
 from adkit.ops import REGISTRY, Op, primal, register
