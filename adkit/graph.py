@@ -76,6 +76,8 @@ def _fmt(v: Any) -> str:
 class GraphTrace(Trace):
     """Records every op applied to its tracers as a graph node."""
 
+    __slots__ = ("nodes",)
+
     def __init__(self) -> None:
         super().__init__()
         self.nodes: list[Node] = []

@@ -19,14 +19,6 @@ from adkit.errors import LeakedTracerError, NonFiniteDerivativeError, Unsupporte
 
 ENGINES = ("forward", "reverse")
 
-SCALAR_LEAK_BUG = pytest.mark.xfail(
-    strict=True, reason="adkit bug: leaked float tracer (FloatDual) not detected in forward mode"
-)
-
-
-def engines_xfail_forward(mark):
-    return [pytest.param("forward", marks=mark), "reverse"]
-
 
 def central_diff(f, x, h=1e-6):
     """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar f, one entry at a time."""
@@ -482,7 +474,7 @@ def test_leaked_array_tracer_raises(engine):
         np.sin(leak[0])
 
 
-@pytest.mark.parametrize("engine", engines_xfail_forward(SCALAR_LEAK_BUG))
+@pytest.mark.parametrize("engine", ENGINES)
 def test_leaked_scalar_tracer_raises(engine):
     leak = []
 

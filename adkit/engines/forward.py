@@ -22,6 +22,8 @@ from adkit.ops.core import REGISTRY, Op, Trace, Tracer, bind, local_partials, sh
 class ForwardTrace(Trace):
     """One forward-mode derivative call; `batched` when tangents have a batch axis."""
 
+    __slots__ = ("nb",)
+
     def __init__(self, batched: bool = False) -> None:
         super().__init__()
         self.nb = 1 if batched else 0
@@ -106,22 +108,27 @@ def make_dual(value: Any, tangent: Any, trace: ForwardTrace) -> Dual:
 
 _UNARY = """
 def fast(self):
-    x = self.value
-    try:
-        out = OUT
-        t = P0 * self.tangent
-    except (ArithmeticError, ValueError):
-        return bind(OP, (self,), NOPARAMS)
-    if t == t:
-        return FloatDual(out, t, self._trace)
+    tr = self._trace
+    if tr.active:
+        x = self.value
+        try:
+            out = OUT
+            t = P0 * self.tangent
+        except (ArithmeticError, ValueError):
+            return bind(OP, (self,), NOPARAMS)
+        if t == t:
+            return FloatDual(out, t, tr)
     return bind(OP, (self,), NOPARAMS)
 """
 
 _LEFT = """
 def fast(self, o):
     to = type(o)
-    if to is FloatDual:
-        if o._trace is self._trace:
+    tr = self._trace
+    if not tr.active:
+        pass
+    elif to is FloatDual:
+        if o._trace is tr:
             x = self.value
             y = o.value
             try:
@@ -130,7 +137,7 @@ def fast(self, o):
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
             if t == t:
-                return FloatDual(out, t, self._trace)
+                return FloatDual(out, t, tr)
     elif to is float or to is int or to is f64:
         x = self.value
         y = o if to is float else float(o)
@@ -140,14 +147,15 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (self, o), NOPARAMS)
         if t == t:
-            return FloatDual(out, t, self._trace)
+            return FloatDual(out, t, tr)
     return bind(OP, (self, o), NOPARAMS)
 """
 
 _RIGHT = """
 def fast(self, o):
     to = type(o)
-    if to is float or to is int or to is f64:
+    tr = self._trace
+    if tr.active and (to is float or to is int or to is f64):
         x = o if to is float else float(o)
         y = self.value
         try:
@@ -156,7 +164,7 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (o, self), NOPARAMS)
         if t == t:
-            return FloatDual(out, t, self._trace)
+            return FloatDual(out, t, tr)
     return bind(OP, (o, self), NOPARAMS)
 """
 

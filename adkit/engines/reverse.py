@@ -87,6 +87,8 @@ def strong_mul(g: Any, p: Any) -> Any:
 class ReverseTrace(Trace):
     """One reverse-mode derivative call: owns the tape."""
 
+    __slots__ = ("entries", "tape")
+
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[Any] = []

@@ -232,6 +232,8 @@ _levels = itertools.count(1)
 class Trace:
     """One derivative call. Later traces get higher levels (they are nested inside)."""
 
+    __slots__ = ("level", "active")
+
     def __init__(self) -> None:
         self.level = next(_levels)
         self.active = True
