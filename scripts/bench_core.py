@@ -360,6 +360,23 @@ def bench_vectorised(widths, depths, min_time, repeats) -> list[dict[str, Any]]:
     return rows
 
 
+def _adkit_revision() -> str:
+    """The git commit of the working tree (and whether adkit/ has uncommitted changes)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "adkit"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return rev + (" (adkit/ has uncommitted changes)" if dirty else "")
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -382,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         f"adkit {ad.__version__} speed benchmark, {datetime.date.today().isoformat()}: "
         f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
     )
-    print(f"BLAS-related environment: {blas or 'none set'}")
+    print(f"commit {_adkit_revision()}; BLAS-related environment: {blas or 'none set'}")
     print(
         f"timing: best of {repeats} interleaved batches of >= {min_time:g} s each per measurement"
         + (" (quick mode)" if opts.quick else "")
