@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.set_defaults(run=_demo)
+    from adkit import bench
+
+    bench.add_parser(sub)
     return parser
 
 

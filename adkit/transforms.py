@@ -115,11 +115,15 @@ def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str)
         p = primal(v)
         ok = math.isfinite(p) if type(p) is float else bool(np.all(np.isfinite(p)))
         if not ok:
-            raise NonFiniteDerivativeError(
-                f"the {what} is not finite: {describe()}. The function is not differentiable "
-                "at this point (or overflows); move the point, or rewrite the function "
-                "(np.linalg.norm instead of sqrt(sum(x**2)), np.where to mask a branch)."
+            reason = describe()
+            advice = (
+                "The exact value is too large for this float type: scale the function down, or use "
+                "exact arithmetic (the symbolic engine with integer or Fraction inputs)."
+                if "overflow" in reason
+                else "The function is not differentiable at this point: move the point, or rewrite "
+                "the function (np.linalg.norm instead of sqrt(sum(x**2)), np.where to mask a branch)."
             )
+            raise NonFiniteDerivativeError(f"the {what} is not finite: {reason}. {advice}")
 
 
 def _output_value(out: Any) -> Any:

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
     if argv[0] == "main":
-        return subprocess.run([str(PY), "-m", "adkit", "demo", *argv[1:]], cwd=ROOT, env=env).returncode
+        return subprocess.run([str(PY), "-m", "adkit", "bench", *argv[1:]], cwd=ROOT, env=env).returncode
     for cmd in ([str(PY), "-m", "ruff", "check", "."], [str(PY), "-m", "ruff", "format", "--check", "."]):
         rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
         if rc:

@@ -182,7 +182,10 @@ class ReverseTrace(Trace):
                 pv = primal(p)
                 if not np.all(np.isfinite(pv)):
                     return f"the local derivative of {node_desc} (tape entry {k}) is {_short(pv)}"
-        return "no local derivative is inf or NaN: the inputs or the values themselves are"
+        return (
+            "every value and every local derivative is finite, so the derivative overflows: a sum of "
+            "products of local derivatives exceeded the float range (~1.8e308 in float64)"
+        )
 
 
 def _tuple_desc(k: int) -> str:
