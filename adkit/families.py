@@ -19,7 +19,7 @@ derivative is N * out / w = width**depth. Past float64 (width**depth > 1.8e308: 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
