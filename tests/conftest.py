@@ -1,0 +1,14 @@
+"""Shared pytest configuration: hypothesis profiles.
+
+CI (the CI environment variable is set) runs a deterministic, bounded profile, so a red
+build is reproducible and the suite's run time is fixed; local runs use the "dev" profile
+(random examples, a few more of them). Select one explicitly with HYPOTHESIS_PROFILE.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, max_examples=10, deadline=None, database=None, print_blob=True)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
