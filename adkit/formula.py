@@ -149,6 +149,7 @@ class _Checker:
         self.variables: list[str] = []
         self.calls: set[str] = set()
         self.allowed = functions()
+        self.plain_names: set[str] = set()  # names used as values somewhere (not as callees)
         self._line_bytes = text.encode("utf-8")
 
     # positions: ast columns are UTF-8 byte offsets; report character columns (1-based)
@@ -177,7 +178,9 @@ class _Checker:
 
     def check(self, node: ast.AST, depth: int) -> Any:
         if depth > MAX_DEPTH:
-            self.fail(f"the formula is nested more than {MAX_DEPTH} levels deep", node)
+            self.fail(
+                f"the formula is nested more than {MAX_DEPTH} levels deep", start=getattr(node, "col_offset", None)
+            )
         if isinstance(node, ast.Constant):
             return _Num(self.number(node))
         if isinstance(node, ast.Name):
@@ -257,8 +260,6 @@ class _Checker:
         if name in REGISTRY:
             hint = f"; call it as {name}(...)" if name in self.allowed else ""
             self.fail(f"'{name}' is a function name and cannot be used as a variable{hint}", node)
-        if name in self.calls:  # pragma: no cover (calls of variables are caught first)
-            self.fail(f"'{name}' is used both as a function and as a variable", node)
         if name not in self.variables:
             self.variables.append(name)
         return _Var(self.variables.index(name))
@@ -272,7 +273,7 @@ class _Checker:
         assert isinstance(func, ast.Name)
         name = func.id
         self.check_name(name, func)
-        if name in self.variables:
+        if name in self.plain_names and name not in REGISTRY:
             self.fail(f"'{name}' is a variable, not a function", func)
         op = self.allowed.get(name)
         if op is None:
@@ -290,6 +291,9 @@ class _Checker:
         for a in node.args:
             if isinstance(a, ast.Starred):
                 self.fail(f"starred argument '{self.segment(a)}' is not allowed", a)
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.fail(f"'**' arguments are not allowed: '{self.segment(kw)}'", kw)
         n = len(node.args)
         if op.variadic:
             if n < 1:
@@ -299,8 +303,6 @@ class _Checker:
             self.fail(f"{name}() takes {len(op.args)} argument{plural} ({', '.join(op.args)}), got {n}", node)
         params = []
         for kw in node.keywords:
-            if kw.arg is None:
-                self.fail(f"'**' arguments are not allowed: '{self.segment(kw)}'", kw)
             assert kw.arg is not None
             default = op.params.get(kw.arg)
             if kw.arg not in op.params or isinstance(default, bool) or not isinstance(default, (int, float)):
@@ -349,13 +351,15 @@ class Formula:
         try:
             tree = ast.parse(self.text, mode="eval")
         except SyntaxError as exc:
-            col = exc.offset if exc.offset and exc.offset <= len(self.text) + 1 else None
+            col = min(exc.offset or len(self.text) + 1, len(self.text) + 1) if exc.lineno in (None, 1) else None
             raise FormulaError(f"syntax error: {exc.msg}", self.text, col) from None
         except (RecursionError, MemoryError):
             raise FormulaError(f"the formula is too deeply nested (at most {MAX_DEPTH} levels)") from None
         except ValueError as exc:
             raise FormulaError(f"cannot parse the formula: {exc}") from None
         checker = _Checker(self.text)
+        callees = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        checker.plain_names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in callees}
         try:
             self._tree = checker.check(tree.body, 1)
         except RecursionError:  # pragma: no cover (MAX_DEPTH keeps the walk shallow)

@@ -113,7 +113,12 @@ def _gc_paused():
 def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str) -> None:
     for v in values:
         p = primal(v)
-        ok = math.isfinite(p) if type(p) is float else bool(np.all(np.isfinite(p)))
+        if type(p) is float:
+            ok = math.isfinite(p)
+        else:
+            # the sum is finite iff every entry is (unless the sum itself overflows: then look closely)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ok = bool(np.isfinite(np.sum(p))) or bool(np.all(np.isfinite(p)))
         if not ok:
             reason = describe()
             advice = (
@@ -145,7 +150,17 @@ def _fresh(g: Any, like: Any) -> Any:
         return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
     if isinstance(like, float):
         return float(g)
-    g = np.array(g, dtype=_dtype(like))
+    dtype = _dtype(like)
+    if (
+        type(g) is np.ndarray
+        and g.dtype == dtype
+        and g.shape == shape_of(like)
+        and g.base is None
+        and g.flags.writeable
+        and g is not like
+    ):
+        return g  # a new array made by the sweep and owned by nobody else: no copy needed
+    g = np.array(g, dtype=dtype)
     if g.shape != shape_of(like):
         g = np.broadcast_to(g, shape_of(like)).copy()
     return g

@@ -403,7 +403,7 @@ def completeness_problems(op: Op) -> list[str]:
             p.append(f"{op.name}: complex_step=False (not analytic) but no `kinks` text says where or why")
     if op.domain is None and op.examples is None:
         p.append(f"{op.name}: neither a domain sampler nor examples")
-    if not op.numpy_names and getattr(adkit, op.name, None) is not op:
+    if not op.numpy_names and getattr(adkit, op.name, None) is not op and not op.reached_by:
         p.append(f"{op.name}: no numpy name and not public as adkit.{op.name}")
     for fn in op.numpy_names:
         if adkit.ops.NUMPY_NAMES.get(fn) is not op:
@@ -424,18 +424,7 @@ def completeness_problems(op: Op) -> list[str]:
 
 # --- known adkit bugs: marked per case (strict xfail) -----------------------------------------
 # key: (test kind, op name, case label or None = any, engine or None = any)
-_LOGADDEXP = "adkit bug: complex_step=True but impl (np.logaddexp) rejects complex"
-_NO_NAME = "registry gap: no numpy name and no adkit public name"
-_CLIP_SYMPY = "adkit bug: clip's sympy defaults lo=-1, hi=1 differ from its params lo=-inf, hi=inf"
-KNOWN_BUGS: dict[tuple[str, str, str | None, str | None], str] = {
-    ("complex_impl", "sigmoid", None, None): _LOGADDEXP,
-    ("complex_impl", "softplus", None, None): _LOGADDEXP,
-    ("complete", "getitem", None, None): _NO_NAME,
-    ("complete", "index_add", None, None): _NO_NAME,
-    # only the array case: the scalar sample happens to lie inside [-1, 1], where they agree
-    ("sympy_value", "clip", "array", None): _CLIP_SYMPY,
-    ("engines", "clip", "array", "symbolic"): _CLIP_SYMPY,
-}
+KNOWN_BUGS: dict[tuple[str, str, str | None, str | None], str] = {}
 
 
 _USED_BUG_KEYS: set[tuple[str, str, str | None, str | None]] = set()

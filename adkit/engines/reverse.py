@@ -76,10 +76,11 @@ def strong_mul(g: Any, p: Any) -> Any:
             return -g
     with np.errstate(invalid="ignore", over="ignore"):
         r = g * p
-    if isinstance(r, np.ndarray):
-        if r.dtype.kind in "fc" and not np.isfinite(r).all():
-            r = np.where(np.asarray(g) == 0, 0.0, r)
-    elif (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
+        if isinstance(r, np.ndarray):
+            if r.dtype.kind in "fc" and not np.isfinite(np.sum(r)) and not np.isfinite(r).all():
+                r = np.where(np.asarray(g) == 0, 0.0, r)
+            return r
+    if (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
         r = 0.0
     return r
 

@@ -573,6 +573,7 @@ getitem = register(
             ((rng.uniform(-1, 1, size=(4, 5)),), {"index": (np.array([[True, False, True, False, True]] * 4),)}),
         ],
         label="[]",
+        reached_by="x[index] on a traced array",
         doc="Indexing and slicing (basic, integer-array and boolean). Backward scatters the "
         "cotangent into zeros, adding where an index repeats.",
     )
@@ -601,6 +602,7 @@ index_add = register(
         vjp=lambda g, xs, out, needed, index, shape: (_op("getitem")(g, index=index),),
         sympy=_sp_index_add,
         examples=lambda rng: [((rng.uniform(-1, 1, size=(3,)),), {"index": (np.array([0, 2, 2]),), "shape": (4,)})],
+        reached_by="the VJP of getitem (x[index]); its own JVP and VJP make getitem twice differentiable",
         doc="zeros(shape) with g added at index: the transpose of getitem (np.add.at).",
     )
 )

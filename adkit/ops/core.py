@@ -58,6 +58,7 @@ class Op:
       kinks            where the op is not differentiable and what it returns there
       complex_step     whether f(x + ih) is analytic here (complex-step is valid)
       numpy_names      numpy callables that map to this op
+      reached_by       for an op with neither a numpy name nor adkit.<name>: how it is used
       nograd           derivative zero everywhere (comparisons, sign): engines skip it
       linear           linear in its (differentiable) inputs
     """
@@ -81,6 +82,7 @@ class Op:
     linear: bool = False
     label: str = ""
     doc: str = ""
+    reached_by: str = ""  # how users reach an op that has no numpy name nor adkit.<name>
     # compiled forms, filled by compile_rules()
     scalar_fn: Callable[..., Any] | None = field(default=None, repr=False)
     partial_fns: tuple[Callable[..., Any] | None, ...] = field(default=(), repr=False)

@@ -48,9 +48,18 @@ def _ties_apart(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[Any, 
 def sigmoid_impl(x: Any) -> Any:
     """1 / (1 + exp(-x)), computed without overflow for large |x|."""
     x = np.asarray(x)
+    if np.iscomplexobj(x):  # complex-step: the analytic formula (logaddexp is real-only)
+        return (1.0 / (1.0 + np.exp(-x)))[()]
     if not np.issubdtype(x.dtype, np.inexact):
         x = x.astype(float)
     return np.exp(-np.logaddexp(0.0, -x))[()]
+
+
+def softplus_impl(x: Any) -> Any:
+    """ln(1 + e^x) without overflow (np.logaddexp); the analytic formula for complex x."""
+    if np.iscomplexobj(x):
+        return np.log1p(np.exp(x))
+    return np.logaddexp(0.0, x)
 
 
 def _where3(c: Any, x: Any, y: Any) -> Any:
@@ -359,7 +368,7 @@ sigmoid = register(
 softplus = register(
     Op(
         "softplus",
-        lambda x: np.logaddexp(0.0, x),
+        softplus_impl,
         scalar="x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))",
         partials=("sigmoid(x)",),
         sympy=lambda sp, x: sp.log(1 + sp.exp(x)),
@@ -456,7 +465,7 @@ clip = register(
         params={"lo": -np.inf, "hi": np.inf},
         scalar="lo if x < lo else (hi if x > hi else x)",
         partials=("where(x < lo, 0.0, where(x > hi, 0.0, 1.0))",),
-        sympy=lambda sp, x, lo=-1.0, hi=1.0: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
+        sympy=lambda sp, x, lo=-np.inf, hi=np.inf: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
         domain=domain(uniform(-2.0, 2.0, avoid=(-np.inf, np.inf))),
         complex_step=False,
         kinks="derivative 1 on the closed interval [lo, hi], 0 outside (as hard_tanh)",
