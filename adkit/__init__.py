@@ -9,6 +9,7 @@ differentiated unchanged.
     >>> ad.grad(lambda x, y: np.sin(x * y) + x, argnums=(0, 1))(1.0, 2.0)
 """
 
+from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
 from adkit.compare import compare
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
@@ -34,6 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Graph",
+    "bench",
+    "families",
     "compare",
     "trace",
     "PathBudgetExceeded",

@@ -1,0 +1,24 @@
+"""Package-level promises: a light import, the console entry points."""
+
+import subprocess
+import sys
+
+
+def test_import_is_light_and_lazy():
+    # `import adkit` must not pull in sympy or matplotlib (they load lazily, where used) and
+    # must stay well under 0.3 s; the time is measured inside the child, so interpreter
+    # start-up is excluded. 0.3 s is the issue's bound; numpy itself takes ~0.1 s.
+    code = (
+        "import sys, time; t = time.perf_counter(); import adkit; dt = time.perf_counter() - t; "
+        "print(dt, 'sympy' in sys.modules, 'matplotlib' in sys.modules, 'rich' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    seconds, sympy_loaded, mpl_loaded, rich_loaded = float(out[0]), out[1], out[2], out[3]
+    assert (sympy_loaded, mpl_loaded, rich_loaded) == ("False", "False", "False")
+    assert seconds < 0.3
+
+
+def test_python_dash_m_adkit_help():
+    r = subprocess.run([sys.executable, "-m", "adkit", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "bench" in r.stdout
