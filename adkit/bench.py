@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from adkit.display import format_seconds
 from adkit.errors import AdkitError
 from adkit.families import FAMILIES, GraphSpec
 from adkit.transforms import ENGINES, grad
@@ -115,11 +116,11 @@ class BenchResult:
         body = []
         for c in self.cells:
             t = (
-                _fmt_time(c.seconds)
+                format_seconds(c.seconds)
                 if c.seconds is not None
-                else (f"~{_fmt_time(c.predicted_seconds)} (predicted)" if c.predicted_seconds else "—")
+                else (f"~{format_seconds(c.predicted_seconds)} (predicted)" if c.predicted_seconds else "—")
             )
-            spread = f"{_fmt_time(c.spread[0])}–{_fmt_time(c.spread[1])}" if c.spread else ""
+            spread = f"{format_seconds(c.spread[0])}–{format_seconds(c.spread[1])}" if c.spread else ""
             err = f"{c.rel_error:.1e}" if c.rel_error is not None else "—"
             status = c.status if not c.message else f"{c.status}: {c.message}"
             body.append([c.engine, str(c.width), str(c.depth), str(c.edges), _fmt_int(c.paths), t, spread, err, status])
@@ -190,15 +191,6 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, int):
         return o
     return str(o)
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "—"
-    for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= k:
-            return f"{s / k:.3g} {unit}"
-    return f"{s * 1e9:.3g} ns"
 
 
 def _fmt_int(n: int) -> str:

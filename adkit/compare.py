@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from adkit.display import format_seconds
 from adkit.transforms import ENGINES, grad, tree_flatten
 
 
@@ -77,7 +78,7 @@ class CompareResult:
                     _fmt_vec(r.gradient),
                     _fmt_err(r.abs_error),
                     _fmt_err(r.rel_error),
-                    _fmt_time(r.seconds),
+                    format_seconds(r.seconds),
                     r.note,
                 ]
             )
@@ -109,15 +110,6 @@ def _fmt_vec(v: Sequence[float] | None) -> str:
 
 def _fmt_err(e: float | None) -> str:
     return "—" if e is None else f"{e:.1e}"
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "—"
-    for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= k:
-            return f"{s / k:.3g} {unit}"
-    return f"{s * 1e9:.3g} ns"
 
 
 def _flat_grads(g: Any) -> list[float]:

@@ -21,6 +21,16 @@ from adkit.graph import Graph, Node, local_jacobians
 # --- tables -------------------------------------------------------------------------------
 
 
+def format_seconds(s: float | None) -> str:
+    """A duration with a readable unit: 1.23 s, 45.6 ms, 7.8 µs, 900 ns."""
+    if s is None:
+        return "—"
+    for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= k:
+            return f"{s / k:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """An aligned plain-text table."""
     cols = [list(map(str, col)) for col in zip(header, *rows)] if rows else [[h] for h in header]
