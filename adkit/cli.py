@@ -6,6 +6,7 @@ import argparse
 import fractions
 import json
 import math
+import os
 import re
 import sys
 import textwrap
@@ -196,6 +197,31 @@ def _float(v: Any) -> float:
     return float(np.asarray(primal(v), dtype=float))
 
 
+def _soft_grad(command: str, formula: Any, values: Sequence[Any]) -> list[float] | None:
+    """The reverse-mode gradient as a side column: on failure a warning and None."""
+    import adkit as ad
+    from adkit.errors import AdkitError
+
+    try:
+        g = ad.grad(formula, argnums=tuple(range(len(values))), engine="reverse")(*values)
+    except (AdkitError, ArithmeticError, ValueError) as exc:
+        print(f"adkit {command}: warning: reverse mode: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    return [_float(v) for v in g]
+
+
+def _num_text(v: float | None) -> str:
+    return "—" if v is None else f"{v:.10g}"
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+        pass
+
+
 def _guarded(command: str) -> Any:
     """Run a command: usage errors exit 2, refused computations and internal errors 1,
     always with a one-line message on stderr, never a traceback. Warnings are collected
@@ -204,6 +230,7 @@ def _guarded(command: str) -> Any:
     def wrap(run: Any) -> Any:
         def guarded(args: argparse.Namespace) -> int:
             from adkit.engines.paths import PathBudgetExceeded
+            from adkit.errors import AdkitError
             from adkit.formula import FormulaError
 
             prefix = f"adkit {command}"
@@ -211,11 +238,18 @@ def _guarded(command: str) -> Any:
                 warnings.simplefilter("always")
                 try:
                     code = run(args)
+                    sys.stdout.flush()
+                except BrokenPipeError:  # `adkit trace ... | head`: the reader left
+                    _silence_stdout()
+                    return 1
                 except (FormulaError, UsageError) as exc:
                     print(f"{prefix}: error: {exc}", file=sys.stderr)
                     code = 2
                 except PathBudgetExceeded as exc:
                     print(f"{prefix}: refused: {exc} (on the command line: --budget N)", file=sys.stderr)
+                    code = 1
+                except AdkitError as exc:  # refused: not differentiable here, ...
+                    print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
                     code = 1
                 except KeyboardInterrupt:
                     print(f"{prefix}: interrupted", file=sys.stderr)
@@ -310,7 +344,7 @@ def _trace(args: argparse.Namespace) -> int:
     evaluation = graph.evaluation_trace()
     tangent = graph.tangent_trace(seed)
     adjoint = graph.adjoint_trace()
-    gradient = ad.grad(formula, argnums=tuple(range(len(values))), engine="reverse")(*values)
+    gradient = _soft_grad("trace", formula, values)
     if args.dot:
         try:
             with open(args.dot, "w", encoding="utf-8") as fh:
@@ -330,7 +364,7 @@ def _trace(args: argparse.Namespace) -> int:
                 "variables": list(formula.variables),
                 "point": point,
                 "value": _float(value) if value is not None else None,
-                "gradient": {v: _float(g) for v, g in zip(formula.variables, gradient)},
+                "gradient": None if gradient is None else dict(zip(formula.variables, gradient)),
                 "seed": seed,
                 "evaluation": evaluation.to_dict(),
                 "tangent": tangent.to_dict(),
@@ -340,10 +374,8 @@ def _trace(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"f({', '.join(formula.variables)}) = {formula.text}   at {_point_text(point)}")
-    print(
-        f"f = {_float(value):.10g}   gradient: "
-        + ", ".join(f"df/d{v} = {_float(g):.10g}" for v, g in zip(formula.variables, gradient))
-    )
+    shown = ", ".join(f"df/d{v} = {g:.10g}" for v, g in zip(formula.variables, gradient)) if gradient else "—"
+    print(f"f = {_float(value):.10g}   gradient (reverse mode): {shown}")
     for table in (evaluation, tangent, adjoint):
         print()
         print(table)
@@ -362,7 +394,10 @@ def _paths(args: argparse.Namespace) -> int:
     nums = tuple(range(len(values)))
     with ad.paths_budget(args.budget):
         by_paths = ad.grad(formula, argnums=nums, engine="paths")(*values)
-    reverse = ad.grad(formula, argnums=nums, engine="reverse")(*values)
+    by_paths = [_float(g) for g in by_paths]
+    if not all(math.isfinite(g) for g in by_paths):
+        print("adkit paths: warning: the gradient is not finite at this point", file=sys.stderr)
+    reverse = _soft_grad("paths", formula, values)
     heaviest = ad.heaviest_paths(graph, args.top) if args.top else []
 
     def step(node_id: int) -> str:
@@ -379,8 +414,8 @@ def _paths(args: argparse.Namespace) -> int:
                 "value": _float(graph.value) if graph.value is not None else None,
                 "paths": counts,
                 "total_paths": sum(counts.values()),
-                "gradient": {v: _float(g) for v, g in zip(names, by_paths)},
-                "reverse_gradient": {v: _float(g) for v, g in zip(names, reverse)},
+                "gradient": dict(zip(names, by_paths)),
+                "reverse_gradient": None if reverse is None else dict(zip(names, reverse)),
                 "heaviest": paths,
                 "budget": args.budget,
             }
@@ -391,7 +426,8 @@ def _paths(args: argparse.Namespace) -> int:
     print(f"f({', '.join(names)}) = {formula.text}   at {_point_text(point)}")
     print(f"f = {_float(graph.value):.10g}   {sum(counts.values()):,} paths from the inputs to the output\n")
     rows = [
-        [v, f"{counts[v]:,}", f"{_float(g):.10g}", f"{_float(r):.10g}"] for v, g, r in zip(names, by_paths, reverse)
+        [v, f"{counts[v]:,}", _num_text(g), _num_text(None if reverse is None else reverse[k])]
+        for k, (v, g) in enumerate(zip(names, by_paths))
     ]
     print("gradient as the sum over paths of the products of local derivatives")
     print(text_table(["input", "paths", "df/dinput (paths)", "reverse mode"], rows))
