@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 EXAMPLES = """examples:
-  adkit demo        differentiate the lecture examples with the forward and reverse engines
+  adkit bench                                        time every engine on deep product-node graphs
+  adkit compare "sin(x*y) + x" --at x=1 --at y=2     one formula through all five engines
+  adkit trace "cos(w1*x + w0)" --at w0=0.5 --at w1=2 --at x=3   lecture-style evaluation traces
+  adkit paths "cos(w**2) + sin(w**2)" --at w=1.5 --top 3        the pathwise aggregation lemma
+  adkit check mymodule:loss --shape 3,4               check a gradient (exit 1 if it is wrong)
+  adkit demo                                         the lecture examples, forward and reverse
 """
 
 

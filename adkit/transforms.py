@@ -9,6 +9,7 @@ confuse their perturbations and no state is left behind between calls.
 
 from __future__ import annotations
 
+import fractions
 import functools
 import gc
 import math
@@ -69,7 +70,7 @@ def as_input(x: Any, where: str) -> Any:
         return x
     if isinstance(x, bool) or isinstance(x, np.bool_):
         raise TypeError(f"{where}: got a bool; expected a float, an int or a numpy array of numbers")
-    if isinstance(x, (int, np.integer)):
+    if isinstance(x, (int, np.integer, fractions.Fraction)):
         return float(x)
     if isinstance(x, float):
         return float(x)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitError
+from adkit.errors import AdkitError, NonFiniteDerivativeError
 from adkit.graph import Graph, trace
 
 DEFAULT_BUDGET = 1_000_000
@@ -196,6 +196,12 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
     if graph.output is not None and np.size(graph.nodes[graph.output].value) != 1:
         raise TypeError("grad needs f to return a scalar; use adkit.jacobian for array outputs")
     grads_flat = paths_gradient(graph) if graph.output is not None else None
+    if grads_flat is not None and not all(math.isfinite(g) for g in grads_flat):
+        raise NonFiniteDerivativeError(
+            "the sum over paths is not finite: a local derivative on some path is inf or NaN "
+            f"({_first_nonfinite_edge(graph)}), or the sum overflows. The function is not "
+            "differentiable at this point, or its derivative is too large for float64."
+        )
     # map scalarised input elements back to the argument leaves
     result = []
     k = 0
@@ -223,6 +229,14 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
     value = graph.value
     value = float(value) if value is not None and np.ndim(value) == 0 else value
     return value, (result[0] if single else tuple(result))
+
+
+def _first_nonfinite_edge(graph: Graph) -> str:
+    g = graph if graph.scalar else graph.scalarize()
+    for e in g.edges:
+        if not math.isfinite(e.z):
+            return f"edge {g.nodes[e.src].label} -> {g.nodes[e.dst].label} has z = {e.z}"
+    return "every edge is finite"
 
 
 def _register() -> None:

@@ -210,10 +210,15 @@ def _to_float(x: Any) -> Any:
 
 
 def _to_number(v: Any) -> float:
+    from adkit.errors import NonFiniteDerivativeError
+
     try:
-        return float(v)
+        x = float(v)
     except TypeError as exc:
-        raise ValueError(f"the symbolic derivative does not evaluate to a real number here: {v}") from exc
+        raise NonFiniteDerivativeError(f"the symbolic derivative does not evaluate to a real number here: {v}") from exc
+    if x != x or x in (float("inf"), float("-inf")):
+        raise NonFiniteDerivativeError(f"the symbolic derivative is not finite here: {v}")
+    return x
 
 
 def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
