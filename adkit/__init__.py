@@ -12,6 +12,7 @@ differentiated unchanged.
 from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
 from adkit.compare import compare
+from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
 from adkit.engines.symbolic import symbolic_derivative
 from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
@@ -34,6 +35,8 @@ norm = _R["norm"]
 __version__ = "0.1.0"
 
 __all__ = [
+    "numeric_grad",
+    "numeric_jacobian",
     "Graph",
     "bench",
     "families",

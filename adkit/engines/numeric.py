@@ -230,7 +230,8 @@ class FDResult:
     sides                with sides=True (central only): one-sided differences for
                          kink detection: "forward"/"backward" at h/2, "jump" =
                          |D1 - 2 D2| where Dk = forward - backward at h/2^(k-1) (about 0
-                         for smooth f, about the slope's jump at a kink), "delta" = D2,
+                         for smooth f, about the slope's jump at a kink), "delta1" = D1,
+                         "delta" = D2, "forward1" = the forward slope at h,
                          "noise" = round-off level of a one-sided difference at h/2
     """
 
@@ -271,7 +272,9 @@ def fd_entries(
     err = np.full((n,) + shape, np.nan)
     steps = np.empty(n)
     fallback: list[int] = []
-    side_arrays = {key: np.empty((n,) + shape) for key in ("forward", "backward", "jump", "delta", "noise")}
+    side_arrays = {
+        key: np.empty((n,) + shape) for key in ("forward", "backward", "jump", "delta", "delta1", "forward1", "noise")
+    }
     noise_abs = None if noise is None else np.asarray(noise, dtype=np.float64)
     for m, (k, i) in enumerate(entries):
         dt = point.entry_dtype(k)
@@ -339,45 +342,67 @@ def fd_entries(
             side_arrays["forward"][m] = fw2
             side_arrays["backward"][m] = bw2
             side_arrays["delta"][m] = fw2 - bw2
+            side_arrays["delta1"][m] = fw1 - bw1
+            side_arrays["forward1"][m] = fw1
             side_arrays["jump"][m] = np.abs((fw1 - bw1) - 2.0 * (fw2 - bw2))
             side_arrays["noise"][m] = 2.0 * (fval(fp2) + fval(f0)) / min(hp2, hm2)
     return FDResult(value, err, steps, method, fallback, side_arrays if sides else None)
 
 
 def measure_noise(
-    point: Point, f0: np.ndarray | None = None, rng: np.random.Generator | None = None, rel: float = 1e-6
+    point: Point,
+    f0: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    rel: float = 1e-6,
+    offset: float = 1e-4,
+    lines: int = 2,
 ) -> np.ndarray | None:
     """The noise level of f's values near the point (absolute, shape of f's output).
 
     Moré and Wild's idea (ECnoise), in its simplest form: evaluate f at 9 equally spaced
-    points x + t d, t = -4..4, along a random direction d with |d_i| ~ rel * max(1, |x_i|)
-    (every entry moves by many ulps, yet a smooth f is a degree-3 polynomial along such a
-    short line); the 4th differences of the values are then pure noise, and for noise of
-    standard deviation s, E[(4th difference)^2] = 70 s^2. Costs 8 evaluations. Returns None
-    when f is not finite along the line.
+    points o + t d, t = -4..4, along a random direction d with |d_i| ~ rel * max(1, |x_i|)
+    (every entry moves by many ulps, yet a smooth f is a cubic along such a short line);
+    the 4th differences of the values are then pure noise, and for noise of standard
+    deviation s, E[(4th difference)^2] = 70 s^2.
+
+    The lines do not pass through x itself but through o = x + a random offset of relative
+    size `offset`: a kink through x (a ReLU unit at exactly 0) would otherwise sit on every
+    line and look like noise. Of `lines` lines the smallest estimate is kept (a kink
+    crossing one short line is unlikely; crossing all of them, very). Costs 9 evaluations
+    per line. Returns None when f is not finite along a line.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
-    if f0 is None:
-        f0 = point()
     saved = [w.copy() for w in point.work]
-    dirs = [rng.standard_normal(w.shape) * np.maximum(1.0, np.abs(w.real.astype(np.float64))) * rel for w in saved]
-    values = []
+    bases = [x.real.astype(np.float64) for x in saved]
+    scales = [np.maximum(1.0, np.abs(b)) for b in bases]
+    dts = [w.dtype for w in saved]
+    estimates = []
     try:
-        for t in range(-4, 5):
-            if t == 0:
-                values.append(f0)
-                continue
-            for w, x, d in zip(point.work, saved, dirs):
-                w[...] = (x.astype(np.float64) + t * d).astype(w.dtype)
-            values.append(point())
+        for _ in range(lines):
+            # origins and directions rounded to the working dtype, so that every point of
+            # the line is exactly representable: input rounding is not f's noise
+            origin = [
+                (b + rng.standard_normal(b.shape) * s * offset).astype(dt).astype(np.float64)
+                for b, s, dt in zip(bases, scales, dts)
+            ]
+            dirs = []
+            for o, s, dt in zip(origin, scales, dts):
+                step = rng.standard_normal(o.shape) * s * max(rel, 8 * machine_eps(dt))
+                dirs.append((o + step).astype(dt).astype(np.float64) - o)
+            values = []
+            for t in range(-4, 5):
+                for w, o, d in zip(point.work, origin, dirs):
+                    w[...] = (o + t * d).astype(w.dtype)
+                values.append(point())
+            vals = np.array(values)
+            if not np.all(np.isfinite(vals)):
+                return None
+            d4 = np.diff(vals, n=4, axis=0)
+            estimates.append(np.sqrt(np.mean(d4**2, axis=0) / 70.0))
     finally:
         for w, x in zip(point.work, saved):
             w[...] = x
-    vals = np.array(values)
-    if not np.all(np.isfinite(vals)):
-        return None
-    d4 = np.diff(vals, n=4, axis=0)
-    return np.sqrt(np.mean(d4**2, axis=0) / 70.0)
+    return np.min(np.array(estimates), axis=0) if estimates else None
 
 
 def _richardson(
