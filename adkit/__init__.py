@@ -11,6 +11,7 @@ differentiated unchanged.
 
 from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
+from adkit.check import assert_grad, check_grad, taylor_test
 from adkit.compare import compare
 from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
@@ -35,8 +36,11 @@ norm = _R["norm"]
 __version__ = "0.1.0"
 
 __all__ = [
+    "assert_grad",
+    "check_grad",
     "numeric_grad",
     "numeric_jacobian",
+    "taylor_test",
     "Graph",
     "bench",
     "families",
