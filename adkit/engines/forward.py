@@ -95,14 +95,17 @@ class Dual(Tracer):
 
 class FloatDual(Dual):
     """A Dual whose value and tangent are Python floats: home of the generated fast
-    paths, which then need no type checks."""
+    paths, which then need no type checks. No Python-level __init__ (see FloatVar)."""
 
     __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
 
 
 def make_dual(value: Any, tangent: Any, trace: ForwardTrace) -> Dual:
     if type(value) is float and type(tangent) is float:
-        return FloatDual(value, tangent, trace)
+        d = FloatDual()
+        d.value, d.tangent, d._trace = value, tangent, trace
+        return d
     return Dual(value, tangent, trace)
 
 
@@ -117,7 +120,11 @@ def fast(self):
         except (ArithmeticError, ValueError):
             return bind(OP, (self,), NOPARAMS)
         if t == t:
-            return FloatDual(out, t, tr)
+            d = FloatDual()
+            d.value = out
+            d.tangent = t
+            d._trace = tr
+            return d
     return bind(OP, (self,), NOPARAMS)
 """
 
@@ -137,7 +144,11 @@ def fast(self, o):
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
             if t == t:
-                return FloatDual(out, t, tr)
+                d = FloatDual()
+                d.value = out
+                d.tangent = t
+                d._trace = tr
+                return d
     elif to is float or to is int or to is f64:
         x = self.value
         y = o if to is float else float(o)
@@ -147,7 +158,11 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (self, o), NOPARAMS)
         if t == t:
-            return FloatDual(out, t, tr)
+            d = FloatDual()
+            d.value = out
+            d.tangent = t
+            d._trace = tr
+            return d
     return bind(OP, (self, o), NOPARAMS)
 """
 
@@ -164,7 +179,11 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (o, self), NOPARAMS)
         if t == t:
-            return FloatDual(out, t, tr)
+            d = FloatDual()
+            d.value = out
+            d.tangent = t
+            d._trace = tr
+            return d
     return bind(OP, (o, self), NOPARAMS)
 """
 

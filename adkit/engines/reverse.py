@@ -134,13 +134,14 @@ class ReverseTrace(Trace):
         adj: list[Any] = [UNTOUCHED] * (top + 1)
         for i, s in seeds.items():
             adj[i] = s
+        flt, tup = float, tuple
         for k in range(top, -1, -1):
             a = adj[k]
-            e = tape[k]
-            if type(a) is float:
-                if a == 0.0:
+            if a.__class__ is flt:
+                if not a:
                     continue  # unreached, or a zero cotangent: contributes nothing
-                if type(e) is tuple:
+                e = tape[k]
+                if e.__class__ is tup:
                     if len(e) == 4:
                         i, p, j, q = e
                         adj[i] += a * p
@@ -149,6 +150,8 @@ class ReverseTrace(Trace):
                         i, p = e
                         adj[i] += a * p
                     continue
+            else:
+                e = tape[k]
             if e is None:
                 continue
             if type(e) is tuple:
@@ -216,13 +219,22 @@ class Var(Tracer):
 
 class FloatVar(Var):
     """A Var whose value is a Python float: the generated scalar fast paths live here,
-    so they need no type checks on values."""
+    so they need no type checks on values.
+
+    It has no Python-level __init__: `FloatVar()` plus three slot stores costs about half
+    of a call through `Var.__init__`, and this is the hottest allocation of the engine.
+    """
 
     __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
 
 
 def make_var(value: Any, index: int, trace: ReverseTrace) -> Var:
-    return FloatVar(value, index, trace) if type(value) is float else Var(value, index, trace)
+    if type(value) is not float:
+        return Var(value, index, trace)
+    v = FloatVar()
+    v.value, v.index, v._trace = value, index, trace
+    return v
 
 
 _UNARY = """
@@ -235,7 +247,10 @@ def fast(self):
         return bind(OP, (self,), NOPARAMS)
     tr = self._trace
     tape = tr.tape
-    v = FloatVar(out, len(tape), tr)
+    v = FloatVar()
+    v.value = out
+    v.index = len(tape)
+    v._trace = tr
     tape.append((self.index, p0))
     return v
 """
@@ -255,7 +270,10 @@ def fast(self, o):
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
             tape = tr.tape
-            v = FloatVar(out, len(tape), tr)
+            v = FloatVar()
+            v.value = out
+            v.index = len(tape)
+            v._trace = tr
             tape.append((self.index, p0, o.index, p1))
             return v
     elif to is float or to is int or to is f64:
@@ -268,7 +286,10 @@ def fast(self, o):
             return bind(OP, (self, o), NOPARAMS)
         tr = self._trace
         tape = tr.tape
-        v = FloatVar(out, len(tape), tr)
+        v = FloatVar()
+        v.value = out
+        v.index = len(tape)
+        v._trace = tr
         tape.append((self.index, p0))
         return v
     return bind(OP, (self, o), NOPARAMS)
@@ -287,7 +308,10 @@ def fast(self, o):
             return bind(OP, (o, self), NOPARAMS)
         tr = self._trace
         tape = tr.tape
-        v = FloatVar(out, len(tape), tr)
+        v = FloatVar()
+        v.value = out
+        v.index = len(tape)
+        v._trace = tr
         tape.append((self.index, p1))
         return v
     return bind(OP, (o, self), NOPARAMS)
