@@ -12,10 +12,14 @@ def test_import_is_light_and_lazy():
         "import sys, time; t = time.perf_counter(); import adkit; dt = time.perf_counter() - t; "
         "print(dt, 'sympy' in sys.modules, 'matplotlib' in sys.modules, 'rich' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    seconds, sympy_loaded, mpl_loaded, rich_loaded = float(out[0]), out[1], out[2], out[3]
-    assert (sympy_loaded, mpl_loaded, rich_loaded) == ("False", "False", "False")
-    assert seconds < 0.3
+    # best of three fresh interpreters: the bound is about adkit, not about a busy machine
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        for _ in range(3)
+    ]
+    for out in runs:
+        assert out[1:] == ["False", "False", "False"], "sympy, matplotlib and rich must load lazily"
+    assert min(float(out[0]) for out in runs) < 0.3
 
 
 def test_python_dash_m_adkit_help():
