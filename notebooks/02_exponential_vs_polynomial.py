@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Exponential vs polynomial
+#
+# The pathwise lemma (notebook 1) is an algorithm: enumerate every path from w to o,
+# multiply the local derivatives along it, add up. On Aggarwal's deep *product-node*
+# graphs [AGG I] (input w, `depth` layers of `width` nodes, each node the product of every
+# node of the layer below) the number of paths is width**depth, so that algorithm is
+# exponential in the depth. Backpropagation computes the same sum by dynamic programming,
+# touching each edge once. Here we count the paths, time both, fit the growth and
+# rebuild the dynamic program by hand.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import adkit as ad
+from adkit import bench, families
+from adkit.display import Table
+
+try:  # in Jupyter, display() renders the HTML tables; as a plain script, print the text
+    from IPython.display import display
+except ImportError:
+    display = print
+
+# %% [markdown]
+# ## A product-node graph
+#
+# In a product node the partial derivative with respect to one input is the product of
+# the other inputs. `families.product_graph` builds the graph as a scalar program (one
+# multiply per edge, so a node with two inputs and a constant is two `mul` nodes) with
+# node values that are exact powers of two, and knows its exact gradient: width**depth.
+
+# %%
+spec = families.product_graph(depth=3, width=2)
+print(spec.describe())
+G = ad.trace(spec.f, *spec.args)
+print(G, "-", G.count_paths(), "paths")
+assert G.count_paths() == spec.n_paths == 2**3
+ax = G.draw(top_k=2)
+ax.set_title("product graph, depth 3, width 2: the 2 heaviest of 8 paths")
+
+# %% [markdown]
+# Aggarwal's figure: 5 layers of 2 product nodes, all 2^5 = 32 paths. The paths engine
+# enumerates them and gets the exact gradient.
+
+# %%
+spec5 = families.product_graph(depth=5, width=2)
+G5 = ad.trace(spec5.f, *spec5.args)
+n_enumerated = sum(1 for _ in ad.iter_paths(G5))
+g_paths = ad.grad(spec5.f, engine="paths")(*spec5.args)
+print(f"{n_enumerated} paths enumerated; d out/dw = {g_paths} (exact {spec5.exact_grad})")
+assert n_enumerated == G5.count_paths() == 32
+assert g_paths == spec5.exact_grad == 32.0
+
+# %% [markdown]
+# ## Path counts: width**depth
+#
+# `Graph.count_paths()` counts without enumerating (a dynamic program, below). The count is
+# width**depth in every cell:
+
+# %%
+widths, depths = (2, 3, 4, 8), range(1, 7)
+header = ["width \\ depth", *map(str, depths)]
+rows = []
+for width in widths:
+    counts = [ad.trace(s.f, *s.args).count_paths() for s in (families.product_graph(d, width) for d in depths)]
+    assert counts == [width**d for d in depths]
+    rows.append([str(width), *(f"{c:,}" for c in counts)])
+display(Table("paths from w to the output (counted by Graph.count_paths)", header, rows))
+
+# %% [markdown]
+# "A million paths for a network with 100 nodes in each of three layers" [AGG]: a dense
+# tanh network on one input (`families.layered_dag`), counted after scalarising its
+# matrix products into one node per unit.
+
+# %%
+mlp = families.layered_dag(depth=3, width=100)
+n_mlp = ad.trace(mlp.f, *mlp.args).count_paths()
+print(f"{mlp.name}: {n_mlp:,} paths")
+assert n_mlp == 100**3
+
+# %% [markdown]
+# ## The harness: every engine vs depth
+#
+# A short run of the harness behind `adkit bench` (few depths, short timing windows, so
+# it takes a few seconds; run `adkit bench` for the full sweep). Before timing, the
+# harness checks every engine against the exact gradient. Once an engine needs more
+# than `budget` seconds it is not run on deeper graphs: those cells show the time its
+# growth predicts (dotted in the plot).
+
+# %%
+result = bench.run(
+    engines=["forward", "reverse", "paths"],
+    widths=(2,),
+    depths=(2, 4, 6, 8, 10, 12, 14, 16, 32, 64),
+    min_time=0.01,
+    max_repeats=5,
+    budget=0.5,
+    timeout=10.0,
+)
+display(result)
+ok = [c for c in result.cells if c.status == "ok"]
+assert all(c.rel_error is not None and c.rel_error <= 1e-12 for c in ok)
+
+# %%
+fig = result.plot()
+fig.axes[0].set_ylim(top=1e3)  # the predictions for the paths engine leave the plot
+for c in result.cells:
+    if c.status == "skipped":
+        years = c.predicted_seconds / (365.25 * 86400)
+        human = f"{years:.3g} years" if years >= 1 else f"{c.predicted_seconds / 60:.3g} minutes"
+        print(f"{c.engine} at depth {c.depth}: not run; its growth predicts {human}")
+
+# %% [markdown]
+# ## The growth fit
+#
+# The harness fits, per engine, the factor by which the time multiplies per added layer
+# (semilog fit over the deepest graphs) and the exponent of time ~ edges**k (log-log fit
+# over the larger half). Path enumeration should multiply by about `width` = 2 per layer;
+# forward and reverse mode grow with the number of edges (linearly in the depth here), so
+# their per-layer factor stays near 1.
+
+# %%
+for fit in result.fits:
+    print(fit.sentence())
+fit = {f.engine: f for f in result.fits}
+assert fit["paths"].per_layer > fit["reverse"].per_layer
+assert fit["paths"].per_layer > fit["forward"].per_layer
+
+# %% [markdown]
+# The same fit written out: log(time) against depth is a straight line for the paths
+# engine, with slope log(2) once the fixed per-call overhead no longer matters.
+
+# %%
+deep = [c for c in ok if c.engine == "paths" and c.depth >= 10]
+slope = np.polyfit([c.depth for c in deep], np.log([c.seconds for c in deep]), 1)[0]
+print(f"paths engine, depth >= 10: time x{math.exp(slope):.2f} per added layer (width 2 predicts x2)")
+ratio = {
+    c.depth: c.seconds / next(r.seconds for r in ok if r.engine == "reverse" and r.depth == c.depth)
+    for c in ok
+    if c.engine == "paths"
+}
+print("paths / reverse time ratio by depth:", {d: round(r, 1) for d, r in ratio.items()})
+
+# %% [markdown]
+# ## Why dynamic programming rescues us
+#
+# S(i, o) = sum over successors j of S(j, o) * z(i, j), with S(o, o) = 1, computed
+# backwards over the evaluation order [AGG II]. Each edge is used once, so the work is
+# the number of edges; enumeration's work is the total length of all paths. The same
+# recursion with z = 1 counts paths (N), and with N(j) + L(j) the total path length (L).
+
+
+# %%
+def backprop_by_hand(graph):
+    """S(w, o) by the dynamic program, and the number of edge visits it made."""
+    S = [0.0] * len(graph.nodes)
+    N = [0] * len(graph.nodes)  # paths from i to o
+    L = [0] * len(graph.nodes)  # total length of those paths (enumeration's work)
+    S[graph.output], N[graph.output] = 1.0, 1
+    succ = graph.successors()
+    visits = 0
+    for i in reversed(range(len(graph.nodes))):
+        for edge in succ[i]:
+            S[i] += S[edge.dst] * edge.z
+            N[i] += N[edge.dst]
+            L[i] += N[edge.dst] + L[edge.dst]
+            visits += 1
+    w = graph.inputs[0]
+    return S[w], N[w], L[w], visits
+
+
+sweep = range(2, 41, 2)
+work = []
+for depth in sweep:
+    s = families.product_graph(depth, 2)
+    g, n, length, visits = backprop_by_hand(ad.trace(s.f, *s.args))
+    assert g == s.exact_grad and n == s.n_paths
+    work.append((visits, length))
+print(f"depth 40: dynamic programming {work[-1][0]:,} edge visits; enumeration {work[-1][1]:,} edge steps")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.semilogy(list(sweep), [v for v, _ in work], "o-", label="dynamic programming (edges)")
+ax.semilogy(list(sweep), [length for _, length in work], "s-", label="path enumeration (total path length)")
+ax.set_xlabel("depth (width 2)")
+ax.set_ylabel("multiplications")
+ax.set_title("the same sum, two algorithms")
+ax.legend()
