@@ -11,7 +11,6 @@ differentiated unchanged.
 
 from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
-from adkit.check import assert_grad, check_grad, taylor_test
 from adkit.compare import compare
 from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
@@ -34,6 +33,19 @@ product = _R["product"]
 norm = _R["norm"]
 
 __version__ = "0.1.0"
+
+# the gradient checker loads on first use (it is not needed to differentiate anything)
+_LAZY = {"check_grad": "adkit.check", "assert_grad": "adkit.check", "taylor_test": "adkit.check", "check": None}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module("adkit.check")
+        return module if name == "check" else getattr(module, name)
+    raise AttributeError(f"module 'adkit' has no attribute {name!r}")
+
 
 __all__ = [
     "assert_grad",

@@ -558,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
     add_formula_parsers(sub)
+    from adkit import check_command
+
+    check_command.add_parser(sub)
     return parser
 
 

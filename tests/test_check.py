@@ -9,6 +9,8 @@ correct gradients sit far below (central differences are good to ~1e-10 here).
 """
 
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -367,3 +369,135 @@ def test_check_every_n_steps_of_a_training_loop():
     assert check.history[0][1].seed != check.history[1][1].seed  # new entries sampled each time
     quiet = check_every(5, on_fail="record")
     assert quiet(3, mlp_loss, p, mlp_grad) is None and isinstance(quiet(5, mlp_loss, p, mlp_grad), GradCheckReport)
+
+
+# --- the pytest plugin ---------------------------------------------------------------------------------------
+
+PLUGIN_TESTS = """
+import numpy as np
+import pytest
+
+def loss(w):
+    return np.sum(np.sin(w) * w)
+
+def right(w):
+    return np.cos(w) * w + np.sin(w)
+
+def wrong(w):
+    return np.cos(w) * w  # the product rule's second term forgotten
+
+W = np.array([0.3, -1.2, 2.0])
+
+def test_right(grad_check):
+    report = grad_check(loss, W, right)
+    assert report.ok and report.seed == SEED
+
+def test_wrong(grad_check):
+    grad_check(loss, W, wrong)
+
+@pytest.mark.grad_check(sample=2, method="richardson")
+def test_marker_options(grad_check):
+    report = grad_check(loss, W, right)
+    assert report.n_checked == 2 and report.method == "richardson"
+    assert not grad_check.report(loss, W, wrong).ok
+
+def test_taylor(grad_check):
+    grad_check.taylor(loss, W, right)
+"""
+
+
+def test_pytest_plugin_fixture_assertion_and_options(pytester):
+    pytester.makepyfile(test_grads=PLUGIN_TESTS.replace("SEED", "0"))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    out = result.stdout.str()
+    assert "test_wrong" in out and "gradient check FAILED: 3 of 3 checked entries fail" in out
+    assert "worst entries:" in out and "x[2]" in out  # the report is the assertion message
+    # the assertion hides adkit's own frames: the traceback ends in the user's test
+    assert "adkit/check.py" not in out and "pytest_plugin.py:" not in out
+    seeded = pytester.runpytest("-p", "no:cacheprovider", "--adkit-seed", "7", "-k", "right")
+    seeded.assert_outcomes(failed=1)  # the test asserts seed 0: the option reached the fixture
+    pytester.makepyfile(test_grads=PLUGIN_TESTS.replace("SEED", "7"))
+    pytester.runpytest("-p", "no:cacheprovider", "--adkit-seed", "7", "-k", "right").assert_outcomes(passed=1)
+
+
+def test_pytest_plugin_loads_without_numpy_or_adkit(pytester):
+    # the plugin is loaded in every test run of every project with adkit installed
+    pytester.makepyfile(
+        test_light="""
+        import sys
+        def test_nothing_heavy_loaded():
+            assert "numpy" not in sys.modules and "adkit" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--trace-config")
+    result.assert_outcomes(passed=1)
+    assert "adkit_pytest" in result.stdout.str()  # and it was loaded, through the entry point
+
+
+# --- `adkit check` ------------------------------------------------------------------------------------------------
+
+USER_MODULE = """
+import numpy as np
+
+def loss(x):
+    return np.sum(np.sin(x) * x)
+
+def loss_grad(x):
+    return np.cos(x) * x + np.sin(x)
+
+def wrong_grad(x):
+    return np.cos(x) * x
+
+def ploss(p):
+    return np.sum(p["W"] ** 2) * np.sum(p["b"])
+
+def pgrad(p):
+    return {"W": 2 * p["W"] * np.sum(p["b"]), "b": np.full_like(p["b"], np.sum(p["W"] ** 2))}
+
+def crashes(x):
+    raise RuntimeError("not today")
+"""
+
+
+def adkit_check(tmp_path, *argv):
+    return subprocess.run(
+        [sys.executable, "-m", "adkit", "check", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_exit_codes_pass_fail_json(tmp_path):
+    (tmp_path / "usermod.py").write_text(USER_MODULE)
+    ok = adkit_check(tmp_path, "usermod:loss", "--grad", "usermod:loss_grad", "--shape", "3,4", "--seed", "2")
+    assert ok.returncode == 0 and "gradient check PASSED" in ok.stdout and "(3, 4)" in ok.stdout and not ok.stderr
+    bad = adkit_check(tmp_path, "usermod:loss", "--grad", "usermod:wrong_grad", "--shape", "5", "--json")
+    assert bad.returncode == 1
+    data = json.loads(bad.stdout)  # JSON only on stdout
+    assert data["ok"] is False and data["n_failed"] == 5 and data["target"] == "usermod:loss"
+    np.savez(tmp_path / "p.npz", W=np.ones((2, 3)), b=np.arange(3.0))
+    dict_point = adkit_check(tmp_path, "usermod:ploss", "--grad", "usermod:pgrad", "--at", "p.npz", "--sample", "2")
+    assert dict_point.returncode == 0 and "4 of 9 entries" in dict_point.stdout
+    np.save(tmp_path / "x.npy", np.linspace(-1, 1, 4))
+    no_grad = adkit_check(tmp_path, "usermod:loss", "--at", "x.npy")  # adkit's reverse engine
+    assert no_grad.returncode == 0 and "adkit.grad (reverse engine)" in no_grad.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["nosuchmodule:loss", "--shape", "3"], "module 'nosuchmodule' not found"),
+        (["usermod:nosuchfunc", "--shape", "3"], "has no attribute 'nosuchfunc'"),
+        (["usermod:loss", "--shape", "3,x"], "--shape '3,x'"),
+        (["usermod:loss", "--at", "missing.npy"], "no such file"),
+        (["usermod:loss", "--at", "garbage.npy"], "cannot read it"),
+        (["usermod:crashes", "--shape", "2"], "usermod:crashes raised RuntimeError: not today"),
+        (["usermod:loss"], "give the point"),
+    ],
+)
+def test_cli_usage_errors_exit_2_with_one_line(tmp_path, argv, message):
+    (tmp_path / "usermod.py").write_text(USER_MODULE)
+    (tmp_path / "garbage.npy").write_bytes(b"this is not numpy")
+    r = adkit_check(tmp_path, *argv)
+    assert r.returncode == 2, r
+    assert r.stdout == "" and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
