@@ -59,6 +59,7 @@ class Cell:
     rel_error: float | None = None
     predicted_seconds: float | None = None
     message: str = ""
+    work: int = 0  # path steps (paths engine) or edges (others): what the cost scales with
 
 
 @dataclass
@@ -92,7 +93,7 @@ class BenchResult:
         return {
             "config": self.config,
             "environment": self.environment,
-            "cells": [asdict(c) for c in self.cells],
+            "cells": [{k: _finite_or_text(v) for k, v in asdict(c).items()} for c in self.cells],
             "fits": [asdict(f) | {"summary": f.sentence()} for f in self.fits],
         }
 
@@ -185,6 +186,13 @@ class BenchResult:
         return fig
 
 
+def _finite_or_text(x: Any) -> Any:
+    """JSON has no inf: an infinite prediction is written as the string "inf"."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return x
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
@@ -194,7 +202,10 @@ def _json_default(o: Any) -> Any:
 
 
 def _fmt_int(n: int) -> str:
-    return f"{n:,}" if n < 10**12 else f"{float(n):.2e}"
+    if n < 10**12:
+        return f"{n:,}"
+    digits = len(str(n)) - 1  # exact for ints of any size (float() overflows past 1e308)
+    return f"{n / 10**digits:.2f}e{digits}" if digits < 300 else f"~1e{digits}"
 
 
 def environment_info() -> dict[str, Any]:
@@ -303,17 +314,23 @@ def loglog_fit(edges: Sequence[float], seconds: Sequence[float]) -> tuple[float 
     return float(slope), r2
 
 
-def _predict(done: list[Cell], depth: int) -> float | None:
+def work(engine: str, spec: GraphSpec) -> int:
+    """What an engine's cost is proportional to: path steps for paths, edges for the rest."""
+    if engine == "paths":
+        return spec.n_paths * (spec.params.get("depth", 1) + 1)
+    return max(spec.n_edges, 1)
+
+
+def _predict(done: list[Cell], depth: int, units: int) -> float | None:
+    """Seconds the engine would take on a graph of `units` work, scaled linearly in work
+    from its largest measured cell (exponential for paths, since its work is the number
+    of path steps); None before anything was measured, inf past the float range."""
     ok = [c for c in done if c.status == "ok" and c.seconds]
     if not ok:
         return None
-    tail = ok[-4:]
-    factor = semilog_fit([c.depth for c in tail], [c.seconds for c in tail])
-    if factor is None:
-        factor = 2.0
-    factor = max(factor, 1.0)
     last = ok[-1]
-    return float(last.seconds * factor ** (depth - last.depth))
+    log_seconds = math.log(last.seconds) + math.log(units) - math.log(max(last.work, 1))
+    return math.exp(log_seconds) if log_seconds < 700 else math.inf
 
 
 def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
@@ -383,8 +400,10 @@ def run(
             over_budget = False
             for depth in depths:
                 spec = make(depth=depth, width=width) if family != "chain" else make(depth=depth)
-                cell = Cell(engine, width, depth, spec.n_nodes, spec.n_edges, spec.n_paths, "ok")
-                predicted = _predict(history, depth)
+                cell = Cell(
+                    engine, width, depth, spec.n_nodes, spec.n_edges, spec.n_paths, "ok", work=work(engine, spec)
+                )
+                predicted = _predict(history, depth, cell.work)
                 if over_budget or (predicted is not None and predicted > timeout):
                     over_budget = True
                     cell.status = "skipped"

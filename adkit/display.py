@@ -25,6 +25,16 @@ def format_seconds(s: float | None) -> str:
     """A duration with a readable unit: 1.23 s, 45.6 ms, 7.8 µs, 900 ns."""
     if s is None:
         return "—"
+    if s == float("inf"):
+        return "> 1e300 s"
+    if s >= 86400 * 365.25 * 2:
+        return f"{s / (86400 * 365.25):.3g} years"
+    if s >= 86400 * 2:
+        return f"{s / 86400:.3g} days"
+    if s >= 7200:
+        return f"{s / 3600:.3g} hours"
+    if s >= 120:
+        return f"{s / 60:.3g} minutes"
     for unit, k in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if s >= k:
             return f"{s / k:.3g} {unit}"

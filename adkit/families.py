@@ -53,7 +53,8 @@ class GraphSpec:
             if self.overflow
             else f"exact gradient {self.exact_grad!r}"
         )
-        paths = f"{self.n_paths:,}" if self.n_paths < 10**15 else f"~{self.n_paths:.3e}".replace("e+", "e")
+        digits = len(str(self.n_paths)) - 1
+        paths = f"{self.n_paths:,}" if digits < 15 else f"~{self.n_paths // 10 ** (digits - 3) / 1000:.3f}e{digits}"
         return f"{self.name}: {self.n_nodes} nodes, {self.n_edges} edges, {paths} paths, {grad}"
 
 
