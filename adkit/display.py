@@ -136,7 +136,23 @@ def partial_text(graph: Graph, node: Node, pos: int) -> str:
 
 
 def _z_number(z: Any) -> str:
-    return _num(z) if np.ndim(z) == 0 else "J"
+    if np.ndim(z) != 0:
+        return "J"
+    text = _num(z)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _paren(text: str) -> str:
+    return f"({text})" if text.startswith("-") else text
+
+
+def _times(factor: str, tangent: str, bar_first: bool = False) -> str:
+    """`a3·da2` (or `a4bar·a3`), but `da4` for a factor 1 and `-da4` for -1, as on the slides."""
+    if factor in ("1", "1.0", "(1.0)"):
+        return tangent
+    if factor in ("-1", "-1.0", "(-1.0)"):
+        return f"-{tangent}"
+    return f"{tangent}·{factor}" if bar_first else f"{factor}·{tangent}"
 
 
 def evaluation_trace(graph: Graph) -> Table:
@@ -174,8 +190,8 @@ def tangent_trace(graph: Graph, seed: str | int = 0) -> Table:
                 continue
             z = jacs[pos]
             src = graph.nodes[p].name
-            terms.append(f"{partial_text(graph, node, pos)}·d{src}")
-            numbers.append(f"{_z_number(z)}·{_num(dots[p])}")
+            terms.append(_times(partial_text(graph, node, pos), f"d{src}"))
+            numbers.append(f"{_z_number(z)}·{_paren(_num(dots[p]))}")
             contrib = (
                 z * dots[p]
                 if np.ndim(z) == 0
@@ -215,8 +231,8 @@ def adjoint_trace(graph: Graph) -> Table:
         total: Any = 0.0
         for child, pos in children[i]:
             z = jacs[child.id][pos]
-            terms.append(f"{child.name}bar·{partial_text(graph, child, pos)}")
-            numbers.append(f"{_num(bars[child.id])}·{_z_number(z)}")
+            terms.append(_times(partial_text(graph, child, pos), f"{child.name}bar", bar_first=True))
+            numbers.append(f"{_paren(_num(bars[child.id]))}·{_z_number(z)}")
             if np.ndim(z) == 0:
                 contrib = bars[child.id] * z
             else:

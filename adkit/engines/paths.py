@@ -179,12 +179,14 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
     paths = []
     for (logp, sign, edge, rank), s in found:
         nodes = [s]
+        product = 1.0  # multiplied along the path, so the product is exact, not exp(log)
         node_entry = (logp, sign, edge, rank)
         while node_entry[2] is not None:
             e, r = node_entry[2], node_entry[3]
             nodes.append(e.dst)
+            product *= e.z
             node_entry = best[e.dst][r]
-        paths.append(Path(nodes, [labels[i] for i in nodes], sign * math.exp(logp)))
+        paths.append(Path(nodes, [labels[i] for i in nodes], product))
     return paths
 
 
