@@ -677,6 +677,15 @@ def check_grad(
         _num.check_complex_step(lambda p: f(p, *args), (clean_params,), (0,))
         ctx.cpoint = _num.Point(call, [leaf.value for leaf in leaves], complex_values=True)
 
+    if mode == "entries" and sample is None and warn:
+        n_all = sum(int(np.prod(leaf.shape, dtype=np.int64)) for leaf in leaves)
+        if n_all >= 20_000:
+            warnings.warn(
+                f"checking every one of {n_all} entries costs about {4 * n_all} evaluations of f; "
+                "pass sample=N (N random entries per parameter) or mode='projection'",
+                GradCheckWarning,
+                stacklevel=2,
+            )
     rows: list[_Row] = []
     n_total = 0
     for k, leaf in enumerate(leaves):
