@@ -378,10 +378,13 @@ def run(
     """
     from adkit.engines.paths import paths_budget
 
-    engines = available_engines() if engines is None else list(engines)
+    installed = available_engines()
+    engines = installed if engines is None else list(engines)
     for e in engines:
         if e not in ENGINES:
             raise BenchError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+        if e not in installed:
+            raise BenchError(f"engine {e!r} is not available in this installation (available: {', '.join(installed)})")
     if family not in FAMILIES:
         raise BenchError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     widths = sorted(set(int(w) for w in widths))

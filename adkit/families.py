@@ -28,6 +28,11 @@ import numpy as np
 FLOAT64_MAX_LOG10 = math.log10(np.finfo(np.float64).max)
 
 
+def _log10_int(n: int) -> float:
+    """log10 of a positive int of any size (math.log10 is exact enough and never overflows)."""
+    return math.log10(n)
+
+
 @dataclass
 class GraphSpec:
     """A benchmark problem: f, its arguments and what is known about it exactly."""
@@ -44,12 +49,14 @@ class GraphSpec:
 
     @property
     def overflow(self) -> bool:
-        """True when the exact derivative leaves the float64 range."""
-        return self.exact_grad_log10 > FLOAT64_MAX_LOG10
+        """True when the exact derivative (or the engines' intermediate values on the way
+        to it) leaves the float64 range."""
+        return self.exact_grad is None or self.exact_grad_log10 > FLOAT64_MAX_LOG10
 
     def describe(self) -> str:
         grad = (
-            f"exact gradient ~ 10^{self.exact_grad_log10:.1f}: beyond float64 (max ~1.8e308)"
+            f"exact gradient ~ 10^{self.exact_grad_log10:.1f}: beyond float64 (max ~1.8e308, "
+            "counting the values on the way)"
             if self.overflow
             else f"exact gradient {self.exact_grad!r}"
         )
@@ -68,30 +75,61 @@ def _layer_constants(width: int, depth: int) -> list[list[float]]:
     return layers
 
 
-def product_graph(depth: int, width: int = 2) -> GraphSpec:
-    """Aggarwal's deep product-node graph as a scalar program (one multiply per edge)."""
+def product_graph(depth: int, width: int = 2, nary: bool = False) -> GraphSpec:
+    """Aggarwal's deep product-node graph as a scalar program.
+
+    By default each product node is computed with one binary multiply per edge (the
+    program the speed targets are about); with `nary=True` each is one call of the
+    lecture's n-ary product node (`adkit.product`), so the traced graph is exactly the
+    lecture's graph. `n_nodes` and `n_edges` count the lecture's graph (product nodes
+    as single nodes) in both cases; the binary program has more, smaller nodes.
+
+    Every path product equals out / w: z(i, j) = c_j prod_{k != i} v_k = v_j / v_i, so
+    the product along any path telescopes. The local derivatives differ from edge to
+    edge; their products along whole paths cannot, in any all-to-all product graph.
+    """
     if depth < 1 or width < 1:
         raise ValueError("product_graph needs depth >= 1 and width >= 1")
     consts = _layer_constants(width, depth)
+    if nary:
+        from adkit.ops import REGISTRY
 
-    def f(w: Any) -> Any:
-        layer = [w]
-        for cs in consts:
-            new = []
-            for c in cs:
-                acc = c
-                for x in layer:
-                    acc = acc * x
-                new.append(acc)
-            layer = new
-        out = layer[0]
-        for x in layer[1:]:
-            out = out * x
-        return out
+        product = REGISTRY["product"]
+
+        def f(w: Any) -> Any:
+            layer = [w]
+            for cs in consts:
+                layer = [product(c, *layer) for c in cs]
+            return product(*layer) if len(layer) > 1 else layer[0]
+
+    else:
+
+        def f(w: Any) -> Any:
+            layer = [w]
+            for cs in consts:
+                new = []
+                for c in cs:
+                    acc = c
+                    for x in layer:
+                        acc = acc * x
+                    new.append(acc)
+                layer = new
+            out = layer[0]
+            for x in layer[1:]:
+                out = out * x
+            return out
 
     n_paths = width**depth
-    log10 = depth * math.log10(width)
-    exact = float(n_paths) if log10 <= FLOAT64_MAX_LOG10 else None
+    log10 = _log10_int(n_paths)
+    try:
+        exact: float | None = float(n_paths)
+    except OverflowError:
+        exact = None
+    # tangents and adjoints on the way reach the gradient times a node value (at most
+    # 2**max_exp): past the float range there, every engine overflows
+    max_exp = max(abs(math.log2(c)) for cs in consts for c in cs)
+    if exact is not None and log10 + max_exp * math.log10(2.0) > FLOAT64_MAX_LOG10:
+        exact = None
     n_nodes = 1 + width * depth + 1
     n_edges = width + width * width * (depth - 1) + width
     return GraphSpec(

