@@ -1198,19 +1198,12 @@ def test_symbolic_float_inputs_are_not_exact() -> None:
 
 # --- saturated activations: relative accuracy of the local derivative --------------------------------
 
-_SATURATION = (
-    "adkit accuracy bug: the rule 1 - out*out (tanh) / out*(1 - out) (sigmoid) cancels "
-    "catastrophically once out rounds near +-1; exact engines lose all relative accuracy by tanh(20), sigmoid(37)"
-)
-
 
 def _saturation_cases() -> list[Any]:
     cases = []
     for name, x in [("tanh", 15.0), ("tanh", -15.0), ("sigmoid", 30.0), ("sigmoid", -30.0)]:
         for engine in EXACT_ENGINES:
-            bad = engine != "symbolic" and not (name == "sigmoid" and x < 0)
-            marks = [pytest.mark.xfail(strict=True, reason=_SATURATION)] if bad else []
-            cases.append(pytest.param(name, x, engine, id=f"{name}({x:g})-{engine}", marks=marks))
+            cases.append(pytest.param(name, x, engine, id=f"{name}({x:g})-{engine}"))
     return cases
 
 

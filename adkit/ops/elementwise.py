@@ -345,7 +345,8 @@ tanh = register(
         "tanh",
         np.tanh,
         scalar="math.tanh(x)",
-        partials=("1.0 - out * out",),
+        # sech^2 x, from x: 1 - out**2 would cancel once tanh rounds near ±1 (tanh'(20) -> 0)
+        partials=("1.0 / square(cosh(x))",),
         sympy=lambda sp, x: sp.tanh(x),
         domain=domain(REAL),
         numpy_names=(np.tanh,),
@@ -358,7 +359,8 @@ sigmoid = register(
         "sigmoid",
         sigmoid_impl,
         scalar="1.0 / (1.0 + math.exp(-x)) if x >= 0.0 else math.exp(x) / (1.0 + math.exp(x))",
-        partials=("out * (1.0 - out)",),
+        # sigma(x) sigma(-x) = sigma (1 - sigma), without the cancellation of 1 - out near 1
+        partials=("out * sigmoid(-x)",),
         sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
         domain=domain(REAL),
         label="σ",
