@@ -152,6 +152,8 @@ class BenchResult:
         import matplotlib.pyplot as plt
 
         fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(12, 4.5))
+        measured = [c.seconds for c in self.cells if c.status == "ok" and c.seconds]
+        cap = min(86400.0, 1e4 * max(measured)) if measured else 86400.0  # predictions drawn up to here
         for engine in self.config["engines"]:
             for width in self.config["widths"]:
                 cs = [c for c in self.cells if c.engine == engine and c.width == width]
@@ -159,7 +161,7 @@ class BenchResult:
                 label = engine if len(self.config["widths"]) == 1 else f"{engine}, width {width}"
                 if ok:
                     line = ax_t.plot([c.depth for c in ok], [c.seconds for c in ok], "o-", label=label)[0]
-                    pred = [c for c in cs if c.predicted_seconds]
+                    pred = [c for c in cs if c.predicted_seconds and c.predicted_seconds <= cap]
                     if pred:
                         ax_t.plot(
                             [ok[-1].depth] + [c.depth for c in pred],
@@ -167,17 +169,17 @@ class BenchResult:
                             ":",
                             color=line.get_color(),
                         )
-                    errs = [(c.depth, max(c.rel_error, 1e-17)) for c in ok if c.rel_error is not None]
+                    errs = [(c.depth, min(max(c.rel_error, 1e-17), 1e3)) for c in ok if c.rel_error is not None]
                     if errs:
                         ax_e.plot(*zip(*errs), "o-", label=label, color=line.get_color())
-        ax_t.set_yscale("log")
-        ax_t.set_xlabel("depth (layers)")
+        for ax in (ax_t, ax_e):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("depth (layers)")
+            ax.legend(fontsize=8)
         ax_t.set_ylabel("seconds per gradient")
         ax_t.set_title("time vs depth (dotted: predicted, not run)")
-        ax_t.legend(fontsize=8)
-        ax_e.set_yscale("log")
-        ax_e.set_xlabel("depth (layers)")
-        ax_e.set_ylabel("relative error vs exact")
+        ax_e.set_ylabel("relative error vs exact (clipped to [1e-17, 1e3])")
         ax_e.set_title("accuracy")
         fig.tight_layout()
         if path is not None:
