@@ -458,7 +458,20 @@ def test_bench_command_end_to_end(tmp_path):
     files = {k: tmp_path / f"out.{k}" for k in ("json", "csv", "png")}
     # FORCE_COLOR and TTY_INTERACTIVE make rich draw its progress bar although stderr is a pipe
     env = os.environ | {"FORCE_COLOR": "1", "TTY_INTERACTIVE": "1", "MPLBACKEND": "Agg"}
-    args = ["--depth", "1:3", "--min-time", "0", "--json", files["json"], "--csv", files["csv"], "--plot", files["png"]]
+    args = [
+        "--width",
+        "2",
+        "--depth",
+        "1:3",
+        "--min-time",
+        "0",
+        "--json",
+        files["json"],
+        "--csv",
+        files["csv"],
+        "--plot",
+        files["png"],
+    ]
     proc = subprocess.run(
         [sys.executable, "-m", "adkit", "bench", *map(str, args)],
         capture_output=True,
@@ -549,7 +562,9 @@ def test_bench_unavailable_engine_is_bad_usage(monkeypatch, capsys):
 
 
 def test_bench_engines_option_selects_engines(capsys):
-    code, out, err = _cli(["bench", "--depth", "1,2", "--engines", "reverse", "--min-time", "0"], capsys)
+    code, out, err = _cli(
+        ["bench", "--width", "2", "--depth", "1,2", "--engines", "reverse", "--min-time", "0"], capsys
+    )
     assert code == 0
     assert _table_engines(out) == ["reverse", "reverse"]
     assert "reverse (width 2)" in out and "forward" not in out
