@@ -9,6 +9,7 @@ The evaluation traces follow the lecture slides [RAB]: the forward evaluation tr
 from __future__ import annotations
 
 import html
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,25 @@ def format_seconds(s: float | None) -> str:
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """An aligned plain-text table."""
+    """An aligned plain-text table, laid out by rich (imported here, lazily)."""
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table as RichTable
+        from rich.text import Text
+    except ImportError:  # pragma: no cover - rich is a dependency; plain layout as a fallback
+        return _plain_table(header, rows)
+    table = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="")
+    for h in header:
+        table.add_column(Text(str(h)), no_wrap=True)
+    for r in rows:
+        table.add_row(*[Text(str(c)) for c in r])  # Text: cell contents are never read as markup
+    buf = io.StringIO()
+    Console(file=buf, width=100_000, color_system=None, emoji=False, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines() if line.strip())
+
+
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     cols = [list(map(str, col)) for col in zip(header, *rows)] if rows else [[h] for h in header]
     widths = [max(len(c) for c in col) for col in cols]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
