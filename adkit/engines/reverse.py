@@ -60,10 +60,30 @@ class Node:
         if op.partials is None:
             return op.vjp(g, vals, self.out, needed, **self.params)
         parts = local_partials(op, self.out, vals, self.params, needed)
-        return [None if p is None else unbroadcast(strong_mul(g, p), shape_of(v)) for p, v in zip(parts, vals)]
+        result = []
+        for p, v in zip(parts, vals):
+            if p is None:
+                result.append(None)
+                continue
+            owned = _is_scratch(p, g) and not any(p is w for w in (*vals, self.out))
+            result.append(unbroadcast(strong_mul(g, p, into=p if owned else None), shape_of(v)))
+        return result
 
 
-def strong_mul(g: Any, p: Any) -> Any:
+def _is_scratch(p: Any, g: Any) -> bool:
+    """p is a fresh array the rule just made, of the product's shape and type: the product
+    can be written into it, saving an allocation per elementwise op in the sweep."""
+    return (
+        type(p) is np.ndarray
+        and type(g) is np.ndarray
+        and p.base is None
+        and p.flags.writeable
+        and p.shape == g.shape
+        and p.dtype == np.result_type(p, g)
+    )
+
+
+def strong_mul(g: Any, p: Any, into: Any = None) -> Any:
     """g * p, where a zero cotangent g gives zero even if p is inf or NaN.
 
     The branch np.where did not take gets g = 0; its local derivatives (sqrt at 0,
@@ -75,7 +95,7 @@ def strong_mul(g: Any, p: Any) -> Any:
         if p == -1.0:
             return -g
     with np.errstate(invalid="ignore", over="ignore"):
-        r = g * p
+        r = g * p if into is None else np.multiply(g, p, out=into)
         if isinstance(r, np.ndarray):
             if r.dtype.kind in "fc" and not np.isfinite(np.sum(r)) and not np.isfinite(r).all():
                 r = np.where(np.asarray(g) == 0, 0.0, r)
