@@ -314,47 +314,61 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
 
     with _gc_paused(), trace:
         prep = _Prepared(args, argnums, make)
-        out = _output_value(f(*prep.args))
-    is_ours = isinstance(out, Dual) and out._trace is trace
-    value = out.value if is_ours else out
-    if scalar_output and shape_of(value) != ():
-        raise TypeError(
-            f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
-            "use adkit.jacobian(f) for the derivatives of every entry"
-        )
-    out_shape = shape_of(value)
-    if is_ours:
-        tangent = out.tangent
-        _check_finite([tangent], lambda: _diagnose(f, args, argnums, value), "derivative")
-    else:
-        tangent = np.zeros((total,) + out_shape) if batched else 0.0
-    per_leaf = []
-    k = 0
-    for leaves in prep.leaves:
-        row = []
-        for leaf in leaves:
-            if not batched:
-                row.append(_fresh(tangent, leaf) if out_shape == () else tangent)
-            else:
-                block = tangent[offsets[k] : offsets[k + 1]]
-                block = (
-                    REGISTRY["reshape"](block, shape=shape_of(leaf) + out_shape)
-                    if isinstance(block, Tracer)
-                    else np.reshape(block, shape_of(leaf) + out_shape)
-                )
-                nin, nout = len(shape_of(leaf)), len(out_shape)
-                axes = tuple(range(nin, nin + nout)) + tuple(range(nin))
-                block = (
-                    REGISTRY["transpose"](block, axes=axes) if isinstance(block, Tracer) else np.transpose(block, axes)
-                )
-                row.append(
-                    block
-                    if isinstance(block, Tracer)
-                    else (float(block) if isinstance(leaf, float) and out_shape == () else np.array(block))
-                )
-            k += 1
-        per_leaf.append(row)
-    return _plain(value), prep.rebuild(per_leaf, single)
+        outs, out_def = _output_leaves(f(*prep.args))
+    values, results = [], []
+    for out in outs:
+        is_ours = isinstance(out, Dual) and out._trace is trace
+        value = out.value if is_ours else out
+        if scalar_output and shape_of(value) != ():
+            raise TypeError(
+                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
+                "use adkit.jacobian(f) for the derivatives of every entry"
+            )
+        out_shape = shape_of(value)
+        if is_ours:
+            tangent = out.tangent
+            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value), "derivative")
+        else:
+            tangent = np.zeros((total,) + out_shape) if batched else 0.0
+        per_leaf = []
+        k = 0
+        for leaves in prep.leaves:
+            row = []
+            for leaf in leaves:
+                if not batched:
+                    row.append(_fresh(tangent, leaf) if out_shape == () else tangent)
+                else:
+                    row.append(_jacobian_block(tangent[offsets[k] : offsets[k + 1]], leaf, out_shape))
+                k += 1
+            per_leaf.append(row)
+        values.append(_plain(value))
+        results.append(prep.rebuild(per_leaf, single))
+    if out_def is None:
+        return values[0], results[0]
+    return tree_unflatten(out_def, values), tree_unflatten(out_def, results)
+
+
+def _output_leaves(raw: Any) -> tuple[list[Any], Any]:
+    """f's output as checked leaves: one array, or the leaves of a dict / list / tuple of
+    arrays (then the Jacobian has that structure). A list or tuple of scalars is stacked
+    into one vector, as the lectures write vector functions: f(x, y) = [x^2, y^2, 2xy]."""
+    if isinstance(raw, (dict, list, tuple)) and not (
+        isinstance(raw, (list, tuple)) and raw and all(np.ndim(primal(o)) == 0 for o in raw)
+    ):
+        leaves, treedef = tree_flatten(raw)
+        return [_output_value(o) for o in leaves], treedef
+    return [_output_value(raw)], None
+
+
+def _jacobian_block(block: Any, leaf: Any, out_shape: tuple[int, ...]) -> Any:
+    """Rows of the batched tangent belonging to one input leaf, as out_shape + leaf shape."""
+    nin, nout = len(shape_of(leaf)), len(out_shape)
+    axes = tuple(range(nin, nin + nout)) + tuple(range(nin))
+    if isinstance(block, Tracer):
+        block = REGISTRY["reshape"](block, shape=shape_of(leaf) + out_shape)
+        return REGISTRY["transpose"](block, axes=axes)
+    block = np.transpose(np.reshape(block, shape_of(leaf) + out_shape), axes) + 0.0  # + 0.0: no -0.0 entries
+    return float(block) if isinstance(leaf, float) and out_shape == () else np.array(block)
 
 
 # --- the public transforms ----------------------------------------------------------------------------------
@@ -430,24 +444,33 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: st
 
 
 def _reverse_jacobian(f, args, argnums, single):
+    """One recording, then one backward sweep per output entry (rows of the Jacobian)."""
     with _gc_paused():
-        trace, prep, out = _record(f, args, argnums)
-        ours = isinstance(out, Var) and out._trace is trace
-        value = out.value if ours else out
-        out_shape = shape_of(value)
-        m = int(np.prod(out_shape, dtype=np.int64))
-        rows: list[list[list[Any]]] = []
-        for k in range(m):
-            if ours:
-                if out_shape == ():
-                    seed = _seed(value)
-                else:
-                    seed = np.zeros(out_shape, dtype=_dtype(value))
-                    seed.reshape(-1)[k] = 1.0
-                grads = _sweep(trace, prep, {out.index: seed})
+        trace = ReverseTrace()
+        with trace:
+            prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
+            outs, out_def = _output_leaves(f(*prep.args))
+        results = [_reverse_jacobian_of(trace, prep, out, single) for out in outs]
+    return results[0] if out_def is None else tree_unflatten(out_def, results)
+
+
+def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single: bool) -> Any:
+    ours = isinstance(out, Var) and out._trace is trace
+    value = out.value if ours else out
+    out_shape = shape_of(value)
+    m = math.prod(out_shape)
+    rows: list[list[list[Any]]] = []
+    for k in range(m):
+        if ours:
+            if out_shape == ():
+                seed = _seed(value)
             else:
-                grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
-            rows.append(grads)
+                seed = np.zeros(out_shape, dtype=_dtype(value))
+                seed.reshape(-1)[k] = 1.0
+            grads = _sweep(trace, prep, {out.index: seed})
+        else:
+            grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
+        rows.append(grads)
     per_leaf = []
     for a, leaves in enumerate(prep.leaves):
         row = []
@@ -458,9 +481,10 @@ def _reverse_jacobian(f, args, argnums, single):
             elif any(isinstance(e, Tracer) for e in entries):
                 row.append(REGISTRY["reshape"](REGISTRY["stack"](*entries), shape=out_shape + shape_of(leaf)))
             else:
-                row.append(np.stack([np.asarray(e) for e in entries]).reshape(out_shape + shape_of(leaf)))
+                row.append(np.stack([np.asarray(e) for e in entries]).reshape(out_shape + shape_of(leaf)) + 0.0)
         per_leaf.append(row)
-    _check_finite([e for r in per_leaf for e in r], lambda: trace.find_nonfinite(out.index), "Jacobian")
+    if ours:
+        _check_finite([e for r in per_leaf for e in r], lambda: trace.find_nonfinite(out.index), "Jacobian")
     return prep.rebuild(per_leaf, single)
 
 

@@ -305,6 +305,12 @@ class Tracer:
     def __getitem__(self, index: Any) -> Any:
         return REGISTRY["getitem"](self, index=index)
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise TypeError(
+            "in-place assignment into a traced array is not supported: its derivative would be "
+            "lost. Build a new array instead (np.where(mask, new, x), np.concatenate, np.stack)."
+        )
+
     def __bool__(self) -> bool:
         return bool(primal(self))
 

@@ -1,0 +1,52 @@
+"""Transforms on containers: Jacobians and Hessians keep the structure of outputs and inputs."""
+
+import numpy as np
+import pytest
+
+import adkit as ad
+
+ENGINES = ("forward", "reverse")
+
+
+def fd_jacobian(f, x, h=1e-6):
+    """Central differences, column by column (h ~ eps^(1/3): truncation and rounding ~1e-10)."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = h
+        cols.append((np.asarray(f(x + e.reshape(x.shape))) - np.asarray(f(x - e.reshape(x.shape)))) / (2 * h))
+    return np.stack(cols, axis=-1).reshape(np.shape(f(x)) + x.shape)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_jacobian_of_a_dict_output_has_the_dict_structure(engine):
+    x = np.array([0.3, -1.2, 2.0])
+    outputs = {"s": lambda v: np.sin(v), "c": lambda v: np.cos(v[0]) * v[2]}
+    jac = ad.jacobian(lambda v: {k: g(v) for k, g in outputs.items()}, engine=engine)(x)
+    assert set(jac) == {"s", "c"}
+    for key, g in outputs.items():
+        # rtol 1e-7: central differences at h = 1e-6 are good to ~1e-10 here
+        np.testing.assert_allclose(jac[key], fd_jacobian(g, x), rtol=1e-7, atol=1e-9)
+    assert not np.any(np.signbit(jac["s"]) & (jac["s"] == 0))  # no -0.0 entries in the output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_jacobian_of_a_tuple_of_scalars_is_stacked(engine):
+    # the lectures' vector functions: f(x, y) = [x^2, y^2, 2xy]
+    jac = ad.jacobian(lambda x, y: (x * x, y * y, 2 * x * y), argnums=(0, 1), engine=engine)(3.0, 5.0)
+    np.testing.assert_array_equal(np.stack(jac, axis=1), [[6.0, 0.0], [0.0, 10.0], [10.0, 6.0]])
+
+
+def test_hessian_of_a_dict_of_parameters_is_nested():
+    x = np.array([1.0, 2.0, 3.0])
+
+    def f(p):
+        return np.sum(p["a"] ** 2) * p["b"]
+
+    hess = ad.hessian(f)({"a": x, "b": 2.0})
+    # d2f/da2 = 2b I, d2f/da db = 2a, d2f/db2 = 0: closed forms of this quadratic-times-linear f
+    np.testing.assert_array_equal(hess["a"]["a"], 4.0 * np.eye(3))
+    np.testing.assert_array_equal(hess["a"]["b"], 2.0 * x)
+    np.testing.assert_array_equal(hess["b"]["a"], 2.0 * x)
+    assert hess["b"]["b"] == 0.0
