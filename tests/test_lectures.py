@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import central_diff
 
 import adkit as ad
 
@@ -18,20 +19,6 @@ ENGINES = ("forward", "reverse")
 
 
 # --- independent references ---------------------------------------------------------------
-
-
-def central_diff(f, x, h=1e-6):
-    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar f, one entry at a time."""
-    if np.ndim(x) == 0:
-        x = float(x)
-        return (f(x + h) - f(x - h)) / (2 * h)
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 def np_sigmoid(v):
