@@ -31,6 +31,7 @@ softmax = _R["softmax"]
 logsumexp = _R["logsumexp"]
 product = _R["product"]
 norm = _R["norm"]
+conv2d = _R["conv2d"]
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "numeric_jacobian",
     "taylor_test",
     "Graph",
+    "conv2d",
     "bench",
     "families",
     "compare",

@@ -288,7 +288,20 @@ def _divide(x, y, *args):
     return R["div"](x, y)
 
 
+def _convolve(a, v, mode="full"):
+    """np.convolve: 'full' and 'valid' are registry modes; 'same' is the centred slice of full."""
+    if mode not in ("full", "valid", "same"):
+        raise ValueError(f"np.convolve mode must be 'full', 'valid' or 'same', got {mode!r}")
+    if mode != "same":
+        return R["convolve"](a, v, mode=mode)
+    n, m = shape_of(a)[0], shape_of(v)[0]
+    full = R["convolve"](a, v, mode="full")
+    size, start = max(n, m), (min(n, m) - 1) // 2
+    return full[start : start + size]
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.convolve: _convolve,
     np.sum: _reduction("sum", "np.sum"),
     np.mean: _reduction("mean", "np.mean"),
     np.max: _reduction("max", "np.max"),

@@ -415,3 +415,42 @@ def test_exploding_gradient_chain(engine):
     # dC/db4 = sigma'(0) (a4 - y) = 0.25 * 0.5, then x25 per layer back to b1
     assert db[3] == pytest.approx(0.125, rel=1e-15)
     assert db[0] == pytest.approx(0.125 * 25**3, rel=1e-15)
+
+
+# --- SEEDS §8: convolution backprop [SCH] ----------------------------------------------------------
+
+
+def _conv2d_loops(h, w):
+    """z_{x,y} = sum_{a,b} w_{ab} h_{x-a, y-b} over complete overlaps, written as loops (SEEDS §8)."""
+    k, m = w.shape
+    out = np.zeros((h.shape[0] - k + 1, h.shape[1] - m + 1))
+    for x in range(out.shape[0]):
+        for y in range(out.shape[1]):
+            for a in range(k):
+                for b in range(m):
+                    out[x, y] += w[a, b] * h[x + k - 1 - a, y + m - 1 - b]
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_convolution_backprop_is_convolution_with_the_rotated_filter(engine):
+    # z^{l+1} = conv(sigma(z^l), w) + b; the lecture: delta^l = (delta^{l+1} conv rot180(w)) * sigma'(z^l),
+    # the full-mode convolution of the next deltas with the filter rotated by 180 degrees.
+    rng = np.random.default_rng(8)
+    z, w, b = rng.normal(size=(6, 5)), rng.normal(size=(3, 2)), 0.3
+    target = rng.normal(size=(4, 4))
+    np.testing.assert_allclose(ad.conv2d(ad.sigmoid(z), w), _conv2d_loops(ad.sigmoid(z), w), rtol=1e-13)
+
+    def cost(z):
+        return 0.5 * np.sum((ad.conv2d(ad.sigmoid(z), w) + b - target) ** 2)
+
+    delta_next = _conv2d_loops(ad.sigmoid(z), w) + b - target  # dC/dz^{l+1}
+    rot = w[::-1, ::-1]
+    padded = np.pad(delta_next, ((2, 2), (1, 1)))  # full mode: every overlap of the deltas and the filter
+    s = ad.sigmoid(z)
+    # the lecture's formula, with the loop convolution above: deltas (padded for full mode)
+    # convolved with the rotated filter, times sigma'(z^l)
+    lecture = _conv2d_loops(padded, rot) * s * (1 - s)
+    # 1e-12: the same sums in a different order (a few dozen terms of size ~1)
+    np.testing.assert_allclose(ad.grad(cost, engine=engine)(z), lecture, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lecture, central_diff(cost, z), rtol=1e-6, atol=1e-8)
