@@ -21,7 +21,7 @@ import numpy as np
 from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
 from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.array import unbroadcast
-from adkit.ops.core import Op, Trace, Tracer, bind, local_partials, primal, shape_of
+from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, bind, local_partials, primal, shape_of
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -137,7 +137,12 @@ class ReverseTrace(Trace):
         out = op(*vals, **params)
         tape = self.tape
         v = make_var(out, len(tape), self)
-        tape.append(Node(op, parents, vals, out, params))
+        if op.keeps:  # keep alive only what the rules read (activations cost memory)
+            vals = [
+                x if keep or not isinstance(x, np.ndarray) else ShapeOnly(x.shape) for x, keep in zip(vals, op.keeps)
+            ]
+        kept_out = out if op.keeps_out or not isinstance(out, np.ndarray) else ShapeOnly(out.shape)
+        tape.append(Node(op, parents, vals, kept_out, params))
         return v
 
     def backward(self, out_index: int, seed: Any) -> list[Any]:

@@ -203,6 +203,7 @@ matmul = register(
     Op(
         "matmul",
         np.matmul,
+        vjp_needs_out=False,
         args=("x", "y"),
         jvp=_matmul_jvp,
         vjp=_matmul_vjp,
@@ -469,6 +470,7 @@ reshape = register(
     Op(
         "reshape",
         _reshape_impl,
+        vjp_needs_out=False,
         params={"shape": ()},
         linear=True,
         jvp=lambda tangents, xs, out, nb, shape: _op("reshape")(
@@ -498,6 +500,7 @@ transpose = register(
     Op(
         "transpose",
         _transpose_impl,
+        vjp_needs_out=False,
         params={"axes": None},
         linear=True,
         jvp=lambda tangents, xs, out, nb, axes=None: _op("transpose")(
@@ -526,6 +529,7 @@ broadcast_to = register(
     Op(
         "broadcast_to",
         lambda x, shape: np.broadcast_to(x, shape),
+        vjp_needs_out=False,
         params={"shape": ()},
         linear=True,
         jvp=_broadcast_jvp,
@@ -563,6 +567,7 @@ getitem = register(
     Op(
         "getitem",
         _getitem_impl,
+        vjp_needs_out=False,
         params={"index": ()},
         linear=True,
         jvp=lambda tangents, xs, out, nb, index: _batched_index(tangents[0], index, nb, "getitem"),
@@ -596,6 +601,7 @@ index_add = register(
     Op(
         "index_add",
         _index_add_impl,
+        vjp_needs_out=False,
         params={"index": (), "shape": ()},
         linear=True,
         jvp=lambda tangents, xs, out, nb, index, shape: _batched_index(
@@ -640,6 +646,7 @@ concatenate = register(
     Op(
         "concatenate",
         _concat_impl,
+        vjp_needs_out=False,
         variadic=True,
         params={"axis": 0},
         linear=True,
@@ -679,6 +686,7 @@ stack = register(
     Op(
         "stack",
         _stack_impl,
+        vjp_needs_out=False,
         variadic=True,
         params={"axis": 0},
         linear=True,

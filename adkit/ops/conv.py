@@ -84,6 +84,7 @@ register(
     Op(
         "convolve",
         _convolve_impl,
+        vjp_needs_out=False,
         args=("a", "v"),
         params={"mode": "full"},
         jvp=_bilinear_jvp("convolve", "full"),
@@ -136,6 +137,7 @@ register(
     Op(
         "conv2d",
         _conv2d_impl,
+        vjp_needs_out=False,
         args=("x", "w"),
         params={"mode": "valid"},
         jvp=_bilinear_jvp("conv2d", "valid"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,11 @@ class Op:
     label: str = ""
     doc: str = ""
     reached_by: str = ""  # how users reach an op that has no numpy name nor adkit.<name>
+    vjp_needs_out: bool = True  # False when the VJP uses only the output's shape
+    # filled by compile_rules: which arguments (and whether `out`) the rules read, so the
+    # tape keeps only those values alive (the others as their shapes)
+    keeps: tuple[bool, ...] = field(default=(), repr=False)
+    keeps_out: bool = field(default=True, repr=False)
     # compiled forms, filled by compile_rules()
     scalar_fn: Callable[..., Any] | None = field(default=None, repr=False)
     partial_fns: tuple[Callable[..., Any] | None, ...] = field(default=(), repr=False)
@@ -187,6 +193,12 @@ def compile_rules(op: Op) -> None:
         for expr in op.partials:
             fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
         op.partial_fns = tuple(fns)
+        used = set(re.findall(r"[A-Za-z_]\w*", " ".join(e for e in op.partials if e)))
+        op.keeps = tuple(a in used for a in op.args)
+        op.keeps_out = "out" in used
+    else:
+        op.keeps = ()
+        op.keeps_out = op.vjp_needs_out
 
 
 def compile_all() -> None:
@@ -440,10 +452,24 @@ def primal(x: Any) -> Any:
     return x
 
 
+class ShapeOnly:
+    """What a tape keeps of a value its rules never read: its shape (for unbroadcast)."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"<value of shape {self.shape}, not kept>"
+
+
 def shape_of(x: Any) -> tuple[int, ...]:
     """Shape of a float, array or tracer without going through numpy dispatch."""
     if type(x) is float:
         return ()
+    if type(x) is ShapeOnly:
+        return x.shape
     if isinstance(x, Tracer):
         return np.shape(primal(x))
     return np.shape(x)
