@@ -37,6 +37,7 @@ from adkit.families import FAMILIES, GraphSpec
 from adkit.transforms import ENGINES, grad
 
 DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
+MAX_EDGES = 20_000_000
 AGREEMENT_RTOL = {"forward": 1e-12, "reverse": 1e-12, "symbolic": 1e-12, "paths": 1e-12, "numeric": 1e-5}
 
 
@@ -394,6 +395,13 @@ def run(
     if not widths or not depths or min(widths) < 1 or min(depths) < 1:
         raise BenchError("widths and depths must be positive integers")
     make = FAMILIES[family]
+    largest = max(widths) ** 2 * max(depths)
+    if largest > MAX_EDGES:
+        raise BenchError(
+            f"the largest graph asked for (width {max(widths)}, depth {max(depths)}) has ~{largest:,} edges; "
+            f"the harness stops at {MAX_EDGES:,} (a traced graph of that size does not fit in memory): "
+            "use smaller --width / --depth"
+        )
     for width in widths:
         check_agreement(engines, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
     cells: list[Cell] = []

@@ -593,3 +593,8 @@ def test_paths_column_of_huge_counts():
 def test_csv_of_an_empty_result(tmp_path):
     BenchResult([], [], {"engines": [], "widths": []}, {"python": "x"}).to_csv(tmp_path / "e.csv")
     assert Path(tmp_path / "e.csv").read_text().startswith("# ")
+
+
+def test_bench_refuses_a_graph_too_large_to_trace(capsys):
+    code, out, err = _cli(["bench", "--width", "100000", "--depth", "2"], capsys)
+    assert code == 2 and "edges" in err and "Traceback" not in err
