@@ -24,6 +24,9 @@ from adkit.graph import Graph, trace
 from adkit.ops.core import REGISTRY, primal
 
 
+MAX_SYMBOLS = 400
+
+
 def _sympy():
     import sympy
 
@@ -119,7 +122,17 @@ def _flat(xs: Sequence[Any]) -> list[Any]:
 def symbolic_derivative(f: Callable[..., Any], *args: Any) -> SymbolicDerivative:
     """Trace f, rebuild it in sympy from the ops' sympy forms, differentiate each input."""
     sp = _sympy()
-    exact = all(_is_exact(leaf) for leaf in _leaves(args))
+    leaves = _leaves(args)
+    n_symbols = sum(int(np.size(leaf)) for leaf in leaves)
+    if n_symbols > MAX_SYMBOLS:
+        from adkit.errors import AdkitError
+
+        raise AdkitError(
+            f"the symbolic engine makes one sympy symbol per input entry, and these arguments have "
+            f"{n_symbols:,} (its limit is {MAX_SYMBOLS}: sympy's time grows quickly with expression size). "
+            "Use engine='reverse' or 'forward' for inputs this large, or pass a smaller slice."
+        )
+    exact = all(_is_exact(leaf) for leaf in leaves)
     graph = trace(f, *[_as_float_tree(a) for a in args])
     values: list[Any] = [None] * len(graph.nodes)
     symbols, point = [], {}
