@@ -23,7 +23,6 @@ import numpy as np
 from adkit.graph import Graph, trace
 from adkit.ops.core import REGISTRY, primal
 
-
 MAX_SYMBOLS = 400
 
 
