@@ -50,3 +50,16 @@ def test_hessian_of_a_dict_of_parameters_is_nested():
     np.testing.assert_array_equal(hess["a"]["b"], 2.0 * x)
     np.testing.assert_array_equal(hess["b"]["a"], 2.0 * x)
     assert hess["b"]["b"] == 0.0
+
+
+def test_symbolic_engine_refuses_large_inputs_and_compare_falls_back():
+    W = np.ones((30, 30))  # 900 entries: one sympy symbol each would take minutes
+
+    def f(W):
+        return np.sum(np.tanh(W))
+
+    with pytest.raises(ad.AdkitError, match="900"):
+        ad.grad(f, engine="symbolic")(W)
+    result = ad.compare(f, W, engines=("reverse", "symbolic"))
+    assert "numeric" in result.reference_kind
+    assert result["symbolic"].error and result["reverse"].error is None
