@@ -8,7 +8,6 @@ np.expand_dims. Anything else raises an error that names the function.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -371,4 +370,4 @@ CONSTANT_FUNCTIONS = {
 NUMPY_HANDLERS["ufunc"] = handle_ufunc
 NUMPY_HANDLERS["function"] = handle_function
 
-__all__ = ["FUNCTIONS", "handle_function", "handle_ufunc", "math"]
+__all__ = ["FUNCTIONS", "handle_function", "handle_ufunc"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
 from adkit.ops.array import expand_to
-from adkit.ops.core import REGISTRY, Op, Trace, Tracer, bind, local_partials, shape_of
+from adkit.ops.core import REGISTRY, Op, Trace, Tracer, local_partials, shape_of
 
 
 class ForwardTrace(Trace):
@@ -203,4 +203,4 @@ def _install_fast_paths() -> None:
 _install_fast_paths()
 
 
-__all__ = ["Dual", "FloatDual", "ForwardTrace", "make_dual", "strong_mul", "bind"]
+__all__ = ["Dual", "FloatDual", "ForwardTrace", "make_dual", "strong_mul"]

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
-from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.array import unbroadcast
-from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, bind, local_partials, primal, shape_of
+from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, local_partials, primal, shape_of
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -357,4 +356,4 @@ def _install_fast_paths() -> None:
 
 _install_fast_paths()
 
-__all__ = ["FloatVar", "Var", "ReverseTrace", "make_var", "NonFiniteDerivativeError", "bind"]
+__all__ = ["FloatVar", "Var", "ReverseTrace", "make_var"]

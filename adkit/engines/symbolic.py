@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from adkit.graph import Graph, trace
-from adkit.ops.core import REGISTRY, primal
+from adkit.ops.core import primal
 
 MAX_SYMBOLS = 400
 
@@ -268,4 +268,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["REGISTRY", "SymbolicDerivative", "symbolic_derivative", "to_sympy_constant"]
+__all__ = ["SymbolicDerivative", "symbolic_derivative", "to_sympy_constant"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adkit.ops.core import REGISTRY, Op, register, shape_of
-from adkit.ops.elementwise import POSITIVE, REAL
+from adkit.ops.elementwise import REAL
 
 # --- helpers (plain functions over registry ops) ---------------------------------
 
@@ -753,4 +753,4 @@ product = register(
 )
 
 # the domain sampler of POSITIVE is kept importable for custom-op docs and tests
-__all__ = ["POSITIVE", "REAL", "kept_shape", "norm_axes", "unbroadcast", "expand_to"]
+__all__ = ["expand_to", "kept_shape", "norm_axes", "unbroadcast"]
