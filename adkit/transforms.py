@@ -290,8 +290,15 @@ def _forward_value_and_grad(f, args, argnums, single):
 # --- forward mode ----------------------------------------------------------------------------------
 
 
-def _forward_jacobian(f, args, argnums, single, scalar_output=False):
-    """One forward pass with a batch of basis tangents (vector mode): the whole Jacobian."""
+FORWARD_CHUNK = 1024  # basis directions carried per forward pass (ForwardDiff's chunk size)
+
+
+def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None):
+    """Forward passes carrying a batch of basis tangents (vector mode): the whole Jacobian.
+
+    All n input directions ride in one pass when n <= chunk, else in ceil(n / chunk)
+    passes, which bounds the memory of the tangents (chunk x the size of each value).
+    """
     leaves_all = []
     for n in argnums:
         leaves, _ = tree_flatten(args[n])
@@ -299,24 +306,37 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
     sizes = [1 if type(leaf) is float else math.prod(shape_of(leaf)) for leaf in leaves_all]
     total = sum(sizes)
     batched = not (total == 1 and len(leaves_all) == 1 and type(leaves_all[0]) is float)
-    trace = ForwardTrace(batched=batched)
     offsets = [0]
     for size in sizes:
         offsets.append(offsets[-1] + size)
+    chunk = FORWARD_CHUNK if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of directions, got {chunk}")
 
-    def make(leaf: Any, k: int) -> Dual:
-        if not batched:
-            return make_dual(leaf, 1.0, trace)
-        shape = shape_of(leaf)
-        t = np.zeros((total,) + shape, dtype=_dtype(leaf))
-        t.reshape(total, -1)[offsets[k] : offsets[k + 1]] = np.eye(sizes[k], dtype=t.dtype)
-        return make_dual(leaf, t, trace)
+    def one_pass(lo: int, hi: int) -> tuple[_Prepared, list[Any], Any, ForwardTrace]:
+        trace = ForwardTrace(batched=batched)
 
-    with _gc_paused(), trace:
-        prep = _Prepared(args, argnums, make)
-        outs, out_def = _output_leaves(f(*prep.args))
+        def make(leaf: Any, k: int) -> Dual:
+            if not batched:
+                return make_dual(leaf, 1.0, trace)
+            t = np.zeros((hi - lo,) + shape_of(leaf), dtype=_dtype(leaf))
+            first, last = max(lo, offsets[k]), min(hi, offsets[k + 1])
+            if first < last:
+                t.reshape(hi - lo, -1)[
+                    np.arange(first - lo, last - lo), np.arange(first - offsets[k], last - offsets[k])
+                ] = 1
+            return make_dual(leaf, t, trace)
+
+        with _gc_paused(), trace:
+            prep = _Prepared(args, argnums, make)
+            outs, out_def = _output_leaves(f(*prep.args))
+        return prep, outs, out_def, trace
+
+    bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)] if batched else [(0, 1)]
+    passes = [one_pass(lo, hi) for lo, hi in bounds]
+    prep, outs, out_def, trace = passes[0]
     values, results = [], []
-    for out in outs:
+    for i, out in enumerate(outs):
         is_ours = isinstance(out, Dual) and out._trace is trace
         value = out.value if is_ours else out
         if scalar_output and shape_of(value) != ():
@@ -325,11 +345,21 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False):
                 "use adkit.jacobian(f) for the derivatives of every entry"
             )
         out_shape = shape_of(value)
-        if is_ours:
-            tangent = out.tangent
-            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value), "derivative")
+        pieces = []
+        for (lo, hi), (_, p_outs, _, p_trace) in zip(bounds, passes):
+            o = p_outs[i]
+            if isinstance(o, Dual) and o._trace is p_trace:
+                pieces.append(o.tangent)
+            else:
+                pieces.append(np.zeros((hi - lo,) + out_shape) if batched else 0.0)
+        if len(pieces) == 1:
+            tangent = pieces[0]
+        elif any(isinstance(t, Tracer) for t in pieces):
+            tangent = REGISTRY["concatenate"](*pieces, axis=0)
         else:
-            tangent = np.zeros((total,) + out_shape) if batched else 0.0
+            tangent = np.concatenate(pieces, axis=0)
+        if is_ours:
+            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value), "derivative")
         per_leaf = []
         k = 0
         for leaves in prep.leaves:
@@ -420,11 +450,13 @@ def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = 
     return wrapped
 
 
-def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+def jacobian(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", chunk: int | None = None
+) -> Callable[..., Any]:
     """f -> its Jacobian, of shape f(x).shape + x.shape.
 
-    "forward": one pass carrying n tangents at once (n = input size): best when there
-    are fewer inputs than outputs. "reverse": one recording, then one backward sweep per
+    "forward": passes carrying up to `chunk` tangents at once (default 1024; n = input
+    size directions in all): best when there are fewer inputs than outputs. "reverse": one recording, then one backward sweep per
     output entry: best when there are fewer outputs than inputs.
     """
     _engine_fn(engine)
@@ -437,7 +469,7 @@ def jacobian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: st
         nums = _argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "forward":
-            return _forward_jacobian(g, args, nums, single)[1]
+            return _forward_jacobian(g, args, nums, single, chunk=chunk)[1]
         return _reverse_jacobian(g, args, nums, single)
 
     return wrapped
