@@ -413,39 +413,66 @@ def _engine_fn(engine: str) -> str:
 
 
 def value_and_grad(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse"
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", has_aux: bool = False
 ) -> Callable[..., Any]:
     """f -> (x -> (f(x), df/dx)). f must return a scalar.
 
     engine: "reverse" (default: one recording, one backward sweep), "forward" (one
     vector-mode pass with a basis of tangents), or any of adkit.ENGINES.
+    has_aux: f returns (scalar, aux); the result is ((value, aux), gradient), with aux as
+    plain values (JAX's convention), e.g. for logging accuracy next to a loss.
     """
     _engine_fn(engine)
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         g = functools.partial(f, **kwargs) if kwargs else f
+        aux_box: list[Any] = []
+        if has_aux:
+            g = _split_aux(g, aux_box)
         nums = _argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "reverse":
-            return _reverse_value_and_grad(g, args, nums, single)
-        if engine == "forward":
-            return _forward_value_and_grad(g, args, nums, single)
-        return DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
+            value, grads = _reverse_value_and_grad(g, args, nums, single)
+        elif engine == "forward":
+            value, grads = _forward_value_and_grad(g, args, nums, single)
+        else:
+            value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
+            if has_aux:  # these engines may call f at other points: aux from f at the point itself
+                g(*args)
+        return ((value, aux_box[-1] if aux_box else None), grads) if has_aux else (value, grads)
 
     return wrapped
 
 
-def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse") -> Callable[..., Any]:
+def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:
+    def main(*args: Any) -> Any:
+        result = f(*args)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError("with has_aux=True, f must return a pair (scalar output, auxiliary data)")
+        out, aux = result
+        leaves, treedef = tree_flatten(aux)
+        box.append(tree_unflatten(treedef, [_plain(primal(leaf)) for leaf in leaves]))
+        return out
+
+    return main
+
+
+def grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", has_aux: bool = False
+) -> Callable[..., Any]:
     """f -> df/dx (shape of x; a tuple of gradients when argnums is a tuple).
+
+    has_aux: f returns (scalar, aux) and the result is (gradient, aux).
 
     >>> grad(lambda x, y: x * y + np.sin(x))(1.0, 2.0)   # 2 + cos(1)
     """
-    vg = value_and_grad(f, argnums, engine)
+    vg = value_and_grad(f, argnums, engine, has_aux)
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return vg(*args, **kwargs)[1]
+        value, grads = vg(*args, **kwargs)
+        return (grads, value[1]) if has_aux else grads
 
     return wrapped
 

@@ -84,3 +84,24 @@ def test_forward_jacobian_in_chunks_equals_one_pass_and_reverse(chunk):
 def test_forward_jacobian_rejects_a_bad_chunk():
     with pytest.raises(ValueError, match="chunk"):
         ad.jacobian(np.sin, engine="forward", chunk=0)(np.ones(3))
+
+
+@pytest.mark.parametrize("engine", ("forward", "reverse", "symbolic", "numeric", "paths"))
+def test_has_aux_returns_plain_auxiliary_data(engine):
+    def loss(w):
+        pred = np.tanh(w * 2.0)
+        return (pred - 0.5) ** 2, {"pred": pred}
+
+    (value, aux), g = ad.value_and_grad(loss, engine=engine, has_aux=True)(0.3)
+    # aux is the plain value, not a tracer; the gradient is 2 (t - 0.5) * 2 (1 - t^2)
+    t = np.tanh(0.6)
+    assert aux["pred"] == pytest.approx(t, rel=1e-15) and not isinstance(aux["pred"], ad.ops.Tracer)
+    assert value == pytest.approx((t - 0.5) ** 2, rel=1e-15)
+    assert g == pytest.approx(2 * (t - 0.5) * 2 * (1 - t * t), rel=1e-8)  # 1e-8: the numeric engine's FD
+    g2, aux2 = ad.grad(loss, engine=engine, has_aux=True)(0.3)
+    assert g2 == g and aux2["pred"] == aux["pred"]
+
+
+def test_has_aux_needs_a_pair():
+    with pytest.raises(TypeError, match="pair"):
+        ad.grad(lambda w: w * w, has_aux=True)(1.0)
