@@ -147,7 +147,8 @@ def _parse_point(formula: Any, at: Sequence[str] | None) -> dict[str, int | floa
     missing = [v for v in variables if v not in point]
     if missing:
         raise UsageError(f"no value for {', '.join(missing)}: add " + " ".join(f"--at {m}=NUMBER" for m in missing))
-    return {v: point[v] for v in variables}
+    formula.set_order(list(point))  # inputs in the order the --at values were given (a1 = first)
+    return dict(point)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], list[Any]]:

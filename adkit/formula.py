@@ -365,8 +365,18 @@ class Formula:
         except RecursionError:  # pragma: no cover (MAX_DEPTH keeps the walk shallow)
             raise FormulaError(f"the formula is too deeply nested (at most {MAX_DEPTH} levels)") from None
         self.variables: tuple[str, ...] = tuple(checker.variables)
+        self._tree_order = self.variables  # the order the checked tree reads its variables in
         self.functions: tuple[str, ...] = tuple(sorted(checker.calls))
         # so that inspect.signature (used by adkit.trace and compare to name inputs) sees x, y, ...
+        self.__signature__ = inspect.Signature(
+            [inspect.Parameter(v, inspect.Parameter.POSITIONAL_ONLY) for v in self.variables]
+        )
+
+    def set_order(self, names: Sequence[str]) -> None:
+        """Reorder the variables (positional arguments, graph inputs), e.g. as --at gave them."""
+        if sorted(names) != sorted(self.variables):
+            raise FormulaError(f"the variables are {', '.join(self.variables)}, not {', '.join(names)}")
+        self.variables = tuple(names)
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(v, inspect.Parameter.POSITIONAL_ONLY) for v in self.variables]
         )
@@ -395,7 +405,8 @@ class Formula:
         return [bound[v] for v in self.variables]
 
     def __call__(self, *values: Any, **named: Any) -> Any:
-        return _evaluate(self._tree, self.bind(*values, **named))
+        bound = dict(zip(self.variables, self.bind(*values, **named)))
+        return _evaluate(self._tree, [bound[v] for v in self._tree_order])
 
     def __repr__(self) -> str:
         return f"Formula({self.text!r})"

@@ -76,10 +76,13 @@ def test_compare_default_engines_and_warnings_on_stderr(capsys):
 
 
 def test_trace_tables(capsys):
-    code, out, err = run(capsys, "trace", "cos(w1*x + w0)", "--at", "w0=0.5", "--at", "w1=2", "--at", "x=3")
+    # inputs numbered in the --at order: Rabbany's trace a1 = w0, a2 = w1, a3 = x (SEEDS §5)
+    code, out, err = run(
+        capsys, "trace", "cos(w1*x + w0)", "--at", "w0=0.5", "--at", "w1=2", "--at", "x=3", "--seed", "w1"
+    )
     assert code == 0, err
     assert "forward evaluation trace" in out
-    assert "a4 = a1 * a2" in out
+    assert "a1 = w0" in out and "a4 = a2 * a3" in out and "a5 = a4 + a1" in out
     assert "tangent trace (forward mode), seed dw1 = 1" in out
     assert "adjoint trace (reverse mode)" in out
     assert "a6bar = 1 (seed)" in out
