@@ -16,7 +16,7 @@ from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
 from adkit.engines.symbolic import symbolic_derivative
 from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
-from adkit.graph import Graph, trace
+from adkit.graph import Graph, label, trace
 from adkit.ops import REGISTRY, Op, primal, register
 from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
@@ -55,6 +55,7 @@ __all__ = [
     "numeric_jacobian",
     "taylor_test",
     "Graph",
+    "label",
     "conv2d",
     "bench",
     "families",

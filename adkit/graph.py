@@ -360,6 +360,20 @@ def _elementwise_jacobian(p: np.ndarray, in_shape: tuple[int, ...], out_shape: t
     return jac
 
 
+def label(x: Any, name: str) -> Any:
+    """Name the graph node of `x` (c = ad.label(a + b, "c")) when f is traced; x unchanged.
+
+    Outside adkit.trace, and under the other engines, it does nothing, so a function can
+    carry the lecture's names for its intermediate values and still be differentiated.
+    """
+    v = x
+    while isinstance(v, Tracer):
+        if isinstance(v, GraphTracer) and v._trace.active:
+            v._trace.nodes[v.node].label = str(name)
+        v = v.value
+    return x
+
+
 def trace(f: Callable[..., Any], *args: Any, names: Sequence[str] | None = None) -> Graph:
     """Run f once on graph tracers and return its computational graph.
 

@@ -105,3 +105,16 @@ def test_has_aux_returns_plain_auxiliary_data(engine):
 def test_has_aux_needs_a_pair():
     with pytest.raises(TypeError, match="pair"):
         ad.grad(lambda w: w * w, has_aux=True)(1.0)
+
+
+def test_label_names_graph_nodes_and_changes_nothing_else():
+    def e(a, b):
+        c = ad.label(a + b, "c")
+        d = ad.label(b + 1.0, "d")
+        return ad.label(c * d, "e")
+
+    G = ad.trace(e, 2.0, 1.0)
+    assert [n.label for n in G.nodes] == ["a", "b", "c", "d", "e"]
+    assert {n.label: n.value for n in G.nodes} == {"a": 2.0, "b": 1.0, "c": 3.0, "d": 2.0, "e": 6.0}
+    assert ad.grad(e, argnums=(0, 1))(2.0, 1.0) == (2.0, 5.0)  # colah's example, SEEDS §1
+    assert e(2.0, 1.0) == 6.0
