@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from adkit.engines import numeric as _num
-from adkit.transforms import as_input, tree_flatten, tree_unflatten
+from adkit.trees import as_input, tree_flatten, tree_unflatten
 
 # thresholds on rho per dtype (of the parameters, i.e. of the analytic gradient), when the
 # finite differences are evaluated in that dtype too; float32 central differences are good

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from adkit.display import format_seconds
-from adkit.transforms import ENGINES, grad, tree_flatten
+from adkit.transforms import ENGINES, grad
+from adkit.trees import tree_flatten
 
 
 @dataclass

@@ -380,7 +380,7 @@ def trace(f: Callable[..., Any], *args: Any, names: Sequence[str] | None = None)
     Inputs are named after f's parameters (or `names`); containers (dict, list, tuple)
     of arrays are accepted, each leaf an input node.
     """
-    from adkit.transforms import as_input, tree_flatten, tree_unflatten
+    from adkit.trees import as_input, tree_flatten, tree_unflatten
 
     gt = GraphTrace()
     arg_names = list(names) if names is not None else _param_names(f, len(args))

@@ -479,7 +479,7 @@ def complex_step_blockers(f: Callable[..., Any], args: Sequence[Any], argnums: S
     traced (a true black box: the caller then falls back to a run on complex input).
     """
     from adkit.engines.reverse import ReverseTrace
-    from adkit.transforms import as_input, tree_flatten, tree_unflatten
+    from adkit.trees import as_input, tree_flatten, tree_unflatten
 
     trace = ReverseTrace()
     try:
@@ -530,7 +530,7 @@ class _Args:
     """f(*args) as a function of the leaves of the differentiated arguments."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> None:
-        from adkit.transforms import as_input, tree_flatten
+        from adkit.trees import as_input, tree_flatten
 
         self.f = f
         self.args = list(args)
@@ -546,7 +546,7 @@ class _Args:
             self.leaves.extend(leaves)
 
     def call(self, values: list[Any]) -> Any:
-        from adkit.transforms import tree_unflatten
+        from adkit.trees import tree_unflatten
 
         args = list(self.args)
         pos = 0
@@ -556,7 +556,7 @@ class _Args:
         return self.f(*args)
 
     def rebuild(self, per_leaf: list[Any], single: bool) -> Any:
-        from adkit.transforms import tree_unflatten
+        from adkit.trees import tree_unflatten
 
         trees, pos = [], 0
         for treedef, count in zip(self.treedefs, self.counts):
@@ -672,7 +672,7 @@ def numeric_value_and_grad(
 
 
 def _register() -> None:
-    from adkit.transforms import DIFFERENTIATING_ENGINES
+    from adkit.engines import GRAD_ENGINES as DIFFERENTIATING_ENGINES
 
     DIFFERENTIATING_ENGINES["numeric"] = numeric_value_and_grad
 

@@ -196,7 +196,7 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
 
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="paths")."""
-    from adkit.transforms import tree_flatten, tree_unflatten
+    from adkit.trees import tree_flatten, tree_unflatten
 
     graph = trace(f, *args)
     if graph.output is not None and np.size(graph.nodes[graph.output].value) != 1:
@@ -246,7 +246,7 @@ def _first_nonfinite_edge(graph: Graph) -> str:
 
 
 def _register() -> None:
-    from adkit.transforms import DIFFERENTIATING_ENGINES
+    from adkit.engines import GRAD_ENGINES as DIFFERENTIATING_ENGINES
 
     DIFFERENTIATING_ENGINES["paths"] = paths_value_and_grad
 

@@ -191,7 +191,7 @@ def _evaluate(d: Any, point: dict[Any, Any], exact: bool) -> Any:
 
 
 def _leaves(args: Sequence[Any]) -> list[Any]:
-    from adkit.transforms import tree_flatten
+    from adkit.trees import tree_flatten
 
     return [leaf for a in args for leaf in tree_flatten(a)[0]]
 
@@ -207,7 +207,7 @@ def _is_exact(x: Any) -> bool:
 
 
 def _as_float_tree(a: Any) -> Any:
-    from adkit.transforms import tree_flatten, tree_unflatten
+    from adkit.trees import tree_flatten, tree_unflatten
 
     leaves, treedef = tree_flatten(a)
     return tree_unflatten(treedef, [_to_float(leaf) for leaf in leaves])
@@ -235,7 +235,7 @@ def _to_number(v: Any) -> float:
 
 def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="symbolic")."""
-    from adkit.transforms import tree_flatten, tree_unflatten
+    from adkit.trees import tree_flatten, tree_unflatten
 
     res = symbolic_derivative(f, *args)
     per_arg = [tree_flatten(a) for a in args]
@@ -261,7 +261,7 @@ def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums:
 
 
 def _register() -> None:
-    from adkit.transforms import DIFFERENTIATING_ENGINES
+    from adkit.engines import GRAD_ENGINES as DIFFERENTIATING_ENGINES
 
     DIFFERENTIATING_ENGINES["symbolic"] = symbolic_value_and_grad
 

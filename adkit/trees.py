@@ -1,0 +1,73 @@
+"""Containers of arrays (pytrees) and the checks every transform applies to inputs.
+
+Arguments may be floats, ints, numpy arrays, or dicts / lists / tuples (nested) of them;
+gradients come back in the same structure. Kept apart from the transforms so that the
+graph and the engines can use it without importing the transforms.
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adkit.ops.core import Tracer
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves of a dict / list / tuple nest, in order, and a description to rebuild it."""
+    if isinstance(tree, dict):
+        keys = list(tree)
+        parts = [tree_flatten(tree[k]) for k in keys]
+        return [leaf for p in parts for leaf in p[0]], ("dict", keys, [p[1] for p in parts])
+    if isinstance(tree, (list, tuple)) and not _is_namedtuple(tree):
+        parts = [tree_flatten(x) for x in tree]
+        return [leaf for p in parts for leaf in p[0]], (type(tree).__name__, None, [p[1] for p in parts])
+    return [tree], None
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def tree_unflatten(treedef: Any, leaves: Sequence[Any]) -> Any:
+    it = iter(leaves)
+
+    def build(d: Any) -> Any:
+        if d is None:
+            return next(it)
+        kind, keys, children = d
+        built = [build(c) for c in children]
+        if kind == "dict":
+            return dict(zip(keys, built))
+        return tuple(built) if kind == "tuple" else list(built)
+
+    return build(treedef)
+
+
+def as_input(x: Any, where: str) -> Any:
+    """A leaf ready to be traced: ints promoted to float; anything non-numeric refused."""
+    if isinstance(x, Tracer):
+        return x
+    if isinstance(x, bool) or isinstance(x, np.bool_):
+        raise TypeError(f"{where}: got a bool; expected a float, an int or a numpy array of numbers")
+    if isinstance(x, (int, np.integer, fractions.Fraction)):
+        return float(x)
+    if isinstance(x, float):
+        return float(x)
+    if isinstance(x, np.floating):
+        return float(x) if x.dtype == np.float64 else np.asarray(x)
+    if isinstance(x, np.ndarray):
+        kind = x.dtype.kind
+        if kind == "f":
+            return x
+        if kind in "iu":
+            return x.astype(np.float64)
+        if kind == "c":
+            raise TypeError(f"{where}: complex inputs are not supported by adkit's engines; pass real arrays")
+        raise TypeError(f"{where}: a numpy array of dtype {x.dtype} cannot be differentiated; expected numbers")
+    raise TypeError(
+        f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; got {type(x).__name__}"
+    )
