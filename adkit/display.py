@@ -320,14 +320,16 @@ def draw_graph(graph: Graph, ax: Any = None, highlight: Sequence[int] | None = N
             xytext=(x0 + 0.18, y0),
             arrowprops={"arrowstyle": "->", "color": color, "lw": 2.2 if color != "0.55" else 1.0},
         )
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, _z_number(e.z), fontsize=8, color=color, ha="center")
+        # a third of the way along the edge: the labels of edges that cross do not collide
+        ax.text(x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3 + 0.06, _z_number(e.z), fontsize=8, color=color, ha="center")
     for node in graph.nodes:
         x, y = pos[node.id]
         face = "#e8f1fb" if node.op is None else "#fdf6e3"
+        name = node.op.label if node.op is not None and node.label == node.op.name else node.label
         ax.text(
             x,
             y,
-            f"{node.label}\n{_num(node.value)}",
+            f"{name}\n{_num(node.value)}",
             ha="center",
             va="center",
             fontsize=9,
