@@ -1144,8 +1144,8 @@ def test_draw_returns_matplotlib_axes() -> None:
     try:
         assert isinstance(ax, Axes)
         texts = " ".join(t.get_text() for t in ax.texts)
-        for n in g.nodes:
-            assert n.label in texts
+        for n in g.nodes:  # inputs by name, ops by their display symbol (+, *)
+            assert (n.label if n.op is None else n.op.label) in texts
         fig, own = plt.subplots()
         assert g.draw(ax=own) is own
         plt.close(fig)
