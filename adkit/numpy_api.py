@@ -299,8 +299,16 @@ def _convolve(a, v, mode="full"):
     return full[start : start + size]
 
 
+def _einsum(subscripts, *operands, out=None, optimize=False, **kw):
+    _no_out("np.einsum", out=out)
+    if not isinstance(subscripts, str):
+        raise UnsupportedFunctionError("np.einsum on traced values takes the subscripts string form ('ij,jk->ik')")
+    return R["einsum"](*operands, subscripts=subscripts)
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.convolve: _convolve,
+    np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),
     np.mean: _reduction("mean", "np.mean"),
     np.max: _reduction("max", "np.max"),
