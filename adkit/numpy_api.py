@@ -8,6 +8,7 @@ np.expand_dims. Anything else raises an error that names the function.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -306,7 +307,43 @@ def _einsum(subscripts, *operands, out=None, optimize=False, **kw):
     return R["einsum"](*operands, subscripts=subscripts)
 
 
+def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    """Variance as the mean of squared deviations (divided by n - ddof)."""
+    _no_out("np.var", out=out)
+    mean = R["mean"](a, axis=axis, keepdims=True)
+    dev = a - mean
+    shape = shape_of(a)
+    n = math.prod(shape[i] for i in _axes(axis, len(shape)))
+    if n - ddof <= 0:
+        raise ValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
+    return R["sum"](dev * dev, axis=axis, keepdims=keepdims) / float(n - ddof)
+
+
+def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    return R["sqrt"](_var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(int(a) % ndim for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis))
+
+
+def _cumsum(a, axis=None, dtype=None, out=None):
+    """Cumulative sum as a product with a triangular matrix of ones (linear, so exact)."""
+    _no_out("np.cumsum", out=out)
+    if axis is None:
+        a, axis = R["reshape"](a, shape=(-1,)), 0
+    n = shape_of(a)[axis]
+    moved = _moveaxis(a, axis, -1)
+    summed = R["matmul"](moved, np.triu(np.ones((n, n))))
+    return _moveaxis(summed, -1, axis)
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.var: _var,
+    np.std: _std,
+    np.cumsum: _cumsum,
     np.convolve: _convolve,
     np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),
@@ -341,7 +378,12 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.trace: _trace,
 }
 
-UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {np.logaddexp: _logaddexp}
+UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
+    np.logaddexp: _logaddexp,
+    np.log2: lambda x: R["log"](x) / math.log(2.0),
+    np.log10: lambda x: R["log"](x) / math.log(10.0),
+    np.exp2: lambda x: R["exp"](x * math.log(2.0)),
+}
 
 # functions whose result carries no derivative: computed on the plain values
 CONSTANT_FUNCTIONS = {
