@@ -341,6 +341,9 @@ def _cumsum(a, axis=None, dtype=None, out=None):
 
 
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.linalg.inv: lambda a: R["inv"](a),
+    np.linalg.solve: lambda a, b: R["solve"](a, b),
+    np.linalg.det: lambda a: R["det"](a),
     np.var: _var,
     np.std: _std,
     np.cumsum: _cumsum,
