@@ -151,7 +151,7 @@ def partial_text(graph: Graph, node: Node, pos: int) -> str:
     for k, v in node.params.items():
         names[k] = repr(v)
     text = re.sub(r"\b[A-Za-z_]\w*\b", lambda m: names.get(m.group(0), m.group(0)), op.partials[pos])
-    return text if re.fullmatch(r"[\w.]+", text) else f"({text})"
+    return text if re.fullmatch(r"[\w.]+(\([^()]*\))?", text) else f"({text})"
 
 
 def _z_number(z: Any) -> str:
