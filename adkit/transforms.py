@@ -183,7 +183,13 @@ def _reverse_value_and_grad(f, args, argnums, single):
             )
         if isinstance(out, Var) and out._trace is trace:
             grads = _sweep(trace, prep, {out.index: _seed(value)})
-            _check_finite([g for gs in grads for g in gs], lambda: _describe(trace, out.index, value, prep), "gradient")
+            unchecked = [  # the sweep already checked array gradients while they were hot
+                g
+                for gs, traced in zip(grads, prep.traced)
+                for g, v in zip(gs, traced)
+                if not trace.leaf_finite.get(v.index)
+            ]
+            _check_finite(unchecked, lambda: _describe(trace, out.index, value, prep), "gradient")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
     return _plain(value), prep.rebuild(grads, single)

@@ -107,12 +107,13 @@ def strong_mul(g: Any, p: Any, into: Any = None) -> Any:
 class ReverseTrace(Trace):
     """One reverse-mode derivative call: owns the tape."""
 
-    __slots__ = ("entries", "tape")
+    __slots__ = ("entries", "tape", "leaf_finite")
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[Any] = []
         self.tape: Any = self.entries  # what ops append to; a dead tape once the call returns
+        self.leaf_finite: dict[int, bool] = {}  # after a sweep: inputs whose gradient was checked
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
@@ -156,6 +157,7 @@ class ReverseTrace(Trace):
         tape = self.entries
         top = max(seeds)
         adj: list[Any] = [UNTOUCHED] * (top + 1)
+        checked: dict[int, bool] = {}  # input index -> its (array) gradient is finite
         for i, s in seeds.items():
             adj[i] = s
         flt, tup = float, tuple
@@ -188,7 +190,13 @@ class ReverseTrace(Trace):
                 if i is None or c is None:
                     continue
                 b = adj[i]
-                adj[i] = c if b is UNTOUCHED else b + c
+                new = c if b is UNTOUCHED else b + c
+                adj[i] = new
+                if tape[i] is None and type(new) is np.ndarray:
+                    # an input's gradient: check it is finite now, while it is still in cache
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        checked[i] = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
+        self.leaf_finite = checked
         return adj
 
     def find_nonfinite(self, out_index: int) -> str:
