@@ -72,6 +72,11 @@ class Fit:
     r2: float | None
     points: int
 
+    @property
+    def exponential(self) -> bool:
+        """Time multiplies by a clear factor per added layer (1.3 or more)."""
+        return self.per_layer is not None and self.per_layer >= 1.3
+
     def sentence(self) -> str:
         parts = [f"{self.engine} (width {self.width}):"]
         if self.per_layer is not None:
@@ -79,7 +84,13 @@ class Fit:
         if self.exponent is not None:
             parts.append(f"~ edges^{self.exponent:.2f} (R² {self.r2:.3f}) over the larger graphs")
         if len(parts) == 1:
-            parts.append("too few measured sizes to fit")
+            return parts[0] + " too few measured sizes to fit"
+        if self.per_layer is not None:
+            parts.append(
+                f"-> exponential: the paths multiply by {self.width} per layer"
+                if self.exponential
+                else "-> polynomial in the graph's size"
+            )
         return " ".join(parts)
 
 
@@ -601,7 +612,7 @@ def main(args: Any) -> int:
     out.print(table)
     out.print("growth fits:")
     for f in result.fits:
-        out.print("  " + f.sentence())
+        out.print("  " + f.sentence(), soft_wrap=True, markup=False, highlight=False)
     if args.json:
         result.to_json(args.json)
         err.print(f"wrote {args.json}")

@@ -382,9 +382,12 @@ def test_fits_need_enough_points():
 def test_fit_sentence():
     f = bench.Fit("reverse", 2, per_layer=2.0, exponent=1.0, r2=0.999, points=5)
     assert (
-        f.sentence() == "reverse (width 2): time x2.00 per added layer ~ edges^1.00 (R² 0.999) over the larger graphs"
+        f.sentence() == "reverse (width 2): time x2.00 per added layer ~ edges^1.00 (R² 0.999) over the larger graphs "
+        "-> exponential: the paths multiply by 2 per layer"
     )
     assert "too few" in bench.Fit("paths", 4, None, None, None, 1).sentence()
+    flat = bench.Fit("reverse", 2, per_layer=1.01, exponent=0.95, r2=0.99, points=9).sentence()
+    assert flat.endswith("-> polynomial in the graph's size")
 
 
 @pytest.mark.parametrize("width, depths, low, high", [(2, [10, 11, 12, 13, 14], 1.5, 3.5), (3, [6, 7, 8, 9], 2.0, 5.5)])
