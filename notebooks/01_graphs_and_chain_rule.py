@@ -47,14 +47,12 @@ except ImportError:
 
 # %%
 def e(a, b):
-    c = a + b
-    d = b + 1
-    return c * d
+    c = ad.label(a + b, "c")  # ad.label names the graph node as the lecture does
+    d = ad.label(b + 1, "d")
+    return ad.label(c * d, "e")
 
 
 G = ad.trace(e, 2.0, 1.0)
-for node, name in zip(G.nodes[2:], "cde"):  # name the op nodes as the lecture does
-    node.label = name
 display(G)  # the graph and its evaluation trace
 values = {n.label: n.value for n in G.nodes}
 assert (values["c"], values["d"], values["e"]) == (3.0, 2.0, 6.0)
@@ -97,15 +95,14 @@ print(G.to_dot())
 
 # %%
 def o(w):
-    y = w**2
-    z = w**2
-    return np.cos(y) + np.sin(z)
+    y = ad.label(w**2, "y")
+    z = ad.label(w**2, "z")
+    p, q = ad.label(np.cos(y), "p"), ad.label(np.sin(z), "q")
+    return ad.label(p + q, "o")
 
 
 w0 = 1.3
 G2 = ad.trace(o, w0)
-for node, name in zip(G2.nodes[1:], "yzpqo"):
-    node.label = name
 paths = list(ad.iter_paths(G2))
 for p in paths:
     print(p)
