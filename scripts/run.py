@@ -24,13 +24,30 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+def create_venv() -> None:
+    """A venv with pip; where ensurepip is missing (Debian's python3 without python3-venv),
+    a venv without pip that the system's pip then equips."""
+    try:
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        return
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"venv with pip failed ({exc}); trying the system pip instead", file=sys.stderr)
+    venv.EnvBuilder(with_pip=False, clear=True).create(VENV)
+    rc = subprocess.run([sys.executable, "-m", "pip", "--python", str(PY), "install", "-q", "pip"]).returncode
+    if rc:
+        sys.exit(
+            "could not put pip into .venv: install Python's venv support (e.g. `apt install python3-venv`) "
+            "or a pip >= 22.3, then run this command again"
+        )
+
+
 def ensure_venv() -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
-    if not PY.exists():
+    if not PY.exists() or subprocess.run([str(PY), "-m", "pip", "--version"], capture_output=True).returncode:
         print("setting up .venv ...", file=sys.stderr)
-        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+        create_venv()
     quiet = ["-q", "--disable-pip-version-check"]
     subprocess.run([str(PY), "-m", "pip", "install", *quiet, "--upgrade", "pip"], check=True)
     subprocess.run([str(PY), "-m", "pip", "install", *quiet, "-e", f"{ROOT}[dev]"], check=True)
