@@ -348,8 +348,13 @@ def _jacobian_block(block: Any, leaf: Any, out_shape: tuple[int, ...]) -> Any:
 # --- the public transforms ----------------------------------------------------------------------------------
 
 
+def _check_callable(f: Any, name: str) -> None:
+    if not callable(f):
+        raise TypeError(f"{name} expects a function as its first argument, got {type(f).__name__}: {f!r:.60}")
+
+
 def _engine_fn(engine: str) -> str:
-    if engine not in ENGINES:
+    if not isinstance(engine, str) or engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine not in ("forward", "reverse") and engine not in DIFFERENTIATING_ENGINES:
         raise ValueError(f"engine {engine!r} is not available in this version of adkit")
@@ -366,6 +371,7 @@ def value_and_grad(
     has_aux: f returns (scalar, aux); the result is ((value, aux), gradient), with aux as
     plain values (JAX's convention), e.g. for logging accuracy next to a loss.
     """
+    _check_callable(f, "value_and_grad")
     _engine_fn(engine)
 
     @functools.wraps(f)
@@ -411,6 +417,7 @@ def grad(
 
     >>> grad(lambda x, y: x * y + np.sin(x))(1.0, 2.0)   # 2 + cos(1)
     """
+    _check_callable(f, "grad")
     vg = value_and_grad(f, argnums, engine, has_aux)
 
     @functools.wraps(f)
@@ -430,6 +437,7 @@ def jacobian(
     size directions in all): best when there are fewer inputs than outputs. "reverse": one recording, then one backward sweep per
     output entry: best when there are fewer outputs than inputs.
     """
+    _check_callable(f, "jacobian")
     _engine_fn(engine)
     if engine not in ("forward", "reverse"):
         raise ValueError("jacobian supports engine='forward' or 'reverse'")
@@ -496,6 +504,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
     One pass of dual numbers; `tangents` has the structure of `primals`.
     """
+    _check_callable(f, "jvp")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
@@ -539,6 +548,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
 
     The tape is recorded once; the pullback may be called any number of times.
     """
+    _check_callable(f, "vjp")
     nums = tuple(range(len(primals)))
     with _gc_paused():
         trace = ReverseTrace()

@@ -142,3 +142,12 @@ def test_numpy_conveniences_match_numpy_and_finite_differences(name, engine):
     value, _ = ad.vjp(f, x)
     np.testing.assert_allclose(value, f(x), rtol=1e-13)
     np.testing.assert_allclose(ad.jacobian(f, engine=engine)(x), fd_jacobian(f, x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda: ad.grad(123), lambda: ad.jacobian("f"), lambda: ad.jvp(None, (1.0,), (1.0,)), lambda: ad.vjp(3.0, 1.0)],
+)
+def test_a_non_function_is_refused_with_a_clear_type_error(call):
+    with pytest.raises(TypeError, match="expects a function"):
+        call()
