@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from adkit.ops.core import REGISTRY, Op, bind, scalar_namespace
 
 # dunder name -> (op name, traced side): "left" when self is the first operand
@@ -43,7 +45,7 @@ def fast_ops() -> list[Op]:
 
 
 def compile_template(template: str, op: Op, side: str, names: dict[str, Any]) -> Any:
-    """Fill a template with the op's expressions and compile it in a scalar namespace.
+    """Fill a template with the op's expressions and compile it in the given namespace.
 
     Placeholders: OUT (value expression), P0 / P1 (partials of the first / second
     argument). In a template for side "left" the traced operand is x, the other y;
@@ -54,8 +56,19 @@ def compile_template(template: str, op: Op, side: str, names: dict[str, Any]) ->
     src = src.replace("P0", f"({parts[0]})")
     if len(parts) > 1:
         src = src.replace("P1", f"({parts[1]})")
-    ns = scalar_namespace()
-    ns.update(names)
-    ns.update(OP=op, bind=bind, NOPARAMS={})
+    ns = {**names, "OP": op}
     exec(compile(src, f"<fast {op.name} {side}>", "exec"), ns)  # noqa: S102 (registry rules, never user input)
     return ns["fast"]
+
+
+def install(cls: type, templates: dict[str, str]) -> None:
+    """Give the float tracer class `cls` its generated dunders, and register a fast
+    function per op in `op.fast[cls]` (used by `Op.__call__`)."""
+    names = {**scalar_namespace(), cls.__name__: cls, "f64": np.float64, "bind": bind, "NOPARAMS": {}}
+    by_name = {op.name: op for op in fast_ops()}
+    for dunder, (name, side) in DUNDERS.items():
+        if name in by_name:
+            setattr(cls, dunder, compile_template(templates[side], by_name[name], side, names))
+    for op in by_name.values():
+        side = "unary" if len(op.args) == 1 else "left"
+        op.fast[cls] = compile_template(templates[side], op, side, names)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
+from adkit.engines.fastpath import install
 from adkit.ops.array import expand_to
 from adkit.ops.core import REGISTRY, Op, Trace, Tracer, local_partials, shape_of
 
@@ -66,7 +66,8 @@ def strong_mul(p: Any, t: Any) -> Any:
     A zero tangent means "this value does not depend on the seed"; a zero local
     derivative means "the output does not depend on this input here" (the branch
     np.where did not take). Neither may be turned into NaN by an infinite factor on
-    the other side (sqrt'(0) = inf, log'(0) = inf). Reverse mode applies the same rule.
+    the other side (sqrt'(0) = inf, log'(0) = inf). Reverse mode applies the rule to its
+    cotangents (reverse.strong_mul).
     """
     with np.errstate(invalid="ignore", over="ignore"):
         r = p * t
@@ -188,19 +189,7 @@ def fast(self, o):
 """
 
 
-def _install_fast_paths() -> None:
-    names = {"FloatDual": FloatDual, "f64": np.float64}
-    templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
-    by_name = {op.name: op for op in fast_ops()}
-    for dunder, (name, side) in DUNDERS.items():
-        if name in by_name:
-            setattr(FloatDual, dunder, compile_template(templates[side], by_name[name], side, names))
-    for op in by_name.values():
-        side = "unary" if len(op.args) == 1 else "left"
-        op.fast[FloatDual] = compile_template(templates[side], op, side, names)
-
-
-_install_fast_paths()
+install(FloatDual, {"unary": _UNARY, "left": _LEFT, "right": _RIGHT})
 
 
 __all__ = ["Dual", "FloatDual", "ForwardTrace", "make_dual", "strong_mul"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.engines.fastpath import DUNDERS, compile_template, fast_ops
+from adkit.engines.fastpath import install
 from adkit.ops.array import unbroadcast
 from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, local_partials, primal, shape_of
 
@@ -350,18 +350,6 @@ def fast(self, o):
 """
 
 
-def _install_fast_paths() -> None:
-    names = {"FloatVar": FloatVar, "f64": np.float64}
-    templates = {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}
-    by_name = {op.name: op for op in fast_ops()}
-    for dunder, (name, side) in DUNDERS.items():
-        if name in by_name:
-            setattr(FloatVar, dunder, compile_template(templates[side], by_name[name], side, names))
-    for op in by_name.values():
-        side = "unary" if len(op.args) == 1 else "left"
-        op.fast[FloatVar] = compile_template(templates[side], op, side, names)
-
-
-_install_fast_paths()
+install(FloatVar, {"unary": _UNARY, "left": _LEFT, "right": _RIGHT})
 
 __all__ = ["FloatVar", "Var", "ReverseTrace", "make_var"]
