@@ -77,6 +77,13 @@ def _is_basic_index(index: Any) -> bool:
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
+def per_direction(t: Any, nb: int, fn: Any) -> Any:
+    """Apply a linear map to a tangent, or to each direction of a batched tangent (nb = 1)."""
+    if not nb:
+        return fn(t)
+    return _op("stack")(*[fn(t[i]) for i in range(shape_of(t)[0])], axis=0)
+
+
 def _shift_axis(axis: int, ndim: int, nb: int) -> int:
     return (axis % ndim) + nb
 
@@ -559,8 +566,7 @@ def _batched_index(t, index, nb, name, **extra):
         if extra:
             extra = {"shape": shape_of(t)[:nb] + tuple(extra["shape"])}
         return op(t, index=(slice(None),) * nb + items, **extra)
-    rows = [op(t[i], index=index, **extra) for i in range(shape_of(t)[0])]
-    return _op("stack")(*rows, axis=0)
+    return per_direction(t, nb, lambda row: op(row, index=index, **extra))
 
 
 getitem = register(
@@ -753,4 +759,4 @@ product = register(
 )
 
 # the domain sampler of POSITIVE is kept importable for custom-op docs and tests
-__all__ = ["expand_to", "kept_shape", "norm_axes", "unbroadcast"]
+__all__ = ["expand_to", "kept_shape", "norm_axes", "per_direction", "unbroadcast"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from adkit.ops.array import per_direction
 from adkit.ops.core import REGISTRY, Op, register, shape_of
 
 MODES = ("full", "valid")
@@ -44,19 +45,29 @@ def _convolve_impl(a: Any, v: Any, mode: str = "full") -> Any:
     return np.convolve(a, v, mode=mode)
 
 
-def _convolve_vjp(g, xs, out, needed, mode="full"):
-    a, v = xs
-    conv = REGISTRY["convolve"]
-    if mode == "valid" and shape_of(v)[0] > shape_of(a)[0]:
-        gv, ga = _convolve_vjp(g, (v, a), out, needed[::-1], mode)
+def _convolution_vjp(name: str, default_mode: str):
+    """The VJP shared by convolve and conv2d: convolutions with flipped operands.
+
+    full  (y[n] = sum_k a[k] v[n-k]):  ga = conv_valid(g, flip(v)), gv = conv_valid(g, flip(a))
+    valid (a at least as large as v):  ga = conv_full(g, flip(v)),  gv = flip(conv_valid(a, flip(g)))
+    (the lecture's delta^l = delta^{l+1} convolved with the filter rotated by 180 degrees).
+    """
+
+    def vjp(g, xs, out, needed, mode=default_mode):
+        a, v = xs
+        conv = REGISTRY[name]
+        if mode == "valid" and shape_of(v)[0] > shape_of(a)[0]:  # 1-D valid is symmetric in a, v
+            gv, ga = vjp(g, (v, a), out, needed[::-1], mode)
+            return ga, gv
+        if mode == "full":
+            ga = conv(g, _flip(v), mode="valid") if needed[0] else None
+            gv = conv(g, _flip(a), mode="valid") if needed[1] else None
+        else:
+            ga = conv(g, _flip(v), mode="full") if needed[0] else None
+            gv = _flip(conv(a, _flip(g), mode="valid")) if needed[1] else None
         return ga, gv
-    if mode == "full":  # y[n] = sum_k a[k] v[n-k]: ga = g (*) v correlated, gv likewise
-        ga = conv(g, _flip(v), mode="valid") if needed[0] else None
-        gv = conv(g, _flip(a), mode="valid") if needed[1] else None
-    else:  # valid, len(a) >= len(v)
-        ga = conv(g, _flip(v), mode="full") if needed[0] else None
-        gv = _flip(conv(a, _flip(g), mode="valid")) if needed[1] else None
-    return ga, gv
+
+    return vjp
 
 
 def _bilinear_jvp(name, default_mode):
@@ -65,16 +76,10 @@ def _bilinear_jvp(name, default_mode):
         ta, tv = tangents
         op = REGISTRY[name]
         terms = []
-        for t, other, first in ((ta, v, True), (tv, a, False)):
-            if t is None:
-                continue
-            if nb:  # one convolution per direction of the batch
-                rows = [
-                    op(t[i], other, mode=mode) if first else op(other, t[i], mode=mode) for i in range(shape_of(t)[0])
-                ]
-                terms.append(REGISTRY["stack"](*rows, axis=0))
-            else:
-                terms.append(op(t, other, mode=mode) if first else op(other, t, mode=mode))
+        if ta is not None:
+            terms.append(per_direction(ta, nb, lambda t: op(t, v, mode=mode)))
+        if tv is not None:
+            terms.append(per_direction(tv, nb, lambda t: op(a, t, mode=mode)))
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
     return jvp
@@ -88,7 +93,7 @@ register(
         args=("a", "v"),
         params={"mode": "full"},
         jvp=_bilinear_jvp("convolve", "full"),
-        vjp=_convolve_vjp,
+        vjp=_convolution_vjp("convolve", "full"),
         sympy=lambda sp, a, v, mode="full": _convolve_impl(
             np.asarray(a, dtype=object), np.asarray(v, dtype=object), mode
         ),
@@ -121,18 +126,6 @@ def _conv2d_impl(x: Any, w: Any, mode: str = "valid") -> Any:
     return np.einsum("ijab,ab->ij", windows, w[::-1, ::-1])
 
 
-def _conv2d_vjp(g, xs, out, needed, mode="valid"):
-    x, w = xs
-    conv = REGISTRY["conv2d"]
-    if mode == "valid":  # delta_input = delta_output (*) rot180(w), in full mode [SCH]
-        gx = conv(g, _flip(w), mode="full") if needed[0] else None
-        gw = _flip(conv(x, _flip(g), mode="valid")) if needed[1] else None
-    else:
-        gx = conv(g, _flip(w), mode="valid") if needed[0] else None
-        gw = conv(g, _flip(x), mode="valid") if needed[1] else None
-    return gx, gw
-
-
 register(
     Op(
         "conv2d",
@@ -141,7 +134,7 @@ register(
         args=("x", "w"),
         params={"mode": "valid"},
         jvp=_bilinear_jvp("conv2d", "valid"),
-        vjp=_conv2d_vjp,
+        vjp=_convolution_vjp("conv2d", "valid"),
         sympy=lambda sp, x, w, mode="valid": _conv2d_impl(
             np.asarray(x, dtype=object), np.asarray(w, dtype=object), mode
         ),

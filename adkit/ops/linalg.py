@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from adkit.ops.array import per_direction
 from adkit.ops.core import REGISTRY, Op, register, shape_of
 
 
@@ -27,13 +28,6 @@ def _t(x: Any) -> Any:
     return REGISTRY["transpose"](x)
 
 
-def _per_direction(t: Any, nb: int, fn: Any) -> Any:
-    """Apply a linear map to each direction of a batched tangent."""
-    if not nb:
-        return fn(t)
-    return REGISTRY["stack"](*[fn(t[i]) for i in range(shape_of(t)[0])], axis=0)
-
-
 def _inv_impl(a: Any) -> Any:
     _square(a, "inv")
     return np.linalg.inv(a)
@@ -41,7 +35,7 @@ def _inv_impl(a: Any) -> Any:
 
 def _inv_jvp(tangents, xs, out, nb):
     matmul = REGISTRY["matmul"]
-    return _per_direction(tangents[0], nb, lambda t: -matmul(matmul(out, t), out))
+    return per_direction(tangents[0], nb, lambda t: -matmul(matmul(out, t), out))
 
 
 def _inv_vjp(g, xs, out, needed):
@@ -82,9 +76,9 @@ def _solve_jvp(tangents, xs, out, nb):
     solve, matmul = REGISTRY["solve"], REGISTRY["matmul"]
     total = None
     if tb is not None:
-        total = _per_direction(tb, nb, lambda t: solve(a, t))
+        total = per_direction(tb, nb, lambda t: solve(a, t))
     if ta is not None:
-        term = _per_direction(ta, nb, lambda t: -solve(a, matmul(t, out)))
+        term = per_direction(ta, nb, lambda t: -solve(a, matmul(t, out)))
         total = term if total is None else total + term
     return total
 
