@@ -1377,6 +1377,18 @@ class TaylorResult:
         }
 
 
+def _leaves_like(tree: Any, what: str, names: Sequence[str], xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The float64 leaves of `tree`, checked to match x leaf for leaf and shape for shape."""
+    leaves, _ = tree_flatten(tree)
+    if len(leaves) != len(xs):
+        raise ValueError(f"{what} has {len(leaves)} array(s) but x has {len(xs)}")
+    arrays = [np.asarray(leaf, dtype=np.float64) for leaf in leaves]
+    for name, a, xl in zip(names, arrays, xs):
+        if a.shape != xl.shape:
+            raise ValueError(f"{what} for {name} has shape {a.shape}, but {name} has shape {xl.shape}")
+    return arrays
+
+
 def taylor_test(
     f: Callable[..., Any],
     x: Any,
@@ -1421,24 +1433,12 @@ def taylor_test(
         g = grad(x_tree, *args)
     else:
         g = grad
-    g_leaves, _ = tree_flatten(g)
-    if len(g_leaves) != len(xs):
-        raise ValueError(f"grad has {len(g_leaves)} array(s) but x has {len(xs)}")
-    gs = [np.asarray(gl, dtype=np.float64) for gl in g_leaves]
-    for name, gl, xl in zip(names, gs, xs):
-        if gl.shape != xl.shape:
-            raise ValueError(f"grad for {name} has shape {gl.shape}, but {name} has shape {xl.shape}")
+    gs = _leaves_like(g, "grad", names, xs)
     if direction is None:
         rng = np.random.default_rng(seed)
         ds = [rng.standard_normal(xl.shape) * np.maximum(1.0, np.abs(xl.astype(np.float64))) for xl in xs]
     else:
-        d_leaves, _ = tree_flatten(direction)
-        if len(d_leaves) != len(xs):
-            raise ValueError(f"direction has {len(d_leaves)} array(s) but x has {len(xs)}")
-        ds = [np.asarray(dl, dtype=np.float64) for dl in d_leaves]
-        for name, dl, xl in zip(names, ds, xs):
-            if dl.shape != xl.shape:
-                raise ValueError(f"direction for {name} has shape {dl.shape}, but {name} has shape {xl.shape}")
+        ds = _leaves_like(direction, "direction", names, xs)
     dg = float(sum(np.sum(gl * dl) for gl, dl in zip(gs, ds)))
     f0 = fval(xs)
     eps = max([_num.machine_eps(xl.dtype) for xl in xs] + [2.2e-16])
