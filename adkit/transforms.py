@@ -226,11 +226,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _forward_value_and_grad(f, args, argnums, single):
-    value, jac = _forward_jacobian(f, args, argnums, single, scalar_output=True)
-    return value, jac
-
-
 # --- forward mode ----------------------------------------------------------------------------------
 
 
@@ -385,7 +380,7 @@ def value_and_grad(
         if engine == "reverse":
             value, grads = _reverse_value_and_grad(g, args, nums, single)
         elif engine == "forward":
-            value, grads = _forward_value_and_grad(g, args, nums, single)
+            value, grads = _forward_jacobian(g, args, nums, single, scalar_output=True)
         else:
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself

@@ -205,15 +205,13 @@ class ReverseTrace(Trace):
             if e is None:
                 continue
             if type(e) is tuple:
-                parts, name, vals = e[1::2], "a scalar op", None
-                node_desc = _tuple_desc(k)
+                parts, node_desc = e[1::2], "a scalar op"
             else:
-                needed = [p is not None for p in e.parents]
                 if e.op.partials is None:
                     continue
+                needed = [p is not None for p in e.parents]
                 parts = [p for p in local_partials(e.op, e.out, e.vals, e.params, needed) if p is not None]
-                name, vals = e.op.name, e.vals
-                node_desc = f"{name}({', '.join(_short(primal(v)) for v in vals)})"
+                node_desc = f"{e.op.name}({', '.join(_short(primal(v)) for v in e.vals)})"
             for p in parts:
                 pv = primal(p)
                 if not np.all(np.isfinite(pv)):
@@ -222,10 +220,6 @@ class ReverseTrace(Trace):
             "every value and every local derivative is finite, so the derivative overflows: a sum of "
             "products of local derivatives exceeded the float range (~1.8e308 in float64)"
         )
-
-
-def _tuple_desc(k: int) -> str:
-    return f"the scalar op at tape entry {k}"
 
 
 def _short(v: Any) -> str:
