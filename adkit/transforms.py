@@ -70,9 +70,13 @@ def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str)
             raise NonFiniteDerivativeError(f"the {what} is not finite: {reason}. {advice}")
 
 
+def _is_scalar_list(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and bool(x) and all(np.ndim(primal(o)) == 0 for o in x)
+
+
 def _output_value(out: Any) -> Any:
     """Check f's output is numeric and return it (lists of scalars are stacked)."""
-    if isinstance(out, (list, tuple)) and out and all(np.ndim(primal(o)) == 0 for o in out):
+    if _is_scalar_list(out):
         out = REGISTRY["stack"](*out)
     if isinstance(out, Tracer):
         return out
@@ -321,9 +325,7 @@ def _output_leaves(raw: Any) -> tuple[list[Any], Any]:
     """f's output as checked leaves: one array, or the leaves of a dict / list / tuple of
     arrays (then the Jacobian has that structure). A list or tuple of scalars is stacked
     into one vector, as the lectures write vector functions: f(x, y) = [x^2, y^2, 2xy]."""
-    if isinstance(raw, (dict, list, tuple)) and not (
-        isinstance(raw, (list, tuple)) and raw and all(np.ndim(primal(o)) == 0 for o in raw)
-    ):
+    if isinstance(raw, (dict, list, tuple)) and not _is_scalar_list(raw):
         leaves, treedef = tree_flatten(raw)
         return [_output_value(o) for o in leaves], treedef
     return [_output_value(raw)], None
