@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.display import format_seconds
+from adkit.display import format_count, format_seconds
 from adkit.errors import AdkitError
 from adkit.families import FAMILIES, GraphSpec
 from adkit.transforms import ENGINES, grad
@@ -136,7 +136,9 @@ class BenchResult:
             spread = f"{format_seconds(c.spread[0])}–{format_seconds(c.spread[1])}" if c.spread else ""
             err = f"{c.rel_error:.1e}" if c.rel_error is not None else "—"
             status = c.status if not c.message else f"{c.status}: {c.message}"
-            body.append([c.engine, str(c.width), str(c.depth), str(c.edges), _fmt_int(c.paths), t, spread, err, status])
+            body.append(
+                [c.engine, str(c.width), str(c.depth), str(c.edges), format_count(c.paths), t, spread, err, status]
+            )
         return header, body
 
     def __str__(self) -> str:
@@ -213,13 +215,6 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, int):
         return o
     return str(o)
-
-
-def _fmt_int(n: int) -> str:
-    if n < 10**12:
-        return f"{n:,}"
-    digits = len(str(n)) - 1  # exact for ints of any size (float() overflows past 1e308)
-    return f"{n / 10**digits:.2f}e{digits}" if digits < 300 else f"~1e{digits}"
 
 
 def environment_info() -> dict[str, Any]:

@@ -60,9 +60,9 @@ class GraphSpec:
             if self.overflow
             else f"exact gradient {self.exact_grad!r}"
         )
-        digits = len(str(self.n_paths)) - 1
-        paths = f"{self.n_paths:,}" if digits < 15 else f"~{self.n_paths // 10 ** (digits - 3) / 1000:.3f}e{digits}"
-        return f"{self.name}: {self.n_nodes} nodes, {self.n_edges} edges, {paths} paths, {grad}"
+        from adkit.display import format_count
+
+        return f"{self.name}: {self.n_nodes} nodes, {self.n_edges} edges, {format_count(self.n_paths)} paths, {grad}"
 
 
 def _layer_constants(width: int, depth: int) -> list[list[float]]:

@@ -79,23 +79,15 @@ def check_budget(g: Graph, counts: Sequence[int], sources: Sequence[int], budget
     lengths = path_lengths_total(g, counts)
     edges = sum(lengths[s] for s in sources)
     seconds = math.exp(min(math.log(edges) + math.log(SECONDS_PER_PATH_EDGE), 700.0))
-    shown = f"{n:,}" if n < 10**30 else f"~1e{len(str(n)) - 1}"
-    steps = f"{edges:,}" if edges < 10**30 else f"~1e{len(str(edges)) - 1}"
+    from adkit.display import format_count, format_seconds
+
     raise PathBudgetExceeded(
-        f"the paths engine would enumerate {shown} paths ({steps} edge steps, about {_human_time(seconds)}) "
-        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**30 else 'N'}): ...` if you "
+        f"the paths engine would enumerate {format_count(n)} paths ({format_count(edges)} edge steps, "
+        f"estimated time {format_seconds(seconds)}) "
+        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...` if you "
         "really want to wait, or use engine='reverse', which adds up the same paths by dynamic "
         "programming in one sweep."
     )
-
-
-def _human_time(seconds: float) -> str:
-    if seconds > 4.4e17:
-        return "longer than the age of the universe"
-    for unit, size in (("years", 31557600.0), ("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
 
 
 def iter_paths(graph: Graph, source: int | str | None = None) -> Iterator[Path]:
