@@ -83,11 +83,15 @@ def check_budget(g: Graph, counts: Sequence[int], sources: Sequence[int], budget
 
     raise PathBudgetExceeded(
         f"the paths engine would enumerate {format_count(n)} paths ({format_count(edges)} edge steps, "
-        f"estimated time {format_seconds(seconds)}) "
+        f"{_about(format_seconds(seconds))}) "
         f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...` if you "
         "really want to wait, or use engine='reverse', which adds up the same paths by dynamic "
         "programming in one sweep."
     )
+
+
+def _about(duration: str) -> str:
+    return duration if duration.startswith("longer") else f"about {duration}"
 
 
 def iter_paths(graph: Graph, source: int | str | None = None) -> Iterator[Path]:
