@@ -626,15 +626,23 @@ def _concat_impl(*xs, axis=0):
     return np.concatenate(xs, axis=axis)
 
 
-def _concat_jvp(tangents, xs, out, nb, axis=0):
-    ndim = len(shape_of(out))
+def _full_tangents(tangents, xs, nb):
+    """One tangent per input, each of shape batch + input shape: zeros for the constants."""
+    batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
     parts = []
     for t, x in zip(tangents, xs):
+        want = batch + shape_of(x)
         if t is None:
-            batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
-            t = np.zeros(batch + shape_of(x))
+            t = np.zeros(want)
+        elif shape_of(t) != want:
+            t = _op("broadcast_to")(t, shape=want)
         parts.append(t)
-    return _op("concatenate")(*parts, axis=_shift_axis(axis, ndim, nb))
+    return parts
+
+
+def _concat_jvp(tangents, xs, out, nb, axis=0):
+    parts = _full_tangents(tangents, xs, nb)
+    return _op("concatenate")(*parts, axis=_shift_axis(axis, len(shape_of(out)), nb))
 
 
 def _concat_vjp(g, xs, out, needed, axis=0):
@@ -673,14 +681,8 @@ def _stack_impl(*xs, axis=0):
 
 
 def _stack_jvp(tangents, xs, out, nb, axis=0):
-    ndim = len(shape_of(out))
-    batch = next(shape_of(u)[:nb] for u in tangents if u is not None)
-    parts = [np.zeros(batch + shape_of(x)) if t is None else t for t, x in zip(tangents, xs)]
-    parts = [
-        _op("broadcast_to")(p, shape=batch + shape_of(x)) if shape_of(p) != batch + shape_of(x) else p
-        for p, x in zip(parts, xs)
-    ]
-    return _op("stack")(*parts, axis=_shift_axis(axis, ndim, nb))
+    parts = _full_tangents(tangents, xs, nb)
+    return _op("stack")(*parts, axis=_shift_axis(axis, len(shape_of(out)), nb))
 
 
 def _stack_vjp(g, xs, out, needed, axis=0):
