@@ -180,15 +180,18 @@ def arg_names(op: Op, n: int | None = None) -> list[str]:
     return list(op.args)
 
 
-def compile_rules(op: Op) -> None:
-    """Compile the op's scalar and partial expressions into functions."""
+def compile_rules(op: Op, namespace: dict[str, Any] | None = None) -> None:
+    """Compile the op's scalar and partial expressions into functions.
+
+    Rules see the registry ops by name (`namespace`, default: the registry as it is now).
+    """
     # parameters keep their defaults: lambda x, alpha=_default_alpha: ...
     names = ", ".join(list(op.args) + [f"{p}=_default_{p}" for p in op.params])
     defaults = {f"_default_{p}": v for p, v in op.params.items()}
     if op.scalar is not None and not op.variadic:
         op.scalar_fn = eval(f"lambda {names}: {op.scalar}", {**_SCALAR_BUILTINS, **defaults})  # noqa: S307 (registry source, never user input)
     if isinstance(op.partials, tuple):
-        ns = {**rule_namespace(), **defaults}
+        ns = {**(rule_namespace() if namespace is None else namespace), **defaults}
         fns = []
         for expr in op.partials:
             fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
@@ -202,13 +205,11 @@ def compile_rules(op: Op) -> None:
 
 
 def compile_all() -> None:
-    """Compile every registered op (scalar functions first: rules refer to them)."""
+    """Compile every registered op once the registry is complete (rules name other ops)."""
     global _compiled
+    namespace = rule_namespace()
     for op in REGISTRY.values():
-        compile_rules(op)
-    # a second pass: rule namespaces now hold every op
-    for op in REGISTRY.values():
-        compile_rules(op)
+        compile_rules(op, namespace)
     _compiled = True
 
 
