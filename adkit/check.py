@@ -1459,33 +1459,14 @@ def taylor_test(
         else:
             rates.append(math.nan)
     good = [r for r in rates if r == r]
-    if not any(kept):
-        return TaylorResult(
-            True,
-            math.nan,
+    if not any(kept) or not good:
+        reason = (
             "the residual is at the round-off floor at every step: the first-order model is exact "
-            "to round-off (f linear along d?)",
-            steps,
-            residuals,
-            floors,
-            kept,
-            rates,
-            dg,
-            seed,
+            "to round-off (f linear along d?)"
+            if not any(kept)
+            else "inconclusive: fewer than two consecutive steps above the round-off floor; pass a larger h0"
         )
-    if not good:
-        return TaylorResult(
-            True,
-            math.nan,
-            "inconclusive: fewer than two consecutive steps above the round-off floor; pass a larger h0",
-            steps,
-            residuals,
-            floors,
-            kept,
-            rates,
-            dg,
-            seed,
-        )
+        return TaylorResult(True, math.nan, reason, steps, residuals, floors, kept, rates, dg, seed)
     tail = good[-3:]  # the smallest steps above the floor: the asymptotic regime
     rate = float(np.median(tail))
     if rate >= 1.8:

@@ -23,17 +23,9 @@ from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import UNTOUCHED, ReverseTrace, Var
 from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
-from adkit.trees import as_input, tree_flatten, tree_unflatten
+from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
-
-
-def _argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
-            raise ValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
-    return tuple(n % nargs for n in nums)
 
 
 @contextmanager
@@ -377,7 +369,7 @@ def value_and_grad(
         aux_box: list[Any] = []
         if has_aux:
             g = _split_aux(g, aux_box)
-        nums = _argnums_tuple(argnums, len(args))
+        nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "reverse":
             value, grads = _reverse_value_and_grad(g, args, nums, single)
@@ -442,7 +434,7 @@ def jacobian(
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         g = functools.partial(f, **kwargs) if kwargs else f
-        nums = _argnums_tuple(argnums, len(args))
+        nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "forward":
             return _forward_jacobian(g, args, nums, single, chunk=chunk)[1]

@@ -71,3 +71,12 @@ def as_input(x: Any, where: str) -> Any:
     raise TypeError(
         f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; got {type(x).__name__}"
     )
+
+
+def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
+    """argnums as a tuple of non-negative positions, checked against the call's arity."""
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
+    return tuple(n % nargs for n in nums)

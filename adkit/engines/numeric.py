@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
+
 METHODS = ("central", "forward", "backward", "richardson", "complex")
 _POWER = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "richardson": 1 / 5}
 COMPLEX_STEP = 1e-20
@@ -479,7 +481,6 @@ def complex_step_blockers(f: Callable[..., Any], args: Sequence[Any], argnums: S
     traced (a true black box: the caller then falls back to a run on complex input).
     """
     from adkit.engines.reverse import ReverseTrace
-    from adkit.trees import as_input, tree_flatten, tree_unflatten
 
     trace = ReverseTrace()
     try:
@@ -530,7 +531,6 @@ class _Args:
     """f(*args) as a function of the leaves of the differentiated arguments."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> None:
-        from adkit.trees import as_input, tree_flatten
 
         self.f = f
         self.args = list(args)
@@ -546,7 +546,6 @@ class _Args:
             self.leaves.extend(leaves)
 
     def call(self, values: list[Any]) -> Any:
-        from adkit.trees import tree_unflatten
 
         args = list(self.args)
         pos = 0
@@ -556,21 +555,12 @@ class _Args:
         return self.f(*args)
 
     def rebuild(self, per_leaf: list[Any], single: bool) -> Any:
-        from adkit.trees import tree_unflatten
 
         trees, pos = [], 0
         for treedef, count in zip(self.treedefs, self.counts):
             trees.append(tree_unflatten(treedef, per_leaf[pos : pos + count]))
             pos += count
         return trees[0] if single else tuple(trees)
-
-
-def _argnums(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
-            raise ValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
-    return tuple(n % nargs for n in nums)
 
 
 def _jacobian_blocks(
@@ -583,7 +573,7 @@ def _jacobian_blocks(
     scalar: bool,
 ) -> tuple[Any, Any, Any]:
     _check_method(method)
-    nums = _argnums(argnums, len(args))
+    nums = argnums_tuple(argnums, len(args))
     single = isinstance(argnums, int)
     prob = _Args(f, args, nums)
     if method == "complex":
