@@ -20,7 +20,7 @@ import numpy as np
 
 from adkit.engines import ENGINES, GRAD_ENGINES
 from adkit.engines.forward import Dual, ForwardTrace, make_dual
-from adkit.engines.reverse import UNTOUCHED, ReverseTrace, Var
+from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
 from adkit.errors import NonFiniteDerivativeError
 from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
@@ -30,8 +30,13 @@ DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and revers
 
 @contextmanager
 def _gc_paused():
-    """Pause the cyclic GC while a tape is recorded: tapes hold no cycles, and the
-    collector's passes over millions of young tracers would cost more than the tape."""
+    """Pause the cyclic GC while a tape is recorded and swept: the collector's passes over
+    millions of young tracers would cost more than the tape, and the tape's only cycle
+    (nodes -> trace -> tape) is broken by `ReverseTrace.release()`.
+
+    Used as a decorator on the functions that own a tape, so that their locals (the
+    tape's last references) are gone before the collector runs again: otherwise its
+    first pass would walk every node of a tape that is about to be freed anyway."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -139,24 +144,25 @@ class _Prepared:
 def _record(
     f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]
 ) -> tuple[ReverseTrace, _Prepared, Any]:
+    """Run f on a new tape. The caller releases the trace when done with it (on an
+    error here, it is released before the error propagates)."""
     trace = ReverseTrace()
-    with trace:
-        prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
-        out = _output_value(f(*prep.args))
+    try:
+        with trace:
+            prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
+            out = _output_value(f(*prep.args))
+    except BaseException:
+        trace.release()
+        raise
     return trace, prep, out
 
 
-def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: dict[int, Any]) -> list[list[Any]]:
-    adj = trace.backward_many(seeds) if len(seeds) != 1 else trace.backward(*next(iter(seeds.items())))
-    grads = []
-    for leaves, traced in zip(prep.leaves, prep.traced):
-        grads.append(
-            [
-                _fresh(adj[v.index] if v.index < len(adj) and adj[v.index] is not UNTOUCHED else None, leaf)
-                for leaf, v in zip(leaves, traced)
-            ]
-        )
-    return grads
+def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]]) -> list[list[Any]]:
+    trace.backward(seeds)
+    return [
+        [_fresh(gradient_of(v), leaf) for leaf, v in zip(leaves, traced)]
+        for leaves, traced in zip(prep.leaves, prep.traced)
+    ]
 
 
 def _seed(value: Any) -> Any:
@@ -167,9 +173,10 @@ def _seed(value: Any) -> Any:
     return np.ones_like(value, dtype=_dtype(value))
 
 
+@_gc_paused()
 def _reverse_value_and_grad(f, args, argnums, single):
-    with _gc_paused():
-        trace, prep, out = _record(f, args, argnums)
+    trace, prep, out = _record(f, args, argnums)
+    try:
         value = out.value if isinstance(out, Var) and out._trace is trace else out
         if shape_of(value) != ():
             raise TypeError(
@@ -178,20 +185,22 @@ def _reverse_value_and_grad(f, args, argnums, single):
                 "(np.sum, np.mean) first"
             )
         if isinstance(out, Var) and out._trace is trace:
-            grads = _sweep(trace, prep, {out.index: _seed(value)})
+            grads = _sweep(trace, prep, [(out, _seed(value))])
             unchecked = [  # the sweep already checked array gradients while they were hot
                 g
                 for gs, traced in zip(grads, prep.traced)
                 for g, v in zip(gs, traced)
-                if not trace.leaf_finite.get(v.index)
+                if not getattr(node_of(v), "finite", False)
             ]
-            _check_finite(unchecked, lambda: _describe(trace, out.index, value, prep), "gradient")
+            _check_finite(unchecked, lambda: _describe(trace, out, value, prep), "gradient")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
+    finally:
+        trace.release()
     return _plain(value), prep.rebuild(grads, single)
 
 
-def _describe(trace: ReverseTrace, index: int, value: Any, prep: _Prepared) -> str:
+def _describe(trace: ReverseTrace, out: Var, value: Any, prep: _Prepared) -> str:
     p = primal(value)
     if not np.all(np.isfinite(p)):
         return f"the function's value itself is {p}"
@@ -199,7 +208,7 @@ def _describe(trace: ReverseTrace, index: int, value: Any, prep: _Prepared) -> s
         for leaf in leaves:
             if not np.all(np.isfinite(primal(leaf))):
                 return "an input is inf or NaN"
-    return trace.find_nonfinite(index)
+    return trace.find_nonfinite(out)
 
 
 def _diagnose(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], value: Any) -> str:
@@ -211,9 +220,12 @@ def _diagnose(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ..
         trace, prep, out = _record(f, args, argnums)
     except Exception:  # noqa: BLE001 (diagnosis only: the original error is what matters)
         return "a local derivative on the way is inf or NaN"
-    if isinstance(out, Var) and out._trace is trace:
-        return _describe(trace, out.index, out.value, prep)
-    return "a local derivative on the way is inf or NaN"
+    try:
+        if isinstance(out, Var) and out._trace is trace:
+            return _describe(trace, out, out.value, prep)
+        return "a local derivative on the way is inf or NaN"
+    finally:
+        trace.release()
 
 
 def _plain(value: Any) -> Any:
@@ -443,14 +455,17 @@ def jacobian(
     return wrapped
 
 
+@_gc_paused()
 def _reverse_jacobian(f, args, argnums, single):
     """One recording, then one backward sweep per output entry (rows of the Jacobian)."""
-    with _gc_paused():
-        trace = ReverseTrace()
+    trace = ReverseTrace()
+    try:
         with trace:
             prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
             outs, out_def = _output_leaves(f(*prep.args))
         results = [_reverse_jacobian_of(trace, prep, out, single) for out in outs]
+    finally:
+        trace.release()
     return results[0] if out_def is None else tree_unflatten(out_def, results)
 
 
@@ -467,7 +482,7 @@ def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single:
             else:
                 seed = np.zeros(out_shape, dtype=_dtype(value))
                 seed.reshape(-1)[k] = 1.0
-            grads = _sweep(trace, prep, {out.index: seed})
+            grads = _sweep(trace, prep, [(out, seed)])
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
         rows.append(grads)
@@ -484,7 +499,7 @@ def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single:
                 row.append(np.stack([np.asarray(e) for e in entries]).reshape(out_shape + shape_of(leaf)) + 0.0)
         per_leaf.append(row)
     if ours:
-        _check_finite([e for r in per_leaf for e in r], lambda: trace.find_nonfinite(out.index), "Jacobian")
+        _check_finite([e for r in per_leaf for e in r], lambda: trace.find_nonfinite(out), "Jacobian")
     return prep.rebuild(per_leaf, single)
 
 
@@ -532,6 +547,18 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     return tree_unflatten(treedef, values), tree_unflatten(treedef, tans)
 
 
+class _TapeOwner:
+    """Held by a pullback: releases the tape when the pullback is dropped."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self, trace: ReverseTrace) -> None:
+        self.trace = trace
+
+    def __del__(self) -> None:
+        self.trace.release()
+
+
 def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
     """Reverse mode: (f(*primals), pullback) with pullback(ct) = ct^T J, one per primal.
 
@@ -541,9 +568,14 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
     nums = tuple(range(len(primals)))
     with _gc_paused():
         trace = ReverseTrace()
-        with trace:
-            prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
-            out = f(*prep.args)
+        try:
+            with trace:
+                prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
+                out = f(*prep.args)
+        except BaseException:
+            trace.release()
+            raise
+    owner = _TapeOwner(trace)
     leaves, treedef = tree_flatten(out)
     leaves = [_output_value(o) for o in leaves]
     values = [_plain(o.value) if isinstance(o, Var) and o._trace is trace else o for o in leaves]
@@ -552,21 +584,18 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         cl, cd = tree_flatten(cotangent)
         if cd != treedef or len(cl) != len(leaves):
             raise ValueError("the cotangent must have the structure of f's output")
-        seeds: dict[int, Any] = {}
+        seeds: list[tuple[Var, Any]] = []
         for o, c, v in zip(leaves, cl, values):
             if shape_of(c) != shape_of(v):
                 raise ValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
             if isinstance(o, Var) and o._trace is trace:
-                c = as_input(c, "cotangent")
-                seeds[o.index] = c if o.index not in seeds else seeds[o.index] + c
+                seeds.append((o, as_input(c, "cotangent")))
         with _gc_paused():
             if seeds:
-                grads = _sweep(trace, prep, seeds)
+                grads = _sweep(owner.trace, prep, seeds)
             else:
                 grads = [[_fresh(None, leaf) for leaf in ls] for ls in prep.leaves]
-        _check_finite(
-            [g for gs in grads for g in gs], lambda: trace.find_nonfinite(max(seeds)), "vector-Jacobian product"
-        )
+        _check_finite([g for gs in grads for g in gs], lambda: trace.find_nonfinite(None), "vector-Jacobian product")
         return tuple(prep.rebuild(grads, single=False))
 
     return tree_unflatten(treedef, values), pullback

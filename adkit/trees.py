@@ -8,7 +8,7 @@ graph and the engines can use it without importing the transforms.
 from __future__ import annotations
 
 import fractions
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,18 +33,20 @@ def _is_namedtuple(x: Any) -> bool:
 
 
 def tree_unflatten(treedef: Any, leaves: Sequence[Any]) -> Any:
-    it = iter(leaves)
+    return _build(treedef, iter(leaves))
 
-    def build(d: Any) -> Any:
-        if d is None:
-            return next(it)
-        kind, keys, children = d
-        built = [build(c) for c in children]
-        if kind == "dict":
-            return dict(zip(keys, built))
-        return tuple(built) if kind == "tuple" else list(built)
 
-    return build(treedef)
+def _build(d: Any, it: Iterator[Any]) -> Any:
+    """The tree of `d` with its leaves taken from `it`. A module function, not a recursive
+    closure: such a closure is a reference cycle that would keep the leaves (and through
+    traced leaves, a whole tape) alive until the cyclic garbage collector runs."""
+    if d is None:
+        return next(it)
+    kind, keys, children = d
+    built = [_build(c, it) for c in children]
+    if kind == "dict":
+        return dict(zip(keys, built))
+    return tuple(built) if kind == "tuple" else list(built)
 
 
 def as_input(x: Any, where: str) -> Any:

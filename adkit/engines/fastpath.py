@@ -61,10 +61,12 @@ def compile_template(template: str, op: Op, side: str, names: dict[str, Any]) ->
     return ns["fast"]
 
 
-def install(cls: type, templates: dict[str, str]) -> None:
+def install(cls: type, templates: dict[str, str], extra_names: dict[str, Any] | None = None) -> None:
     """Give the float tracer class `cls` its generated dunders, and register a fast
-    function per op in `op.fast[cls]` (used by `Op.__call__`)."""
+    function per op in `op.fast[cls]` (used by `Op.__call__`). `extra_names` are globals
+    the templates use besides the class, the scalar functions and `bind`."""
     names = {**scalar_namespace(), cls.__name__: cls, "f64": np.float64, "bind": bind, "NOPARAMS": {}}
+    names.update(extra_names or {})
     by_name = {op.name: op for op in fast_ops()}
     for dunder, (name, side) in DUNDERS.items():
         if name in by_name:

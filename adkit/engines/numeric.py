@@ -495,13 +495,14 @@ def complex_step_blockers(f: Callable[..., Any], args: Sequence[Any], argnums: S
                     traced.append(trace.new_input(arr if arr.dtype.kind == "f" else arr.astype(np.float64)))
                 call_args[n] = tree_unflatten(treedef, traced)
             f(*call_args)
-            tape = list(getattr(trace, "entries", None) or trace.tape)
+        ops = list(trace.recorded_ops())
     except Exception:  # noqa: BLE001 (any failure: f is a black box to adkit)
         return None
+    finally:
+        trace.release()
     names: list[str] = []
-    for entry in tape:
-        op = getattr(entry, "op", None)
-        if op is not None and not getattr(op, "complex_step", True) and op.name not in names:
+    for op in ops:
+        if not op.complex_step and op.name not in names:
             names.append(op.name)
     return names
 

@@ -1,19 +1,24 @@
 """Reverse mode: a tape (Wengert list) recorded while f runs, then one backward sweep.
 
-Each op appends an entry to the tape: the indices of its traced inputs and what the
-sweep needs. The sweep walks the tape backwards, accumulating adjoints
+Each op appends a node to the tape: its traced inputs (earlier nodes) and what the sweep
+needs. The sweep walks the tape backwards, accumulating adjoints
     S(i, o) = sum over successors j of S(j, o) * z(i, j),   S(o, o) = 1
 (the lecture's dynamic program, "sum all outgoing edges"): every edge is touched once.
+The adjoint lives on the node (`adj`), so the sweep needs no index table.
 
-The tape holds plain numbers and indices, no references back to tracers, so recording
-creates no reference cycles and the cyclic garbage collector has nothing to chase. The
-sweep is a loop, not a recursion: a chain of a million ops is fine.
+A scalar op's node is its result itself (`FloatVar`: value, two inputs, two local
+derivatives): one object per op, the cheapest record Python allows. Other ops get a
+`Node` holding only what their rule reads, so large activations are not kept alive.
+Nodes point back to the trace through their values, so a tape is a reference cycle while
+it is recorded; `ReverseTrace.release()` breaks it when the derivative call is done, and
+everything is then freed by reference counting, never left to the cyclic garbage
+collector. The sweep is a loop, not a recursion: a chain of a million ops is fine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,16 +46,19 @@ class _DeadTape:
 
 
 class Node:
-    """A tape entry for a generic op: what its VJP or partials need in the sweep."""
+    """The tape node of a generic op (or of a non-float input, with op None): the input
+    nodes, what its VJP or partials need in the sweep, and the adjoint."""
 
-    __slots__ = ("op", "parents", "vals", "out", "params")
+    __slots__ = ("op", "parents", "vals", "out", "params", "adj", "finite")
 
-    def __init__(self, op: Op, parents: list[int | None], vals: list[Any], out: Any, params: dict[str, Any]):
+    def __init__(self, op: Op | None, parents: Sequence[Any], vals: list[Any], out: Any, params: dict[str, Any]):
         self.op = op
         self.parents = parents
         self.vals = vals
         self.out = out
         self.params = params
+        self.adj: Any = UNTOUCHED
+        self.finite: bool | None = None  # for an input: its gradient was checked finite in the sweep
 
     def cotangents(self, g: Any) -> Sequence[Any]:
         """One cotangent per input (None for constants): the VJP of this node at g."""
@@ -107,119 +115,149 @@ def strong_mul(g: Any, p: Any, into: Any = None) -> Any:
 class ReverseTrace(Trace):
     """One reverse-mode derivative call: owns the tape."""
 
-    __slots__ = ("entries", "tape", "leaf_finite")
+    __slots__ = ("entries", "tape", "swept")
 
     def __init__(self) -> None:
         super().__init__()
-        self.entries: list[Any] = []
+        self.entries: list[Any] = []  # FloatVar and Node objects, in the order they were computed
         self.tape: Any = self.entries  # what ops append to; a dead tape once the call returns
-        self.leaf_finite: dict[int, bool] = {}  # after a sweep: inputs whose gradient was checked
+        self.swept = False
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         self.tape = _DeadTape()
 
+    def release(self) -> None:
+        """Drop the tape (the call is done): breaks the node -> trace -> tape cycle, so
+        reference counting frees everything at once."""
+        self.entries.clear()
+        self.tape = _DeadTape()
+
     def new_input(self, value: Any) -> Var:
-        v = make_var(value, len(self.tape), self)
-        self.tape.append(None)
-        return v
+        if type(value) is float:
+            v = _float_var(value, self, None, None, None, None)
+            self.tape.append(v)
+            return v
+        node = Node(None, (), [], None, {})
+        self.tape.append(node)
+        return NodeVar(value, self, node)
 
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         vals: list[Any] = []
-        parents: list[int | None] = []
+        parents: list[Any] = []
         for a in args:
             if isinstance(a, Var) and a._trace is self:
                 vals.append(a.value)
-                parents.append(a.index)
+                parents.append(node_of(a))
             else:
                 vals.append(a)
                 parents.append(None)
         out = op(*vals, **params)
         tape = self.tape
-        v = make_var(out, len(tape), self)
         if op.keeps:  # keep alive only what the rules read (activations cost memory)
             vals = [
                 x if keep or not isinstance(x, np.ndarray) else ShapeOnly(x.shape) for x, keep in zip(vals, op.keeps)
             ]
         kept_out = out if op.keeps_out or not isinstance(out, np.ndarray) else ShapeOnly(out.shape)
-        tape.append(Node(op, parents, vals, kept_out, params))
-        return v
+        node = Node(op, parents, vals, kept_out, params)
+        if type(out) is float:  # a FloatVar, so that the scalar fast paths apply to it
+            v: Var = _float_var(out, self, None, None, None, node)
+            tape.append(v)
+            return v
+        tape.append(node)
+        return NodeVar(out, self, node)
 
-    def backward(self, out_index: int, seed: Any) -> list[Any]:
-        """Adjoints of every tape entry for the output at `out_index` seeded with `seed`."""
-        return self.backward_many({out_index: seed})
+    def backward(self, seeds: Iterable[tuple[Var, Any]]) -> None:
+        """Accumulate into every node's `adj` the adjoint of the seeded outputs
+        (pairs (traced output, its cotangent)); inputs' gradients are then `gradient_of`.
 
-    def backward_many(self, seeds: dict[int, Any]) -> list[Any]:
-        """Adjoints of every tape entry, with the given adjoints seeded (index -> seed).
-
-        Entries never reached keep the marker `UNTOUCHED` (a float zero).
+        A second sweep over the same tape (Jacobian rows, pullbacks) starts from zero.
         """
         tape = self.entries
-        top = max(seeds)
-        adj: list[Any] = [UNTOUCHED] * (top + 1)
-        checked: dict[int, bool] = {}  # input index -> its (array) gradient is finite
-        for i, s in seeds.items():
-            adj[i] = s
-        flt, tup = float, tuple
-        for k in range(top, -1, -1):
-            a = adj[k]
+        if self.swept:
+            for n in tape:
+                n.adj = UNTOUCHED
+            for n in tape:
+                if n.__class__ is Node:
+                    n.finite = None
+        self.swept = True
+        for v, s in seeds:
+            n = node_of(v)
+            n.adj = s if n.adj is UNTOUCHED else n.adj + s
+        flt, fv = float, FloatVar
+        for n in reversed(tape):
+            a = n.adj
             if a.__class__ is flt:
                 if not a:
                     continue  # unreached, or a zero cotangent: contributes nothing
-                e = tape[k]
-                if e.__class__ is tup:
-                    if len(e) == 4:
-                        i, p, j, q = e
-                        adj[i] += a * p
-                        adj[j] += a * q
-                    else:
-                        i, p = e
-                        adj[i] += a * p
+                if n.__class__ is fv:
+                    x = n.in0
+                    if x is not None:  # a scalar fast-path op
+                        x.adj = x.adj + a * n.d0
+                        y = n.in1
+                        if y is not None:
+                            y.adj = y.adj + a * n.d1
+                        continue
+            if n.__class__ is fv:
+                if n.in0 is None:
+                    n = n.d1  # the Node of a generic op with a float result (None for an input)
+                    if n is None:
+                        continue
+                else:  # a fast-path op reached by a non-float cotangent (np.float64, a tracer)
+                    parents = (n.in0, n.in1)
+                    cots = [strong_mul(a, n.d0), None if n.in1 is None else strong_mul(a, n.d1)]
+                    _accumulate(parents, cots)
                     continue
-            else:
-                e = tape[k]
-            if e is None:
-                continue
-            if type(e) is tuple:
-                idx: Sequence[Any] = e[0::2]
-                cots: Sequence[Any] = [strong_mul(a, p) for p in e[1::2]]
-            else:
-                idx = e.parents
-                cots = e.cotangents(a)
-            for i, c in zip(idx, cots):
-                if i is None or c is None:
-                    continue
-                b = adj[i]
-                new = c if b is UNTOUCHED else b + c
-                adj[i] = new
-                if tape[i] is None and type(new) is np.ndarray:
-                    # an input's gradient: check it is finite now, while it is still in cache
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        checked[i] = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
-        self.leaf_finite = checked
-        return adj
+            if n.op is None:
+                continue  # an input
+            _accumulate(n.parents, n.cotangents(a))
 
-    def find_nonfinite(self, out_index: int) -> str:
+    def find_nonfinite(self, out: Var | None) -> str:
         """Describe the first op whose local derivative is inf or NaN (for error messages)."""
-        for k, e in enumerate(self.entries[: out_index + 1]):
-            if e is None:
+        last = None if out is None else node_of(out)
+        for k, e in enumerate(self.entries):
+            node = e.d1 if e.__class__ is FloatVar and e.in0 is None else e
+            if node is None:
                 continue
-            if type(e) is tuple:
-                parts, node_desc = e[1::2], "a scalar op"
+            if node.__class__ is FloatVar:
+                parts, node_desc = [node.d0] + ([node.d1] if node.in1 is not None else []), "a scalar op"
+            elif node.op is None or node.op.partials is None:
+                parts = []
             else:
-                if e.op.partials is None:
-                    continue
-                needed = [p is not None for p in e.parents]
-                parts = [p for p in local_partials(e.op, e.out, e.vals, e.params, needed) if p is not None]
-                node_desc = f"{e.op.name}({', '.join(_short(primal(v)) for v in e.vals)})"
+                needed = [p is not None for p in node.parents]
+                parts = [p for p in local_partials(node.op, node.out, node.vals, node.params, needed) if p is not None]
+                node_desc = f"{node.op.name}({', '.join(_short(primal(v)) for v in node.vals)})"
             for p in parts:
                 pv = primal(p)
                 if not np.all(np.isfinite(pv)):
                     return f"the local derivative of {node_desc} (tape entry {k}) is {_short(pv)}"
+            if e is last:
+                break
         return (
             "every value and every local derivative is finite, so the derivative overflows: a sum of "
             "products of local derivatives exceeded the float range (~1.8e308 in float64)"
         )
+
+    def recorded_ops(self) -> Iterator[Op]:
+        """The registry ops recorded through the generic path (the scalar fast paths excluded)."""
+        for e in self.entries:
+            node = e.d1 if e.__class__ is FloatVar and e.in0 is None else e
+            if node.__class__ is Node and node.op is not None:
+                yield node.op
+
+
+def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
+    """Add each cotangent to its input node's adjoint; an input's array gradient is checked
+    for inf / NaN right away, while it is still in cache."""
+    for par, c in zip(parents, cots):
+        if par is None or c is None:
+            continue
+        b = par.adj
+        new = c if b is UNTOUCHED else b + c
+        par.adj = new
+        if par.__class__ is Node and par.op is None and type(new) is np.ndarray:
+            with np.errstate(over="ignore", invalid="ignore"):
+                par.finite = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
 
 
 def _short(v: Any) -> str:
@@ -230,37 +268,55 @@ def _short(v: Any) -> str:
 
 
 class Var(Tracer):
-    """A value under one reverse trace: its value and its index on the tape."""
+    """A value under one reverse trace."""
 
-    __slots__ = ("value", "index", "_trace")
-
-    def __init__(self, value: Any, index: int, trace: ReverseTrace) -> None:
-        self.value = value
-        self.index = index
-        self._trace = trace
+    __slots__ = ("value", "_trace")
 
     def __repr__(self) -> str:
-        return f"Var({self.value!r}, index={self.index})"
+        return f"{type(self).__name__}({self.value!r})"
+
+
+class NodeVar(Var):
+    """A non-float value (array, numpy scalar, an outer tracer) and its tape Node."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, value: Any, trace: ReverseTrace, node: Node) -> None:
+        self.value = value
+        self._trace = trace
+        self.node = node
 
 
 class FloatVar(Var):
-    """A Var whose value is a Python float: the generated scalar fast paths live here,
-    so they need no type checks on values.
+    """A Python float under a reverse trace, and its own tape node: the adjoint `adj`, the
+    traced inputs `in0`, `in1` (None when absent) and the local derivatives `d0`, `d1`
+    (the edge labels z of the lecture's graph). An input has in0 = in1 = d1 = None; the
+    result of a generic op has in0 = None and its Node in d1.
 
-    It has no Python-level __init__: `FloatVar()` plus three slot stores costs about half
-    of a call through `Var.__init__`, and this is the hottest allocation of the engine.
+    The generated scalar fast paths live here, so they need no type checks on values. No
+    Python-level __init__: `FloatVar()` plus slot stores costs about half of a call through
+    an __init__, and this is the hottest allocation of the engine.
     """
 
-    __slots__ = ()
+    __slots__ = ("adj", "in0", "d0", "in1", "d1")
     __init__ = object.__init__  # type: ignore[assignment]
 
 
-def make_var(value: Any, index: int, trace: ReverseTrace) -> Var:
-    if type(value) is not float:
-        return Var(value, index, trace)
+def _float_var(value: float, trace: ReverseTrace, in0: Any, d0: Any, in1: Any, d1: Any) -> FloatVar:
     v = FloatVar()
-    v.value, v.index, v._trace = value, index, trace
+    v.value, v._trace, v.adj, v.in0, v.d0, v.in1, v.d1 = value, trace, UNTOUCHED, in0, d0, in1, d1
     return v
+
+
+def node_of(v: Var) -> Any:
+    """The tape node of a traced value (a FloatVar is its own)."""
+    return v if v.__class__ is FloatVar else v.node
+
+
+def gradient_of(v: Var) -> Any:
+    """The adjoint accumulated on v's node by the last sweep, or None if the sweep never reached it."""
+    a = node_of(v).adj
+    return None if a is UNTOUCHED else a
 
 
 _UNARY = """
@@ -272,12 +328,14 @@ def fast(self):
     except (ArithmeticError, ValueError):
         return bind(OP, (self,), NOPARAMS)
     tr = self._trace
-    tape = tr.tape
     v = FloatVar()
     v.value = out
-    v.index = len(tape)
     v._trace = tr
-    tape.append((self.index, p0))
+    v.adj = UNTOUCHED
+    v.in0 = self
+    v.d0 = p0
+    v.in1 = None
+    tr.tape.append(v)
     return v
 """
 
@@ -295,12 +353,15 @@ def fast(self, o):
                 p1 = P1
             except (ArithmeticError, ValueError):
                 return bind(OP, (self, o), NOPARAMS)
-            tape = tr.tape
             v = FloatVar()
             v.value = out
-            v.index = len(tape)
             v._trace = tr
-            tape.append((self.index, p0, o.index, p1))
+            v.adj = UNTOUCHED
+            v.in0 = self
+            v.d0 = p0
+            v.in1 = o
+            v.d1 = p1
+            tr.tape.append(v)
             return v
     elif to is float or to is int or to is f64:
         x = self.value
@@ -311,12 +372,14 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (self, o), NOPARAMS)
         tr = self._trace
-        tape = tr.tape
         v = FloatVar()
         v.value = out
-        v.index = len(tape)
         v._trace = tr
-        tape.append((self.index, p0))
+        v.adj = UNTOUCHED
+        v.in0 = self
+        v.d0 = p0
+        v.in1 = None
+        tr.tape.append(v)
         return v
     return bind(OP, (self, o), NOPARAMS)
 """
@@ -333,17 +396,19 @@ def fast(self, o):
         except (ArithmeticError, ValueError):
             return bind(OP, (o, self), NOPARAMS)
         tr = self._trace
-        tape = tr.tape
         v = FloatVar()
         v.value = out
-        v.index = len(tape)
         v._trace = tr
-        tape.append((self.index, p1))
+        v.adj = UNTOUCHED
+        v.in0 = self
+        v.d0 = p1
+        v.in1 = None
+        tr.tape.append(v)
         return v
     return bind(OP, (o, self), NOPARAMS)
 """
 
 
-install(FloatVar, {"unary": _UNARY, "left": _LEFT, "right": _RIGHT})
+install(FloatVar, {"unary": _UNARY, "left": _LEFT, "right": _RIGHT}, {"UNTOUCHED": UNTOUCHED})
 
-__all__ = ["FloatVar", "Var", "ReverseTrace", "make_var"]
+__all__ = ["FloatVar", "Node", "NodeVar", "ReverseTrace", "Var", "gradient_of", "node_of"]
