@@ -151,3 +151,63 @@ def test_numpy_conveniences_match_numpy_and_finite_differences(name, engine):
 def test_a_non_function_is_refused_with_a_clear_type_error(call):
     with pytest.raises(TypeError, match="expects a function"):
         call()
+
+
+# --- tapes are freed by reference counting, never left to the cyclic garbage collector ---
+
+
+def _live_tape_objects():
+    from adkit.engines import reverse
+
+    kinds = (reverse.ReverseTrace, reverse.Var, reverse.Node)
+    return sum(isinstance(o, kinds) for o in __import__("gc").get_objects())
+
+
+def _mlp_loss(params, x):
+    h = np.tanh(x @ params["W"] + params["b"])
+    return np.sum(h * h) + params["c"] * params["c"]
+
+
+def _raises_inside(x):
+    y = x * x + np.sin(x)
+    raise RuntimeError(f"user error after {type(y).__name__}")
+
+
+def _pullback_dropped():
+    _, pullback = ad.vjp(lambda x, y: (x * y, np.sin(x) * y), 0.5, 2.0)
+    pullback((1.0, 1.0))
+
+
+TAPE_USERS = {
+    "grad of a scalar program": lambda: ad.grad(lambda x: x * x * np.sin(x) + x / 3)(0.7),
+    "grad with containers": lambda: ad.grad(_mlp_loss)(
+        {"W": np.ones((3, 2)) * 0.1, "b": np.zeros(2), "c": 2.0}, np.ones((4, 3))
+    ),
+    "value_and_grad with has_aux": lambda: ad.value_and_grad(lambda x: (x * x, {"x": x + 1}), has_aux=True)(1.5),
+    "reverse jacobian": lambda: ad.jacobian(lambda v: np.sin(v) * v[0])(np.arange(3.0)),
+    "grad of grad": lambda: ad.grad(ad.grad(lambda x: x * x * x))(0.3),
+    "hessian": lambda: ad.hessian(lambda v: np.sum(v**3))(np.ones(2)),
+    "dropped pullback": _pullback_dropped,
+    "f raising": lambda: pytest.raises(RuntimeError, ad.grad(_raises_inside), 0.3),
+    "non-scalar output refused": lambda: pytest.raises(TypeError, ad.grad(lambda v: v * 2), np.ones(2)),
+}
+
+
+@pytest.mark.parametrize("call", TAPE_USERS.values(), ids=TAPE_USERS.keys())
+def test_tapes_are_freed_without_the_cyclic_gc(call):
+    """With the cyclic GC off, a finished derivative call leaves no tape, node or tracer
+    behind: each tape is freed by reference counting when the call returns (a leftover
+    reference cycle would keep it, and everything it holds, alive until a GC pass)."""
+    import gc
+
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        before = _live_tape_objects()
+        call()
+        after = _live_tape_objects()
+    finally:
+        if was:
+            gc.enable()
+    assert after == before
