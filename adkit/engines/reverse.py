@@ -210,6 +210,7 @@ class ReverseTrace(Trace):
                     continue
             if n.op is None:
                 continue  # an input
+            n.adj = UNTOUCHED  # an intermediate's adjoint is not needed once passed on: free it
             _accumulate(n.parents, n.cotangents(a))
 
     def find_nonfinite(self, out: Var | None) -> str:

@@ -92,6 +92,7 @@ class Op:
     # compiled forms, filled by compile_rules()
     scalar_fn: Callable[..., Any] | None = field(default=None, repr=False)
     partial_fns: tuple[Callable[..., Any] | None, ...] = field(default=(), repr=False)
+    kernels: dict[Any, Callable[..., Any] | None] = field(default_factory=dict, repr=False)
     fast: dict[type, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -196,6 +197,7 @@ def compile_rules(op: Op, namespace: dict[str, Any] | None = None) -> None:
         for expr in op.partials:
             fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
         op.partial_fns = tuple(fns)
+        op.kernels.clear()
         used = set(re.findall(r"[A-Za-z_]\w*", " ".join(e for e in op.partials if e)))
         op.keeps = tuple(a in used for a in op.args)
         op.keeps_out = "out" in used
@@ -214,24 +216,69 @@ def compile_all() -> None:
 
 
 def local_partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any], needed: Sequence[bool]) -> list[Any]:
-    """Local partials d out / d vals[i] for the inputs that need them (None elsewhere)."""
+    """Local partials d out / d vals[i] for the inputs that need them (None elsewhere).
+
+    On plain float arrays of one shape the op's in-place kernels compute them (one
+    allocation per partial instead of one per step); on anything else, the rule
+    expressions op by op (traced values, numpy scalars, broadcasting).
+    """
     if callable(op.partials):
         parts = list(op.partials(out, *vals, **params))
         return [p if need else None for p, need in zip(parts, needed)]
+    kinds = _kernel_kinds(out, vals)
     result = []
-    for fn, need in zip(op.partial_fns, needed):
-        if not need or fn is None:
+    for i, (generic, need) in enumerate(zip(op.partial_fns, needed)):
+        if not need or generic is None:
             result.append(None)
             continue
+        kernel = None if kinds is None else _partial_kernel(op, i, kinds)
         try:
             with np.errstate(divide="ignore", invalid="ignore"):  # inf/nan partials are handled downstream
-                result.append(fn(out, *vals, **params))
+                result.append((generic if kernel is None else kernel)(out, *vals, **params))
         except (ArithmeticError, ValueError):
             # Python floats raise where IEEE arithmetic gives inf or nan (0.5 / 0.0):
             # evaluate the rule in numpy floats instead, as numpy would.
             with np.errstate(all="ignore"):
-                result.append(fn(_ieee(out), *[_ieee(v) for v in vals], **params))
+                result.append(generic(_ieee(out), *[_ieee(v) for v in vals], **params))
     return result
+
+
+def _kernel_kinds(out: Any, vals: Sequence[Any]) -> tuple[str, ...] | None:
+    """For an in-place kernel (adkit.ops.kernels): the kind of out and of each input, "a"
+    (float ndarray), "n" (Python number) or "-" (not kept by the tape: rules do not read
+    it), when every array has one shape and dtype; None when kernels do not apply."""
+    ref = None
+    kinds = []
+    for v in (out, *vals):
+        t = type(v)
+        if t is np.ndarray:
+            if ref is None:
+                if v.dtype.kind != "f":
+                    return None
+                ref = v
+            elif v.shape != ref.shape or v.dtype != ref.dtype:
+                return None
+            kinds.append("a")
+        elif t is float or t is int:
+            kinds.append("n")
+        elif t is ShapeOnly:
+            kinds.append("-")
+        else:
+            return None
+    return None if ref is None else tuple(kinds)
+
+
+def _partial_kernel(op: Op, i: int, kinds: tuple[str, ...]) -> Callable[..., Any] | None:
+    """The in-place kernel of the op's i-th partial for these kinds of values (compiled once)."""
+    key = (i, kinds)
+    if key not in op.kernels:
+        from adkit.ops.kernels import compile_kernel
+
+        names = ("out", *op.args)
+        arrays = [n for n, k in zip(names, kinds) if k == "a"]
+        ufuncs = {name: o.impl for name, o in REGISTRY.items() if isinstance(o.impl, np.ufunc)}
+        op.kernels[key] = compile_kernel(op.partials[i], names, arrays, op.params, ufuncs)
+    return op.kernels[key]
 
 
 def _ieee(v: Any) -> Any:
