@@ -157,8 +157,10 @@ def _record(
     return trace, prep, out
 
 
-def _sweep(trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]]) -> list[list[Any]]:
-    trace.backward(seeds)
+def _sweep(
+    trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True
+) -> list[list[Any]]:
+    trace.backward(seeds, retain)
     return [
         [_fresh(gradient_of(v), leaf) for leaf, v in zip(leaves, traced)]
         for leaves, traced in zip(prep.leaves, prep.traced)
@@ -185,14 +187,15 @@ def _reverse_value_and_grad(f, args, argnums, single):
                 "(np.sum, np.mean) first"
             )
         if isinstance(out, Var) and out._trace is trace:
-            grads = _sweep(trace, prep, [(out, _seed(value))])
+            grads = _sweep(trace, prep, [(out, _seed(value))], retain=False)
             unchecked = [  # the sweep already checked array gradients while they were hot
                 g
                 for gs, traced in zip(grads, prep.traced)
                 for g, v in zip(gs, traced)
                 if not getattr(node_of(v), "finite", False)
             ]
-            _check_finite(unchecked, lambda: _describe(trace, out, value, prep), "gradient")
+            # the sweep dropped the tape's values: a diagnosis records f again
+            _check_finite(unchecked, lambda: _diagnose(f, args, argnums, value), "gradient")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
     finally:

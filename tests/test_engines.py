@@ -1217,3 +1217,43 @@ def test_saturated_activation_derivative_is_relatively_accurate(name: str, x: fl
     want = float(sp.diff(form, X).subs(X, sp.Float(x, 30)).evalf(30))
     got = adkit.grad(lambda v: REGISTRY[name](v), engine=engine)(x)
     assert got == pytest.approx(want, rel=AGREE_RTOL[engine], abs=0.0)
+
+
+# --- a gradient's sweep frees the forward's values as it goes ----------------------------------
+
+
+def _tanh_net(ws: list[np.ndarray], x: np.ndarray) -> Any:
+    h = x
+    for w in ws:
+        h = np.tanh(h @ w)
+    return np.sum(h * h)
+
+
+def test_single_sweep_drops_kept_values_and_refuses_a_second_sweep() -> None:
+    """backward(retain=False), what grad uses, releases each node's kept values once its
+    rule has run (so activations do not outlive their use); sweeping again is an error,
+    not a silently wrong gradient. retain=True (Jacobian rows, pullbacks) keeps them and
+    gives the same gradient on every sweep."""
+    from adkit.engines.reverse import Node, ReverseTrace, gradient_of
+
+    rng = np.random.default_rng(7)
+    ws = [rng.standard_normal((5, 5)) / 3 for _ in range(3)]
+    x = rng.standard_normal((4, 5))
+    want = adkit.grad(_tanh_net)(ws, x)
+    for retain in (True, False):
+        trace = ReverseTrace()
+        with trace:
+            traced = [trace.new_input(w) for w in ws]
+            out = _tanh_net(traced, x)
+        trace.backward([(out, 1.0)], retain=retain)
+        for t, w in zip(traced, want):
+            np.testing.assert_array_equal(gradient_of(t), w)
+        ops = [n for n in trace.entries if isinstance(n, Node) and n.op is not None]
+        assert ops and all((n.vals is None) != retain for n in ops)
+        if retain:
+            trace.backward([(out, 1.0)])
+            np.testing.assert_array_equal(gradient_of(traced[0]), want[0])
+        else:
+            with pytest.raises(RuntimeError, match="retain=False"):
+                trace.backward([(out, 1.0)])
+        trace.release()

@@ -115,13 +115,14 @@ def strong_mul(g: Any, p: Any, into: Any = None) -> Any:
 class ReverseTrace(Trace):
     """One reverse-mode derivative call: owns the tape."""
 
-    __slots__ = ("entries", "tape", "swept")
+    __slots__ = ("entries", "tape", "swept", "consumed")
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[Any] = []  # FloatVar and Node objects, in the order they were computed
         self.tape: Any = self.entries  # what ops append to; a dead tape once the call returns
         self.swept = False
+        self.consumed = False  # swept with retain=False: the kept values are gone
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
@@ -167,13 +168,20 @@ class ReverseTrace(Trace):
         tape.append(node)
         return NodeVar(out, self, node)
 
-    def backward(self, seeds: Iterable[tuple[Var, Any]]) -> None:
+    def backward(self, seeds: Iterable[tuple[Var, Any]], retain: bool = True) -> None:
         """Accumulate into every node's `adj` the adjoint of the seeded outputs
         (pairs (traced output, its cotangent)); inputs' gradients are then `gradient_of`.
 
         A second sweep over the same tape (Jacobian rows, pullbacks) starts from zero.
+        With retain=False (one gradient: nothing sweeps this tape again) each node drops
+        the values it kept as soon as its rule has used them, so the forward's
+        activations are freed during the sweep and their memory serves the cotangents
+        (PyTorch's retain_graph=False).
         """
         tape = self.entries
+        if self.consumed:
+            raise RuntimeError("this tape was swept with retain=False: its kept values are gone")
+        self.consumed = not retain
         if self.swept:
             for n in tape:
                 n.adj = UNTOUCHED
@@ -211,7 +219,10 @@ class ReverseTrace(Trace):
             if n.op is None:
                 continue  # an input
             n.adj = UNTOUCHED  # an intermediate's adjoint is not needed once passed on: free it
-            _accumulate(n.parents, n.cotangents(a))
+            cots = n.cotangents(a)
+            if not retain:
+                n.vals = n.out = None
+            _accumulate(n.parents, cots)
 
     def find_nonfinite(self, out: Var | None) -> str:
         """Describe the first op whose local derivative is inf or NaN (for error messages)."""
