@@ -1,11 +1,11 @@
 """In-place array kernels generated from the registry's partial expressions.
 
-A rule such as tanh's `1.0 / square(cosh(x))`, evaluated on numpy arrays op by op,
-allocates an array per step (cosh, square, divide: three arrays the size of x). The
-kernel generated here evaluates the same expression writing every step after the first
-into the array that step allocated:
+A rule such as arcsin's `1.0 / sqrt(1.0 - x * x)`, evaluated on numpy arrays op by op,
+allocates an array per step (x * x, 1 - that, sqrt, 1 / that: four arrays the size of
+x). The kernel generated here evaluates the same expression writing every step after
+the first into the array that step allocated:
 
-    t0 = cosh(x); square(t0, out=t0); divide(1.0, t0, out=t0); return t0
+    t0 = multiply(x, x); subtract(1.0, t0, out=t0); sqrt(t0, out=t0); divide(1.0, t0, out=t0)
 
 so one array is allocated, and it is returned fresh, owned by the caller (the reverse
 engine then multiplies the cotangent into it). Same ufuncs in the same order: results
