@@ -46,16 +46,18 @@ def _gc_paused():
             gc.enable()
 
 
+def _is_finite(v: Any) -> bool:
+    p = primal(v)
+    if type(p) is float:
+        return math.isfinite(p)
+    # the sum is finite iff every entry is (unless the sum itself overflows: then look closely)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(p))) or bool(np.all(np.isfinite(p)))
+
+
 def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str) -> None:
     for v in values:
-        p = primal(v)
-        if type(p) is float:
-            ok = math.isfinite(p)
-        else:
-            # the sum is finite iff every entry is (unless the sum itself overflows: then look closely)
-            with np.errstate(over="ignore", invalid="ignore"):
-                ok = bool(np.isfinite(np.sum(p))) or bool(np.all(np.isfinite(p)))
-        if not ok:
+        if not _is_finite(v):
             reason = describe()
             advice = (
                 "The exact value is too large for this float type: scale the function down, or use "
@@ -158,9 +160,9 @@ def _record(
 
 
 def _sweep(
-    trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True
+    trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True, strict: bool = False
 ) -> list[list[Any]]:
-    trace.backward(seeds, retain)
+    trace.backward(seeds, retain, strict)
     return [
         [_fresh(gradient_of(v), leaf) for leaf, v in zip(leaves, traced)]
         for leaves, traced in zip(prep.leaves, prep.traced)
@@ -188,19 +190,32 @@ def _reverse_value_and_grad(f, args, argnums, single):
             )
         if isinstance(out, Var) and out._trace is trace:
             grads = _sweep(trace, prep, [(out, _seed(value))], retain=False)
-            unchecked = [  # the sweep already checked array gradients while they were hot
-                g
-                for gs, traced in zip(grads, prep.traced)
-                for g, v in zip(gs, traced)
-                if not getattr(node_of(v), "finite", False)
-            ]
-            # the sweep dropped the tape's values: a diagnosis records f again
-            _check_finite(unchecked, lambda: _diagnose(f, args, argnums, value), "gradient")
+            if not _all_finite(grads, prep):
+                # maybe 0 * inf in a branch np.where did not take: record and sweep again with
+                # the strong-zero rule at every step (see reverse.strong_mul)
+                trace.release()
+                trace, prep, out = _record(f, args, argnums)
+                grads = _sweep(trace, prep, [(out, _seed(value))], retain=False, strict=True)
+                # the sweep dropped the tape's values: a diagnosis records f again
+                _check_finite(_flat(grads), lambda: _diagnose(f, args, argnums, value), "gradient")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
     finally:
         trace.release()
     return _plain(value), prep.rebuild(grads, single)
+
+
+def _flat(grads: list[list[Any]]) -> list[Any]:
+    return [g for gs in grads for g in gs]
+
+
+def _all_finite(grads: list[list[Any]], prep: _Prepared) -> bool:
+    """Every gradient is finite (array gradients of inputs were checked during the sweep)."""
+    return all(
+        getattr(node_of(v), "finite", None) or _is_finite(g)
+        for gs, traced in zip(grads, prep.traced)
+        for g, v in zip(gs, traced)
+    )
 
 
 def _describe(trace: ReverseTrace, out: Var, value: Any, prep: _Prepared) -> str:
@@ -486,6 +501,8 @@ def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single:
                 seed = np.zeros(out_shape, dtype=_dtype(value))
                 seed.reshape(-1)[k] = 1.0
             grads = _sweep(trace, prep, [(out, seed)])
+            if not _all_finite(grads, prep):
+                grads = _sweep(trace, prep, [(out, seed)], strict=True)  # see _reverse_value_and_grad
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
         rows.append(grads)
@@ -596,6 +613,8 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         with _gc_paused():
             if seeds:
                 grads = _sweep(owner.trace, prep, seeds)
+                if not _all_finite(grads, prep):
+                    grads = _sweep(owner.trace, prep, seeds, strict=True)  # see _reverse_value_and_grad
             else:
                 grads = [[_fresh(None, leaf) for leaf in ls] for ls in prep.leaves]
         _check_finite([g for gs in grads for g in gs], lambda: trace.find_nonfinite(None), "vector-Jacobian product")

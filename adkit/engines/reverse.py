@@ -60,20 +60,21 @@ class Node:
         self.adj: Any = UNTOUCHED
         self.finite: bool | None = None  # for an input: its gradient was checked finite in the sweep
 
-    def cotangents(self, g: Any) -> Sequence[Any]:
-        """One cotangent per input (None for constants): the VJP of this node at g."""
+    def cotangents(self, g: Any, strict: bool = True) -> Sequence[Any]:
+        """One cotangent per input (None for constants): the VJP of this node at g
+        (`strict`: see strong_mul)."""
         op, vals = self.op, self.vals
         needed = [p is not None for p in self.parents]
         if op.partials is None:
             return op.vjp(g, vals, self.out, needed, **self.params)
-        parts = local_partials(op, self.out, vals, self.params, needed)
+        parts = local_partials(op, self.out, vals, self.params, needed, quiet=False)  # the sweep is quiet
         result = []
         for p, v in zip(parts, vals):
             if p is None:
                 result.append(None)
                 continue
             owned = _is_scratch(p, g) and not any(p is w for w in (*vals, self.out))
-            result.append(unbroadcast(strong_mul(g, p, into=p if owned else None), shape_of(v)))
+            result.append(unbroadcast(strong_mul(g, p, p if owned else None, strict), shape_of(v)))
         return result
 
 
@@ -90,23 +91,27 @@ def _is_scratch(p: Any, g: Any) -> bool:
     )
 
 
-def strong_mul(g: Any, p: Any, into: Any = None) -> Any:
-    """g * p, where a zero cotangent g gives zero even if p is inf or NaN.
+def strong_mul(g: Any, p: Any, into: Any = None, strict: bool = True) -> Any:
+    """g * p, where (if `strict`) a zero cotangent g gives zero even if p is inf or NaN.
 
     The branch np.where did not take gets g = 0; its local derivatives (sqrt at 0,
-    log at 0) must not turn that zero into NaN.
+    log at 0) must not turn that zero into NaN. Checking every product costs a pass over
+    it, so sweeps run with strict=False first: a NaN made there either reaches an input's
+    gradient, and the caller sweeps again strictly, or is masked by a later np.where,
+    which the strict rule would have zeroed too. Call under np.errstate(all="ignore").
     """
     if type(p) is float:
         if p == 1.0:
             return g
         if p == -1.0:
             return -g
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = g * p if into is None else np.multiply(g, p, out=into)
-        if isinstance(r, np.ndarray):
-            if r.dtype.kind in "fc" and not np.isfinite(np.sum(r)) and not np.isfinite(r).all():
-                r = np.where(np.asarray(g) == 0, 0.0, r)
-            return r
+    r = g * p if into is None else np.multiply(g, p, out=into)
+    if not strict:
+        return r
+    if isinstance(r, np.ndarray):
+        if r.dtype.kind in "fc" and not np.isfinite(np.sum(r)) and not np.isfinite(r).all():
+            r = np.where(np.asarray(g) == 0, 0.0, r)
+        return r
     if (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
         r = 0.0
     return r
@@ -168,7 +173,7 @@ class ReverseTrace(Trace):
         tape.append(node)
         return NodeVar(out, self, node)
 
-    def backward(self, seeds: Iterable[tuple[Var, Any]], retain: bool = True) -> None:
+    def backward(self, seeds: Iterable[tuple[Var, Any]], retain: bool = True, strict: bool = False) -> None:
         """Accumulate into every node's `adj` the adjoint of the seeded outputs
         (pairs (traced output, its cotangent)); inputs' gradients are then `gradient_of`.
 
@@ -176,8 +181,13 @@ class ReverseTrace(Trace):
         With retain=False (one gradient: nothing sweeps this tape again) each node drops
         the values it kept as soon as its rule has used them, so the forward's
         activations are freed during the sweep and their memory serves the cotangents
-        (PyTorch's retain_graph=False).
+        (PyTorch's retain_graph=False). strict: apply the strong-zero rule of strong_mul
+        at every step (the caller's second sweep when a gradient came out inf or NaN).
         """
+        with np.errstate(all="ignore"):  # inf and NaN are found by the callers' checks
+            self._sweep(seeds, retain, strict)
+
+    def _sweep(self, seeds: Iterable[tuple[Var, Any]], retain: bool, strict: bool) -> None:
         tape = self.entries
         if self.consumed:
             raise RuntimeError("this tape was swept with retain=False: its kept values are gone")
@@ -213,13 +223,16 @@ class ReverseTrace(Trace):
                         continue
                 else:  # a fast-path op reached by a non-float cotangent (np.float64, a tracer)
                     parents = (n.in0, n.in1)
-                    cots = [strong_mul(a, n.d0), None if n.in1 is None else strong_mul(a, n.d1)]
+                    cots = [
+                        strong_mul(a, n.d0, None, strict),
+                        None if n.in1 is None else strong_mul(a, n.d1, None, strict),
+                    ]
                     _accumulate(parents, cots)
                     continue
             if n.op is None:
                 continue  # an input
             n.adj = UNTOUCHED  # an intermediate's adjoint is not needed once passed on: free it
-            cots = n.cotangents(a)
+            cots = n.cotangents(a, strict)
             if not retain:
                 n.vals = n.out = None
             _accumulate(n.parents, cots)
@@ -268,8 +281,7 @@ def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
         new = c if b is UNTOUCHED else b + c
         par.adj = new
         if par.__class__ is Node and par.op is None and type(new) is np.ndarray:
-            with np.errstate(over="ignore", invalid="ignore"):
-                par.finite = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
+            par.finite = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
 
 
 def _short(v: Any) -> str:

@@ -215,16 +215,27 @@ def compile_all() -> None:
     _compiled = True
 
 
-def local_partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any], needed: Sequence[bool]) -> list[Any]:
+def local_partials(
+    op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any], needed: Sequence[bool], quiet: bool = True
+) -> list[Any]:
     """Local partials d out / d vals[i] for the inputs that need them (None elsewhere).
 
     On plain float arrays of one shape the op's in-place kernels compute them (one
     allocation per partial instead of one per step); on anything else, the rule
-    expressions op by op (traced values, numpy scalars, broadcasting).
+    expressions op by op (traced values, numpy scalars, broadcasting). inf and NaN
+    partials are the callers' business: numpy's warnings for them are silenced here
+    (`quiet`), or by the caller, which then passes quiet=False.
     """
     if callable(op.partials):
         parts = list(op.partials(out, *vals, **params))
         return [p if need else None for p, need in zip(parts, needed)]
+    if quiet:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return _partials(op, out, vals, params, needed)
+    return _partials(op, out, vals, params, needed)
+
+
+def _partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any], needed: Sequence[bool]) -> list[Any]:
     kinds = _kernel_kinds(out, vals)
     result = []
     for i, (generic, need) in enumerate(zip(op.partial_fns, needed)):
@@ -233,8 +244,7 @@ def local_partials(op: Op, out: Any, vals: Sequence[Any], params: dict[str, Any]
             continue
         kernel = None if kinds is None else _partial_kernel(op, i, kinds)
         try:
-            with np.errstate(divide="ignore", invalid="ignore"):  # inf/nan partials are handled downstream
-                result.append((generic if kernel is None else kernel)(out, *vals, **params))
+            result.append((generic if kernel is None else kernel)(out, *vals, **params))
         except (ArithmeticError, ValueError):
             # Python floats raise where IEEE arithmetic gives inf or nan (0.5 / 0.0):
             # evaluate the rule in numpy floats instead, as numpy would.
