@@ -278,8 +278,8 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
     if chunk < 1:
         raise ValueError(f"chunk must be a positive number of directions, got {chunk}")
 
-    def one_pass(lo: int, hi: int) -> tuple[_Prepared, list[Any], Any, ForwardTrace]:
-        trace = ForwardTrace(batched=batched)
+    def one_pass(lo: int, hi: int, strict: bool = False) -> tuple[_Prepared, list[Any], Any, ForwardTrace]:
+        trace = ForwardTrace(batched=batched, strict=strict)
 
         def make(leaf: Any, k: int) -> Dual:
             if not batched:
@@ -299,6 +299,10 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
 
     bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)] if batched else [(0, 1)]
     passes = [one_pass(lo, hi) for lo, hi in bounds]
+    if not all(
+        _is_finite(o.tangent) for _, outs, _, t in passes for o in outs if isinstance(o, Dual) and o._trace is t
+    ):
+        passes = [one_pass(lo, hi, strict=True) for lo, hi in bounds]  # see forward.strong_mul
     prep, outs, out_def, trace = passes[0]
     values, results = [], []
     for i, out in enumerate(outs):
@@ -532,33 +536,40 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
-    trace = ForwardTrace()
-    args = []
-    for n, (p, t) in enumerate(zip(primals, tangents)):
-        pl, pd = tree_flatten(p)
-        tl, td = tree_flatten(t)
-        if pd != td or len(pl) != len(tl):
-            raise ValueError(f"tangent {n} does not have the structure of primal {n}")
-        duals = []
-        for leaf, tan in zip(pl, tl):
-            leaf = as_input(leaf, f"primal {n}")
-            tan = as_input(tan, f"tangent {n}")
-            if shape_of(tan) != shape_of(leaf):
-                raise ValueError(f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}")
-            duals.append(make_dual(leaf, tan, trace))
-        args.append(tree_unflatten(pd, duals))
-    with _gc_paused(), trace:
-        out = f(*args)
-    leaves, treedef = tree_flatten(out)
-    values, tans = [], []
-    for o in leaves:
-        o = _output_value(o)
-        if isinstance(o, Dual) and o._trace is trace:
-            values.append(_plain(o.value))
-            tans.append(o.tangent)
-        else:
-            values.append(o)
-            tans.append(0.0 if shape_of(o) == () else np.zeros(shape_of(o)))
+
+    def one_pass(strict: bool) -> tuple[list[Any], list[Any], Any]:
+        trace = ForwardTrace(strict=strict)
+        args = []
+        for n, (p, t) in enumerate(zip(primals, tangents)):
+            pl, pd = tree_flatten(p)
+            tl, td = tree_flatten(t)
+            if pd != td or len(pl) != len(tl):
+                raise ValueError(f"tangent {n} does not have the structure of primal {n}")
+            duals = []
+            for leaf, tan in zip(pl, tl):
+                leaf = as_input(leaf, f"primal {n}")
+                tan = as_input(tan, f"tangent {n}")
+                if shape_of(tan) != shape_of(leaf):
+                    raise ValueError(f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}")
+                duals.append(make_dual(leaf, tan, trace))
+            args.append(tree_unflatten(pd, duals))
+        with _gc_paused(), trace:
+            out = f(*args)
+        leaves, treedef = tree_flatten(out)
+        values, tans = [], []
+        for o in leaves:
+            o = _output_value(o)
+            if isinstance(o, Dual) and o._trace is trace:
+                values.append(_plain(o.value))
+                tans.append(o.tangent)
+            else:
+                values.append(o)
+                tans.append(0.0 if shape_of(o) == () else np.zeros(shape_of(o)))
+        return values, tans, treedef
+
+    values, tans, treedef = one_pass(strict=False)
+    if not all(_is_finite(t) for t in tans):
+        values, tans, treedef = one_pass(strict=True)  # see forward.strong_mul
     _check_finite(
         tans,
         lambda: _diagnose(f, primals, tuple(range(len(primals))), values[0] if values else 0.0),

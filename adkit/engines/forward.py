@@ -20,13 +20,15 @@ from adkit.ops.core import REGISTRY, Op, Trace, Tracer, local_partials, shape_of
 
 
 class ForwardTrace(Trace):
-    """One forward-mode derivative call; `batched` when tangents have a batch axis."""
+    """One forward-mode derivative call; `batched` when tangents have a batch axis;
+    `strict`: apply strong_mul's zero rule at every op (see strong_mul)."""
 
-    __slots__ = ("nb",)
+    __slots__ = ("nb", "strict")
 
-    def __init__(self, batched: bool = False) -> None:
+    def __init__(self, batched: bool = False, strict: bool = False) -> None:
         super().__init__()
         self.nb = 1 if batched else 0
+        self.strict = strict
 
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         vals: list[Any] = []
@@ -43,14 +45,16 @@ class ForwardTrace(Trace):
         if op.partials is None:
             tangent = op.jvp(tans, vals, out, nb, **params)
         else:
-            parts = local_partials(op, out, vals, params, [t is not None for t in tans])
             out_ndim = len(shape_of(out))
             tangent = None
-            for p, t in zip(parts, tans):
-                if t is None or p is None:
-                    continue
-                term = strong_mul(p, expand_to(t, out_ndim, nb) if nb else t)
-                tangent = term if tangent is None else tangent + term
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf / NaN: checked by callers
+                parts = local_partials(op, out, vals, params, [t is not None for t in tans], quiet=False)
+                for p, t in zip(parts, tans):
+                    if t is None or p is None:
+                        continue
+                    t = expand_to(t, out_ndim, nb) if nb else t
+                    term = strong_mul(p, t) if self.strict else p * t
+                    tangent = term if tangent is None else tangent + term
             batch = next(shape_of(t)[:nb] for t in tans if t is not None)
             target = batch + shape_of(out)
             if tangent is None:
@@ -67,7 +71,10 @@ def strong_mul(p: Any, t: Any) -> Any:
     derivative means "the output does not depend on this input here" (the branch
     np.where did not take). Neither may be turned into NaN by an infinite factor on
     the other side (sqrt'(0) = inf, log'(0) = inf). Reverse mode applies the rule to its
-    cotangents (reverse.strong_mul).
+    cotangents (reverse.strong_mul). Checking every product costs a pass over it, so
+    forward passes multiply plainly first, and a pass whose derivative comes out inf or
+    NaN is run again with strict=True (the NaN of 0 * inf either reaches the result or
+    is masked by a later np.where, which this rule would have zeroed too).
     """
     with np.errstate(invalid="ignore", over="ignore"):
         r = p * t
