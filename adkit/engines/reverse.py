@@ -69,12 +69,15 @@ class Node:
             return op.vjp(g, vals, self.out, needed, **self.params)
         parts = local_partials(op, self.out, vals, self.params, needed, quiet=False)  # the sweep is quiet
         result = []
+        g_shape = shape_of(g)
         for p, v in zip(parts, vals):
             if p is None:
                 result.append(None)
                 continue
-            owned = _is_scratch(p, g) and not any(p is w for w in (*vals, self.out))
-            result.append(unbroadcast(strong_mul(g, p, p if owned else None, strict), shape_of(v)))
+            owned = type(p) is np.ndarray and _is_scratch(p, g) and not any(p is w for w in (*vals, self.out))
+            c = strong_mul(g, p, p if owned else None, strict)
+            v_shape = shape_of(v)
+            result.append(c if v_shape == g_shape and shape_of(c) == g_shape else unbroadcast(c, v_shape))
         return result
 
 
@@ -151,14 +154,18 @@ class ReverseTrace(Trace):
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         vals: list[Any] = []
         parents: list[Any] = []
+        outer = False  # a value traced by an enclosing derivative call
         for a in args:
-            if isinstance(a, Var) and a._trace is self:
-                vals.append(a.value)
-                parents.append(node_of(a))
-            else:
-                vals.append(a)
-                parents.append(None)
-        out = op(*vals, **params)
+            if isinstance(a, Tracer):
+                if a._trace is self:
+                    vals.append(a.value)
+                    parents.append(node_of(a))
+                    outer = outer or isinstance(a.value, Tracer)
+                    continue
+                outer = True
+            vals.append(a)
+            parents.append(None)
+        out = op(*vals, **params) if outer else op.impl(*vals, **params)
         tape = self.tape
         if op.keeps:  # keep alive only what the rules read (activations cost memory)
             vals = [
