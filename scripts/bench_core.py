@@ -71,6 +71,22 @@ def _calibrate(fn: Callable[..., Any], args: tuple[Any, ...], min_time: float) -
         n = max(n + 1, min(10 * n, math.ceil(n * 1.2 * min_time / max(t, 1e-9))))
 
 
+def faults_per_call(fn: Callable[..., Any], args: tuple[Any, ...], n: int = 5) -> float | None:
+    """Minor page faults per call over n calls in a row (None where `resource` is missing).
+
+    Each fault is a page the allocator had returned to the OS and the call touches again
+    (~1 us each with zeroing); glibc does that when more than its trim threshold is free
+    at the top of the heap, which depends on what ran before in the process."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        fn(*args)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
+
+
 def measure(
     fns: dict[str, Callable[..., Any]], args: tuple[Any, ...], min_time: float, repeats: int
 ) -> dict[str, float]:
@@ -309,8 +325,17 @@ def bench_mlp(min_time, repeats) -> dict[str, Any]:
         f"   reference, no target: the same gradient hand-written in numpy {1e3 * t['by hand']:.2f} ms = "
         f"{t['by hand'] / t['plain']:.2f}x the forward (what avoiding all tape overhead would give here)"
     )
+    faults = {name: faults_per_call(fn, (params, x, onehot)) for name, fn in (("plain", loss), ("reverse", g))}
+    faults["by hand"] = faults_per_call(manual_grad, (params, x, onehot))
+    if None not in faults.values():
+        print(
+            "   page faults per call, 5 calls in a row: "
+            + ", ".join(f"{name} {count:.0f}" for name, count in faults.items())
+            + " (a gradient keeps activations and returns new arrays, so when glibc hands that memory"
+            " back to the OS after each call, every call faults it in again: ~1 us per 4 KiB page)"
+        )
     print()
-    return {"plain": t["plain"], "reverse": t["reverse"], "ratio": ratio, "verdict": verdict}
+    return {"plain": t["plain"], "reverse": t["reverse"], "ratio": ratio, "verdict": verdict, "faults": faults}
 
 
 # --- 3. the product-node graph vectorised ---------------------------------------------------------
