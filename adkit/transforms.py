@@ -22,7 +22,7 @@ from adkit.engines import ENGINES, GRAD_ENGINES
 from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
 from adkit.errors import NonFiniteDerivativeError
-from adkit.ops.core import REGISTRY, Tracer, primal, shape_of
+from adkit.ops.core import REGISTRY, Tracer, all_finite, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
@@ -50,9 +50,7 @@ def _is_finite(v: Any) -> bool:
     p = primal(v)
     if type(p) is float:
         return math.isfinite(p)
-    # the sum is finite iff every entry is (unless the sum itself overflows: then look closely)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.sum(p))) or bool(np.all(np.isfinite(p)))
+    return all_finite(np.asarray(p))
 
 
 def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str) -> None:

@@ -586,3 +586,26 @@ def test_max_ties_split_evenly(engine):
     # ties along an axis: each row splits its own unit of gradient
     gax = ad.grad(lambda x: np.sum(np.max(x, axis=1)), engine=engine)(np.array([[1.0, 1.0, 0.0], [3.0, 1.0, 3.0]]))
     np.testing.assert_array_equal(gax, [[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])
+
+
+# --- the finiteness check every gradient goes through --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "0-d", "empty"])
+def test_all_finite_agrees_with_isfinite_all(dtype, layout):
+    """adkit.ops.core.all_finite (one BLAS dot product a . a for contiguous floats) says
+    exactly what np.isfinite(a).all() says, including for huge finite entries whose
+    squares overflow (1e200**2 = inf: the fast test fails, the exact one must decide)."""
+    from adkit.ops.core import all_finite
+
+    rng = np.random.default_rng(3)
+    shapes = {"contiguous": (6, 5), "transposed": (5, 6), "0-d": (), "empty": (0, 3)}
+    for bad in (None, np.inf, -np.inf, np.nan, 1e200, -3e300):
+        a = rng.standard_normal(shapes[layout]).astype(dtype)
+        if layout == "transposed":
+            a = a.T
+        if bad is not None and a.size:
+            with np.errstate(over="ignore"):  # 1e200 in float32 is inf
+                a[np.unravel_index(rng.integers(a.size), a.shape)] = bad
+        assert all_finite(a) == bool(np.isfinite(a).all()), (dtype, layout, bad)

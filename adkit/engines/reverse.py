@@ -25,7 +25,7 @@ import numpy as np
 
 from adkit.engines.fastpath import install
 from adkit.ops.array import unbroadcast
-from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, local_partials, primal, shape_of
+from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, all_finite, local_partials, primal, shape_of
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -112,7 +112,7 @@ def strong_mul(g: Any, p: Any, into: Any = None, strict: bool = True) -> Any:
     if not strict:
         return r
     if isinstance(r, np.ndarray):
-        if r.dtype.kind in "fc" and not np.isfinite(np.sum(r)) and not np.isfinite(r).all():
+        if r.dtype.kind in "fc" and not all_finite(r):
             r = np.where(np.asarray(g) == 0, 0.0, r)
         return r
     if (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
@@ -288,7 +288,7 @@ def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
         new = c if b is UNTOUCHED else b + c
         par.adj = new
         if par.__class__ is Node and par.op is None and type(new) is np.ndarray:
-            par.finite = bool(np.isfinite(np.sum(new))) or bool(np.all(np.isfinite(new)))
+            par.finite = all_finite(new)
 
 
 def _short(v: Any) -> str:

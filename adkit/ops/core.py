@@ -503,6 +503,23 @@ class Tracer:
 NUMPY_HANDLERS: dict[str, Callable[..., Any]] = {}
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Every entry of a numeric array is finite (no inf, no NaN), in one pass.
+
+    For contiguous float arrays the pass is BLAS's dot product a . a, about 3x cheaper
+    than np.sum: it is finite iff every entry is, unless the squares overflow (entries
+    beyond ~1e154), and then the entries are looked at one by one. Warnings silenced.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.flags.c_contiguous:
+            flat = a.reshape(-1)
+            if math.isfinite(np.vdot(flat, flat)):
+                return True
+        elif np.isfinite(np.sum(a)):
+            return True
+        return bool(np.isfinite(a).all())
+
+
 def primal(x: Any) -> Any:
     """The plain value under every level of tracing."""
     while isinstance(x, Tracer):
