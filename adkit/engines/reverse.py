@@ -202,7 +202,6 @@ class ReverseTrace(Trace):
         if self.swept:
             for n in tape:
                 n.adj = UNTOUCHED
-            for n in tape:
                 if n.__class__ is Node:
                     n.finite = None
         self.swept = True
