@@ -541,10 +541,11 @@ class ShapeOnly:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """Shape of a float, array or tracer without going through numpy dispatch."""
-    if type(x) is float:
-        return ()
-    if type(x) is ShapeOnly:
+    t = type(x)
+    if t is np.ndarray or t is ShapeOnly:
         return x.shape
+    if t is float:
+        return ()
     if isinstance(x, Tracer):
         return np.shape(primal(x))
     return np.shape(x)
