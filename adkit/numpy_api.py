@@ -97,27 +97,11 @@ def _reduction(op_name: str, np_name: str) -> Callable[..., Any]:
 
 
 def _prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    """np.prod as the lecture's product node over the entries along the axis."""
-    _no_out("np.prod", out=out)
-    shape = shape_of(a)
-    if axis is None:
-        a = R["reshape"](a, shape=(-1,))
-        axis = 0
-        shape = shape_of(a)
-    axis = int(axis) % len(shape)
-    n = shape[axis]
-    if n == 0:
-        raise UnsupportedFunctionError("np.prod over an empty axis is not supported on traced values")
-    factors = [a[(slice(None),) * axis + (i,)] for i in range(n)]
-    result = R["product"](*factors) if n > 1 else factors[0]
-    if keepdims:
-        result = R["reshape"](
-            result,
-            shape=tuple(1 if i == axis else s for i, s in enumerate(shape))
-            if len(shape_of(a)) == len(shape)
-            else (1,) * len(shape_of(a)),
-        )
-    return result
+    """np.prod: the lecture's product node over the entries along the axes (one op)."""
+    _no_out("np.prod", out=out, **{k: v for k, v in kw.items() if k != "where"})
+    if kw.get("where") not in (None, True):
+        raise UnsupportedFunctionError("np.prod(..., where=) is not supported on traced values")
+    return R["prod"](a, axis=axis, keepdims=bool(keepdims))
 
 
 def _reshape(a, *args, **kw):

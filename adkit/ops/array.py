@@ -760,5 +760,152 @@ product = register(
     )
 )
 
+
+# --- the product node over the entries of an array (np.prod) ------------------------------
+
+
+def _group(x: Any, axes: tuple[int, ...], nb: int) -> Any:
+    """x with its (non-batch) `axes` moved last and flattened into one: shape
+    batch + kept + (m,). Registry ops, so it works on traced values too."""
+    ndim = len(shape_of(x)) - nb
+    kept = [a for a in range(ndim) if a not in axes]
+    order = tuple(range(nb)) + tuple(nb + a for a in kept + list(axes))
+    moved = _op("transpose")(x, axes=order) if order != tuple(range(nb + ndim)) else x
+    return _op("reshape")(moved, shape=shape_of(moved)[: nb + len(kept)] + (-1,))
+
+
+def _ungroup(y: Any, x_shape: tuple[int, ...], axes: tuple[int, ...], nb: int) -> Any:
+    """Inverse of _group: back to batch + x_shape."""
+    kept = [a for a in range(len(x_shape)) if a not in axes]
+    batch = shape_of(y)[:nb]
+    moved = _op("reshape")(y, shape=batch + tuple(x_shape[a] for a in kept + list(axes)))
+    perm = kept + list(axes)
+    inverse = tuple(range(nb)) + tuple(nb + perm.index(a) for a in range(len(x_shape)))
+    return _op("transpose")(moved, axes=inverse) if inverse != tuple(range(nb + len(x_shape))) else moved
+
+
+def _prod_others_impl(x, axis=None):
+    """Each entry replaced by the product of the *other* entries of its group (the entries
+    reduced together by np.prod(x, axis)): exclusive prefix products times exclusive
+    suffix products, so no division and zeros are fine. Works on object arrays (sympy)."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return np.ones_like(x)
+    axes = norm_axes(axis, x.ndim)
+    order = [a for a in range(x.ndim) if a not in axes] + list(axes)
+    moved = x if order == list(range(x.ndim)) else np.transpose(x, order)
+    flat = moved.reshape(moved.shape[: x.ndim - len(axes)] + (-1,))
+    if flat.shape[-1] == 0:
+        return x.copy()
+    prefix = np.empty_like(flat)  # prod_{k < j} x_k
+    prefix[..., 0] = 1
+    np.cumprod(flat[..., :-1], axis=-1, out=prefix[..., 1:])
+    suffix = np.empty_like(flat)  # prod_{k > j} x_k
+    suffix[..., -1] = 1
+    np.cumprod(flat[..., :0:-1], axis=-1, out=suffix[..., -2::-1])
+    others = (prefix * suffix).reshape(moved.shape)
+    return others if moved is x else np.transpose(others, np.argsort(order))
+
+
+def _prod_others_jvp(tangents, xs, out, nb, axis=None):
+    """d others_j = sum over i != j of t_i * prod_{k != i, j} x_k: the prefix and suffix
+    products carried as dual numbers, P_{j+1} = P_j x_j, dP_{j+1} = dP_j x_j + P_j t_j
+    (one step per entry of a group; used for second and higher derivatives only)."""
+    (t,) = tangents
+    x = xs[0]
+    x_shape = shape_of(x)
+    if not x_shape:
+        return 0.0 * t
+    axes = norm_axes(axis, len(x_shape))
+    gx, gt = _group(x, axes, 0), _group(t, axes, nb)
+    m = shape_of(gx)[-1]
+    xj = [gx[..., j] for j in range(m)]
+    tj = [gt[..., j] for j in range(m)]
+    prefix, dprefix = [1.0] * m, [0.0] * m
+    for j in range(m - 1):
+        prefix[j + 1] = prefix[j] * xj[j]
+        dprefix[j + 1] = dprefix[j] * xj[j] + prefix[j] * tj[j]
+    suffix, dsuffix = [1.0] * m, [0.0] * m
+    for j in range(m - 1, 0, -1):
+        suffix[j - 1] = suffix[j] * xj[j]
+        dsuffix[j - 1] = dsuffix[j] * xj[j] + suffix[j] * tj[j]
+    zero = 0.0 * tj[0]  # the shape batch + kept, for entries whose terms are all zero
+    d = [dprefix[j] * suffix[j] + prefix[j] * dsuffix[j] + zero for j in range(m)]
+    return _ungroup(_op("stack")(*d, axis=-1), x_shape, axes, nb)
+
+
+def _prod_others_vjp(g, xs, out, needed, axis=None):
+    # the Jacobian d others_i / d x_j = prod_{k != i, j} x_k is symmetric: the VJP is the JVP
+    return (_prod_others_jvp((g,), xs, out, 0, axis=axis),)
+
+
+def _prod_examples(rng):
+    def signed(*shape):
+        return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+    one_zero, two_zeros = signed(3, 4), signed(3, 4)
+    one_zero[1, 2] = 0.0
+    two_zeros[0, 1] = two_zeros[0, 3] = 0.0
+    return [
+        ((signed(5),), {}),
+        ((signed(3, 4),), {"axis": 1}),
+        ((one_zero,), {"axis": 0}),
+        ((two_zeros,), {"axis": 1, "keepdims": True}),
+        ((one_zero,), {}),
+        ((signed(2, 3, 2),), {"axis": (0, 2)}),
+    ]
+
+
+prod_others = register(
+    Op(
+        "prod_others",
+        _prod_others_impl,
+        params={"axis": None},
+        jvp=_prod_others_jvp,
+        vjp=_prod_others_vjp,
+        sympy=lambda sp, x, axis=None: obj_result(_prod_others_impl(obj(x), axis)),
+        examples=lambda rng: [
+            (args, {k: v for k, v in kw.items() if k != "keepdims"}) for args, kw in _prod_examples(rng)
+        ],
+        reached_by="the JVP and VJP of np.prod (its local partials); its own rules make np.prod twice differentiable",
+        label="∏≠",
+        doc="Each entry replaced by the product of the other entries reduced with it: the "
+        "partials of np.prod (the product node's 'product of all the other inputs'), "
+        "computed without division.",
+    )
+)
+
+
+def _prod_jvp(tangents, xs, out, nb, axis=None, keepdims=False):
+    (t,) = tangents
+    x = xs[0]
+    axes = norm_axes(axis, len(shape_of(x)))
+    term = _op("prod_others")(x, axis=axis) * t
+    return _op("sum")(term, axis=tuple(a + nb for a in axes), keepdims=keepdims) if axes else term
+
+
+def _prod_vjp(g, xs, out, needed, axis=None, keepdims=False):
+    x = xs[0]
+    g, _ = _expand_cotangent(g, shape_of(x), axis, keepdims)
+    return (g * _op("prod_others")(x, axis=axis),)
+
+
+prod = register(
+    Op(
+        "prod",
+        lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+        params={"axis": None, "keepdims": False},
+        jvp=_prod_jvp,
+        vjp=_prod_vjp,
+        sympy=lambda sp, x, axis=None, keepdims=False: obj_reduce(x, axis, keepdims, lambda v: sp.Mul(*v)),
+        examples=_prod_examples,
+        reached_by="np.prod(x, axis) on a traced array",
+        label="∏",
+        doc="np.prod: the lecture's product node over the entries along `axis`, as one op; "
+        "the partial with respect to an entry is the product of the others (prod_others, "
+        "no division, so zeros work).",
+    )
+)
+
 # the domain sampler of POSITIVE is kept importable for custom-op docs and tests
 __all__ = ["expand_to", "kept_shape", "norm_axes", "per_direction", "unbroadcast"]
