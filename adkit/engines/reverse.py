@@ -45,6 +45,9 @@ class _DeadTape:
         )
 
 
+_DEAD_TAPE = _DeadTape()
+
+
 class Node:
     """The tape node of a generic op (or of a non-float input, with op None): the input
     nodes, what its VJP or partials need in the sweep, and the adjoint."""
@@ -134,13 +137,13 @@ class ReverseTrace(Trace):
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
-        self.tape = _DeadTape()
+        self.tape = _DEAD_TAPE
 
     def release(self) -> None:
         """Drop the tape (the call is done): breaks the node -> trace -> tape cycle, so
         reference counting frees everything at once."""
         self.entries.clear()
-        self.tape = _DeadTape()
+        self.tape = _DEAD_TAPE
 
     def new_input(self, value: Any) -> Var:
         if type(value) is float:
