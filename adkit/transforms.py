@@ -161,10 +161,20 @@ def _sweep(
     trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True, strict: bool = False
 ) -> list[list[Any]]:
     trace.backward(seeds, retain, strict)
-    return [
-        [_fresh(gradient_of(v), leaf) for leaf, v in zip(leaves, traced)]
-        for leaves, traced in zip(prep.leaves, prep.traced)
-    ]
+    # A cotangent passed through unchanged (add's VJP) can be the adjoint of two inputs, or
+    # the caller's own cotangent: each gradient must still be a fresh array of its own.
+    handed_out = {id(s) for _, s in seeds}
+    grads = []
+    for leaves, traced in zip(prep.leaves, prep.traced):
+        row = []
+        for leaf, v in zip(leaves, traced):
+            g = _fresh(gradient_of(v), leaf)
+            if type(g) is np.ndarray and id(g) in handed_out:
+                g = g.copy()
+            handed_out.add(id(g))
+            row.append(g)
+        grads.append(row)
+    return grads
 
 
 def _seed(value: Any) -> Any:

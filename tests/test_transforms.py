@@ -211,3 +211,35 @@ def test_tapes_are_freed_without_the_cyclic_gc(call):
         if was:
             gc.enable()
     assert after == before
+
+
+# --- every returned gradient is an array of its own ----------------------------------------------
+
+
+def _owned_by_nobody_else(results, others):
+    arrays = [a for a in results if isinstance(a, np.ndarray)]
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1 :] + [o for o in others if isinstance(o, np.ndarray)]:
+            assert not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gradients_never_share_memory_with_each_other_or_the_callers_arrays(engine):
+    """add's VJP hands its cotangent to both inputs unchanged, and f = x * 1.0 hands the
+    caller's cotangent straight back: the returned gradients must still be fresh arrays,
+    so that an in-place update of one (`gx -= lr * ...`) cannot change another."""
+    x, y = np.ones(3), np.full(3, 2.0)
+    gx, gy = ad.grad(lambda a, b: np.sum(np.sin(a + b)), argnums=(0, 1), engine=engine)(x, y)
+    _owned_by_nobody_else([gx, gy], [x, y])
+    g = ad.grad(lambda p: np.sum(p["a"] + p["b"]), engine=engine)({"a": x, "b": y})
+    _owned_by_nobody_else([g["a"], g["b"]], [x, y])
+    jx, jy = ad.jacobian(lambda a, b: a + b, argnums=(0, 1), engine=engine)(x, y)
+    _owned_by_nobody_else([jx, jy], [x, y])
+
+
+def test_pullback_never_returns_the_callers_cotangent():
+    x, ct = np.ones(3), np.arange(3.0)
+    _, pullback = ad.vjp(lambda a, b: a * 1.0 + b, x, x.copy())
+    ga, gb = pullback(ct)
+    np.testing.assert_array_equal(ga, ct)
+    _owned_by_nobody_else([ga, gb], [ct, x])
