@@ -9,8 +9,8 @@ The adjoint lives on the node (`adj`), so the sweep needs no index table.
 A scalar op's node is its result itself (`FloatVar`: value, two inputs, two local
 derivatives): one object per op, the cheapest record Python allows. Other ops get a
 `Node` holding only what their rule reads, so large activations are not kept alive.
-Nodes point back to the trace through their values, so a tape is a reference cycle while
-it is recorded; `ReverseTrace.release()` breaks it when the derivative call is done, and
+A FloatVar points back to its trace (`_trace`), so a tape is a reference cycle while it
+is recorded; `ReverseTrace.release()` breaks it when the derivative call is done, and
 everything is then freed by reference counting, never left to the cyclic garbage
 collector. The sweep is a loop, not a recursion: a chain of a million ops is fine.
 """
