@@ -33,14 +33,18 @@ class ForwardTrace(Trace):
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         vals: list[Any] = []
         tans: list[Any] = []
+        outer = False  # a value traced by an enclosing derivative call
         for a in args:
-            if isinstance(a, Dual) and a._trace is self:
-                vals.append(a.value)
-                tans.append(a.tangent)
-            else:
-                vals.append(a)
-                tans.append(None)
-        out = op(*vals, **params)
+            if isinstance(a, Tracer):
+                if a._trace is self:
+                    vals.append(a.value)
+                    tans.append(a.tangent)
+                    outer = outer or isinstance(a.value, Tracer)
+                    continue
+                outer = True
+            vals.append(a)
+            tans.append(None)
+        out = op(*vals, **params) if outer else op.impl(*vals, **params)
         nb = self.nb
         if op.partials is None:
             tangent = op.jvp(tans, vals, out, nb, **params)
