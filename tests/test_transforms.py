@@ -243,3 +243,10 @@ def test_pullback_never_returns_the_callers_cotangent():
     ga, gb = pullback(ct)
     np.testing.assert_array_equal(ga, ct)
     _owned_by_nobody_else([ga, gb], [ct, x])
+
+
+def test_jvp_never_returns_the_callers_tangent():
+    x, t = np.ones(3), np.arange(3.0)
+    _, tangent = ad.jvp(lambda a: a, (x,), (t,))
+    np.testing.assert_array_equal(tangent, t)
+    assert not np.shares_memory(tangent, t)
