@@ -294,6 +294,8 @@ def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
 
 
 def _short(v: Any) -> str:
+    if type(v) is ShapeOnly:  # a value the tape did not keep (the rule does not read it)
+        return f"an array of shape {v.shape}"
     a = np.asarray(v)
     if a.size <= 4:
         return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}" if a.dtype.kind in "fiub" else str(a)
