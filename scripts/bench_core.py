@@ -16,6 +16,9 @@ runs on are shared and noisy). Each measurement is a batch of calls lasting at l
 2. A numpy MLP (4 tanh layers of 512, batch 256, softmax cross-entropy), reverse mode,
    against the target <= 3x (and, for reference, the same gradient written by hand in numpy).
 3. The product-node graph vectorised (one numpy op per layer), reverse mode: no target.
+4. With --others: the same scalar graph and MLP differentiated by other AD libraries that
+   are importable here (micrograd, HIPS autograd; not dependencies of adkit: install them
+   yourself), as ratios to the same plain programs, beside adkit's.
 
 The exit code is 0 whatever the outcome: this is a report, not a test.
 """
@@ -338,6 +341,83 @@ def bench_mlp(min_time, repeats) -> dict[str, Any]:
     return {"plain": t["plain"], "reverse": t["reverse"], "ratio": ratio, "verdict": verdict, "faults": faults}
 
 
+# --- 4. other AD libraries, where importable ------------------------------------------------------
+
+
+def _import(name: str) -> Any:
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+def _scalar_gradients_of_others(f: Callable[[Any], Any]) -> dict[str, Callable[[float], Any]]:
+    """d f / d w by each importable library (f uses only * on its input)."""
+    fns: dict[str, Callable[[float], Any]] = {}
+    engine = _import("micrograd.engine")
+    if engine is not None:
+
+        def by_micrograd(w: float) -> float:
+            v = engine.Value(w)
+            f(v).backward()
+            return v.grad
+
+        fns["micrograd"] = by_micrograd
+    autograd = _import("autograd")
+    if autograd is not None:
+        fns["autograd"] = autograd.grad(f)
+    return fns
+
+
+def _mlp_gradient_by_autograd(layers: int = 4) -> Callable[..., Any] | None:
+    """The MLP loss of mlp_setup written with autograd.numpy, and its gradient."""
+    autograd, anp = _import("autograd"), _import("autograd.numpy")
+    if autograd is None or anp is None:
+        return None
+
+    def loss(p: dict[str, Any], x: np.ndarray, onehot: np.ndarray) -> Any:
+        h = x
+        for i in range(layers):
+            h = anp.tanh(anp.dot(h, p[f"W{i}"]) + p[f"b{i}"])
+        logits = anp.dot(h, p[f"W{layers}"]) + p[f"b{layers}"]
+        top = anp.max(logits, axis=1, keepdims=True)
+        lse = top + anp.log(anp.sum(anp.exp(logits - top), axis=1, keepdims=True))
+        return -anp.sum(onehot * (logits - lse)) / x.shape[0]
+
+    return autograd.grad(loss)
+
+
+def bench_others(cells, min_time, repeats) -> None:
+    print("== 4. Other AD libraries on the same programs (ratios to the plain program; importable ones only) ==")
+    others = _scalar_gradients_of_others(lambda w: w)
+    if not others:
+        print("   none importable here (tried micrograd, autograd): pip install them to compare\n")
+        return
+    for width, depth in cells:
+        edges, n = graph_counts(width, depth)
+        w = math.exp(-600 / n)
+        f = product_graph(width, depth)
+        exact = n * f(w) / w
+        fns = {"plain": f, "adkit": ad.grad(f), **_scalar_gradients_of_others(f)}
+        wrong = [name for name, fn in fns.items() if name != "plain" and _rel(float(fn(w)), exact) > CHECK_RTOL]
+        t = measure(fns, (w,), min_time, repeats)
+        ratios = ", ".join(f"{name} {t[name] / t['plain']:.1f}x" for name in fns if name != "plain")
+        note = f"  (wrong gradient: {', '.join(wrong)})" if wrong else ""
+        print(f"   scalar product graph width {width}, depth {depth} ({edges} edges): {ratios}{note}")
+    by_autograd = _mlp_gradient_by_autograd()
+    if by_autograd is not None:
+        loss, _, params, x, onehot = mlp_setup()
+        g = ad.grad(loss)
+        ours, theirs = g(params, x, onehot), by_autograd(params, x, onehot)
+        diff = max(float(np.max(np.abs(ours[k] - theirs[k]))) for k in params)
+        t = measure({"plain": loss, "adkit": g, "autograd": by_autograd}, (params, x, onehot), min_time, repeats)
+        print(
+            f"   numpy MLP: adkit {t['adkit'] / t['plain']:.2f}x, autograd {t['autograd'] / t['plain']:.2f}x "
+            f"the numpy forward (gradients agree to {diff:.1e})"
+        )
+    print()
+
+
 # --- 3. the product-node graph vectorised ---------------------------------------------------------
 
 
@@ -410,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer cells and shorter timings (< 30 s)")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per timed batch (default 0.2; quick 0.05)")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved batches per cell (default 5; quick 3)")
+    ap.add_argument(
+        "--others", action="store_true", help="also time micrograd and HIPS autograd where importable (section 4)"
+    )
     opts = ap.parse_args(argv)
     min_time = opts.min_time if opts.min_time is not None else (0.05 if opts.quick else 0.2)
     repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 5)
@@ -433,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_scalar_graph(widths, depths, min_time, repeats)
     bench_mlp(min_time, repeats)
     bench_vectorised(widths, vec_depths, min_time, repeats)
+    if opts.others:
+        bench_others([(2, 16), (8, 16), (32, 16)] if not opts.quick else [(8, 16)], min_time, repeats)
     print(FOR_SCALE)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     return 0
