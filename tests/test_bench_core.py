@@ -1,0 +1,44 @@
+"""scripts/bench_core.py (the speed report of issue 2) still runs: tiny cells, short timings.
+
+Timings are not asserted (they are the report's business, not a test's); what is asserted
+is that every section runs and that the gradients it times pass its own correctness checks.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "bench_core.py"
+
+
+@pytest.fixture(scope="module")
+def bench_core():
+    spec = importlib.util.spec_from_file_location("bench_core", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_core"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_core"]
+
+
+def test_scalar_graph_section_checks_its_gradients(bench_core, capsys):
+    rows = bench_core.bench_scalar_graph((2, 8), (4,), min_time=0.001, repeats=1)
+    assert [r["verdict"] for r in rows if "gradient check" in r["verdict"]] == []
+    assert all(r["check_err"] <= bench_core.CHECK_RTOL for r in rows)
+    assert "SUMMARY scalar graph" in capsys.readouterr().out
+
+
+def test_mlp_section_checks_its_gradient(bench_core, capsys):
+    result = bench_core.bench_mlp(min_time=0.001, repeats=1)
+    out = capsys.readouterr().out
+    assert "gradient check" not in result["verdict"]
+    assert "max abs difference" in out and result["ratio"] > 1.0
+
+
+def test_vectorised_and_others_sections_run(bench_core, capsys):
+    rows = bench_core.bench_vectorised((2,), (4,), min_time=0.001, repeats=1)
+    assert rows and rows[0]["ratio"] > 1.0
+    bench_core.bench_others([(2, 4)], min_time=0.001, repeats=1)
+    assert "== 4. Other AD libraries" in capsys.readouterr().out
