@@ -86,11 +86,25 @@ def _no_out(name: str, **kw: Any) -> None:
 # --- adapters: numpy signature -> registry op -------------------------------------------
 
 
+def _check_reduction_keywords(np_name: str, dtype: Any, out: Any, kw: dict[str, Any]) -> None:
+    """Refuse, naming it, what a reduction on traced values cannot honour: out=, a mask
+    (where=), a start value (initial=), or an integer dtype (no derivative)."""
+    _no_out(np_name, out=out, **{k: v for k, v in kw.items() if k not in ("initial", "where")})
+    if kw.get("initial") is not None or not (kw.get("where") is None or kw.get("where") is True):
+        raise UnsupportedFunctionError(
+            f"{np_name}(..., initial=/where=) is not supported on traced values: reduce a masked or "
+            "padded array instead (np.where(mask, x, 0) for a sum, np.where(mask, x, 1) for a product)"
+        )
+    if not _is_float_dtype(dtype):
+        raise UnsupportedFunctionError(
+            f"{np_name}(..., dtype={np.dtype(dtype).name}) on traced values: an integer or non-float "
+            "result has no derivative; drop dtype= or pass a float dtype"
+        )
+
+
 def _reduction(op_name: str, np_name: str) -> Callable[..., Any]:
     def adapter(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        _no_out(np_name, out=out, **{k: v for k, v in kw.items() if k != "initial" and k != "where"})
-        if kw.get("initial") is not None or kw.get("where") not in (None, True):
-            raise UnsupportedFunctionError(f"{np_name}(..., initial=/where=) is not supported on traced values")
+        _check_reduction_keywords(np_name, dtype, out, kw)
         return R[op_name](a, axis=axis, keepdims=bool(keepdims))
 
     return adapter
@@ -98,9 +112,7 @@ def _reduction(op_name: str, np_name: str) -> Callable[..., Any]:
 
 def _prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
     """np.prod: the lecture's product node over the entries along the axes (one op)."""
-    _no_out("np.prod", out=out, **{k: v for k, v in kw.items() if k != "where"})
-    if kw.get("where") not in (None, True):
-        raise UnsupportedFunctionError("np.prod(..., where=) is not supported on traced values")
+    _check_reduction_keywords("np.prod", dtype, out, kw)
     return R["prod"](a, axis=axis, keepdims=bool(keepdims))
 
 

@@ -9,6 +9,7 @@ Known adkit bugs are marked xfail(strict=True) on the affected cases only (see
 
 import itertools
 import math
+import re
 import time
 
 import numpy as np
@@ -609,3 +610,17 @@ def test_all_finite_agrees_with_isfinite_all(dtype, layout):
             with np.errstate(over="ignore"):  # 1e200 in float32 is inf
                 a[np.unravel_index(rng.integers(a.size), a.shape)] = bad
         assert all_finite(a) == bool(np.isfinite(a).all()), (dtype, layout, bad)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("reduce", [np.sum, np.prod, np.mean], ids=["sum", "prod", "mean"])
+@pytest.mark.parametrize(
+    ("keywords", "named"),
+    [({"where": np.array([True, False, True])}, "where="), ({"dtype": np.int64}, "dtype=int64")],
+    ids=["mask", "integer dtype"],
+)
+def test_reduction_keywords_without_a_derivative_are_refused_by_name(engine, reduce, keywords, named):
+    """A mask array used to crash inside the keyword check ("truth value of an array is
+    ambiguous"); an integer dtype was silently ignored. Both now name the keyword."""
+    with pytest.raises(UnsupportedFunctionError, match=re.escape(named)):
+        ad.grad(lambda v: np.sum(reduce(v, **keywords)), engine=engine)(np.arange(1.0, 7.0).reshape(2, 3))
