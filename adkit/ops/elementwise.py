@@ -318,6 +318,41 @@ arctan = register(
         numpy_names=(np.arctan,),
     )
 )
+arctan2 = register(
+    Op(
+        "arctan2",
+        np.arctan2,
+        args=("x", "y"),
+        scalar="math.atan2(x, y)",
+        # numpy's argument order: arctan2(x1, x2) is the angle of the point (x2, x1)
+        partials=("y / (x * x + y * y)", "-x / (x * x + y * y)"),
+        sympy=lambda sp, x, y: sp.atan2(x, y),
+        # second argument > 0: the angle stays within (-pi/2, pi/2), away from the 2 pi jump
+        # (samples of the two arguments are combined freely by the broadcast tests)
+        domain=domain(REAL, POSITIVE),
+        complex_step=False,
+        kinks="undefined at (0, 0) (the partials are inf / NaN there: an error); jumps by 2 pi "
+        "across the negative axis of its second argument, where either side's derivative is used",
+        numpy_names=(np.arctan2,),
+        doc="np.arctan2(x1, x2): the angle of the point (x2, x1), in (-pi, pi].",
+    )
+)
+hypot = register(
+    Op(
+        "hypot",
+        np.hypot,
+        args=("x", "y"),
+        scalar="math.hypot(x, y)",
+        # x / out, but 0 at the origin (a subgradient, as norm'(0) = 0), never 0 / 0
+        partials=("x / where(out == 0.0, 1.0, out)", "y / where(out == 0.0, 1.0, out)"),
+        sympy=lambda sp, x, y: sp.sqrt(x * x + y * y),
+        domain=domain(AWAY_FROM_ZERO, AWAY_FROM_ZERO),
+        complex_step=False,
+        kinks="not differentiable at (0, 0), a cone's tip: the gradient there is taken as 0, as for norm",
+        numpy_names=(np.hypot,),
+        doc="np.hypot(x, y) = sqrt(x^2 + y^2) without overflow.",
+    )
+)
 sinh = register(
     Op(
         "sinh",
