@@ -336,6 +336,66 @@ def _cumsum(a, axis=None, dtype=None, out=None):
     return _moveaxis(summed, -1, axis)
 
 
+def _diff(a, n=1, axis=-1, prepend=None, append=None):
+    """np.diff: neighbouring differences along an axis, n times (slices and a subtraction)."""
+    if prepend is not None or append is not None:
+        raise UnsupportedFunctionError(
+            "np.diff(..., prepend=/append=) is not supported on traced values: concatenate first"
+        )
+    ndim = len(shape_of(a))
+    if ndim == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    axis = int(axis) % ndim
+    if n < 0:
+        raise ValueError(f"order must be non-negative but got {n}")
+    lead = (slice(None),) * axis
+    for _ in range(int(n)):
+        a = a[lead + (slice(1, None),)] - a[lead + (slice(None, -1),)]
+    return a
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _tensordot(a, b, axes=2):
+    """np.tensordot as the einsum it is: contract the given axes of a with those of b."""
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if isinstance(axes, (int, np.integer)):
+        if not 0 <= axes <= min(na, nb):
+            raise ValueError(f"tensordot: axes={axes} does not fit arrays of {na} and {nb} dimensions")
+        left, right = list(range(na - axes, na)), list(range(axes))
+    else:
+        left, right = ([int(i)] if np.ndim(i) == 0 else [int(k) for k in i] for i in axes)
+        left, right = [i % na for i in left], [i % nb for i in right]
+    if len(left) != len(right) or na + nb > len(_LETTERS):
+        raise ValueError("tensordot: the two lists of axes must have the same length")
+    sa = list(_LETTERS[:na])
+    sb = list(_LETTERS[na : na + nb])
+    for i, j in zip(left, right):
+        sb[j] = sa[i]
+    kept = [c for i, c in enumerate(sa) if i not in left] + [c for j, c in enumerate(sb) if j not in right]
+    return R["einsum"](a, b, subscripts=f"{''.join(sa)},{''.join(sb)}->{''.join(kept)}")
+
+
+def _split(a, indices_or_sections, axis=0, strict=True):
+    """np.split / np.array_split: slices of a traced array (each one differentiable)."""
+    n = shape_of(a)[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise ValueError("number sections must be larger than 0.")
+        if strict and n % sections:
+            raise ValueError("array split does not result in an equal division")
+        size, extra = divmod(n, sections)
+        bounds = [0]
+        for k in range(sections):
+            bounds.append(bounds[-1] + size + (1 if k < extra else 0))
+    else:
+        bounds = [0] + [min(int(i), n) for i in indices_or_sections] + [n]
+    lead = (slice(None),) * (axis % len(shape_of(a)))
+    return [a[lead + (slice(lo, max(lo, hi)),)] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -375,6 +435,10 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.broadcast_to: _broadcast_to,
     np.copy: _copy,
     np.trace: _trace,
+    np.diff: _diff,
+    np.tensordot: _tensordot,
+    np.split: _split,
+    np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),
 }
 
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {

@@ -129,6 +129,12 @@ COMPOSITES = {
     "log10": lambda x: np.log10(x * x + 1.0),
     "log2": lambda x: np.log2(x * x + 1.0),
     "exp2": lambda x: np.exp2(x),
+    "diff": lambda x: np.diff(x),
+    "diff-n2-axis0": lambda x: np.diff(x, n=2, axis=0),
+    "tensordot-pairs": lambda x: np.tensordot(x, x, axes=([0], [0])),
+    "tensordot-2": lambda x: np.tensordot(x, x * x, axes=2),
+    "split": lambda x: np.split(x, 3, axis=1)[1],
+    "array_split": lambda x: np.array_split(x, 2, axis=1)[0],
 }
 
 
