@@ -396,6 +396,37 @@ def _split(a, indices_or_sections, axis=0, strict=True):
     return [a[lead + (slice(lo, max(lo, hi)),)] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+def _sort(a, axis=-1, kind=None, order=None, stable=None):
+    """np.sort as a gather: the sorting permutation is found on the plain values (argsort),
+    then the traced entries are picked in that order, so each output entry's derivative is
+    that of the input entry it came from (at ties, the one argsort put first)."""
+    if order is not None:
+        raise UnsupportedFunctionError("np.sort(..., order=) (structured arrays) is not supported on traced values")
+    if axis is None:
+        a, axis = R["reshape"](a, shape=(-1,)), 0
+    shape = shape_of(a)
+    if not shape:
+        raise np.exceptions.AxisError(axis, 0)
+    idx = np.argsort(primal(a), axis=axis, kind=kind, stable=stable)
+    grids = list(np.indices(shape, sparse=True))
+    grids[int(axis) % len(shape)] = idx
+    return a[tuple(grids)]
+
+
+def _tile(a, reps):
+    """np.tile: broadcast the array against new axes interleaved with its own, then merge."""
+    reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    shape = shape_of(a)
+    d = max(len(shape), len(reps))
+    shape = (1,) * (d - len(shape)) + tuple(shape)
+    reps = (1,) * (d - len(reps)) + reps
+    if any(r < 0 for r in reps):
+        raise ValueError("negative dimensions are not allowed")
+    interleaved = R["reshape"](a, shape=tuple(v for n in shape for v in (1, n)))
+    spread = R["broadcast_to"](interleaved, shape=tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+    return R["reshape"](spread, shape=tuple(r * n for r, n in zip(reps, shape)))
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -437,6 +468,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.trace: _trace,
     np.diff: _diff,
     np.tensordot: _tensordot,
+    np.sort: _sort,
+    np.tile: _tile,
     np.split: _split,
     np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),
 }

@@ -135,6 +135,10 @@ COMPOSITES = {
     "tensordot-2": lambda x: np.tensordot(x, x * x, axes=2),
     "split": lambda x: np.split(x, 3, axis=1)[1],
     "array_split": lambda x: np.array_split(x, 2, axis=1)[0],
+    "sort-axis0": lambda x: np.sort(x, axis=0),
+    "sort-flat": lambda x: np.sort(x * x - x, axis=None),
+    "tile": lambda x: np.tile(x, (2, 1, 3)),
+    "tile-int": lambda x: np.tile(x[0], 2),
 }
 
 
