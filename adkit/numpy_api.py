@@ -249,13 +249,26 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
 
 
 def _norm(x, ord=None, axis=None, keepdims=False):
+    """np.linalg.norm: Euclidean / Frobenius through the registry's norm op (norm'(0) = 0);
+    vector norms ord = 1, inf, -inf and p > 0 as the reductions they are."""
     nd = len(shape_of(x))
-    if ord not in (None, "fro", 2) or (ord == 2 and (axis is None and nd != 1 or isinstance(axis, tuple))):
-        raise UnsupportedFunctionError(
-            f"np.linalg.norm(..., ord={ord!r}) is not supported on traced values: only the "
-            "Euclidean / Frobenius norm (ord=None) is"
-        )
-    return R["norm"](x, axis=axis, keepdims=keepdims)
+    vector = isinstance(axis, (int, np.integer)) or (axis is None and nd == 1)
+    if ord in (None, "fro") or (ord == 2 and vector):
+        return R["norm"](x, axis=axis, keepdims=keepdims)
+    if vector and isinstance(ord, (int, float, np.integer, np.floating)) and ord != 0:
+        magnitude = R["abs"](x)
+        if ord == np.inf:
+            return R["max"](magnitude, axis=axis, keepdims=keepdims)
+        if ord == -np.inf:
+            return R["min"](magnitude, axis=axis, keepdims=keepdims)
+        if ord == 1:
+            return R["sum"](magnitude, axis=axis, keepdims=keepdims)
+        if ord > 0:
+            return R["sum"](magnitude ** float(ord), axis=axis, keepdims=keepdims) ** (1.0 / float(ord))
+    raise UnsupportedFunctionError(
+        f"np.linalg.norm(..., ord={ord!r}) is not supported on traced values: the Euclidean / "
+        "Frobenius norm (ord=None) is, and vector norms with ord = 1, inf, -inf or p > 0"
+    )
 
 
 def _broadcast_to(array, shape, subok=False):

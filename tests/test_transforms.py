@@ -139,6 +139,9 @@ COMPOSITES = {
     "sort-flat": lambda x: np.sort(x * x - x, axis=None),
     "tile": lambda x: np.tile(x, (2, 1, 3)),
     "tile-int": lambda x: np.tile(x[0], 2),
+    "norm-1-axis0": lambda x: np.linalg.norm(x, ord=1, axis=0),
+    "norm-inf-axis1": lambda x: np.linalg.norm(x, ord=np.inf, axis=1, keepdims=True),
+    "norm-3-vector": lambda x: np.linalg.norm(x[:, 0], ord=3),
 }
 
 
