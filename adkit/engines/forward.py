@@ -16,7 +16,7 @@ import numpy as np
 
 from adkit.engines.fastpath import install
 from adkit.ops.array import expand_to
-from adkit.ops.core import REGISTRY, Op, Trace, Tracer, local_partials, shape_of
+from adkit.ops.core import REGISTRY, Op, Trace, Tracer, evaluate, local_partials, shape_of
 
 
 class ForwardTrace(Trace):
@@ -31,20 +31,8 @@ class ForwardTrace(Trace):
         self.strict = strict
 
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
-        vals: list[Any] = []
-        tans: list[Any] = []
-        outer = False  # a value traced by an enclosing derivative call
-        for a in args:
-            if isinstance(a, Tracer):
-                if a._trace is self:
-                    vals.append(a.value)
-                    tans.append(a.tangent)
-                    outer = outer or isinstance(a.value, Tracer)
-                    continue
-                outer = True
-            vals.append(a)
-            tans.append(None)
-        out = op(*vals, **params) if outer else op.impl(*vals, **params)
+        out, vals, duals = evaluate(self, op, args, params)
+        tans = [None if d is None else d.tangent for d in duals]
         nb = self.nb
         if op.partials is None:
             tangent = op.jvp(tans, vals, out, nb, **params)

@@ -25,7 +25,7 @@ import numpy as np
 
 from adkit.engines.fastpath import install
 from adkit.ops.array import unbroadcast
-from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, all_finite, local_partials, primal, shape_of
+from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, all_finite, evaluate, local_partials, primal, shape_of
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -155,20 +155,8 @@ class ReverseTrace(Trace):
         return NodeVar(value, self, node)
 
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
-        vals: list[Any] = []
-        parents: list[Any] = []
-        outer = False  # a value traced by an enclosing derivative call
-        for a in args:
-            if isinstance(a, Tracer):
-                if a._trace is self:
-                    vals.append(a.value)
-                    parents.append(node_of(a))
-                    outer = outer or isinstance(a.value, Tracer)
-                    continue
-                outer = True
-            vals.append(a)
-            parents.append(None)
-        out = op(*vals, **params) if outer else op.impl(*vals, **params)
+        out, vals, traced = evaluate(self, op, args, params)
+        parents = [None if v is None else node_of(v) for v in traced]
         tape = self.tape
         if op.keeps:  # keep alive only what the rules read (activations cost memory)
             vals = [

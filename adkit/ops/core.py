@@ -551,6 +551,29 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
+def evaluate(trace: Trace, op: Op, args: Sequence[Any], params: dict[str, Any]) -> tuple[Any, list[Any], list[Any]]:
+    """An engine's first step in `process`: (op's value, the arguments' values under
+    `trace`, and per argument the trace's own tracer or None for a constant).
+
+    Values traced by an enclosing derivative call go back through dispatch; plain
+    values go straight to the numpy implementation."""
+    vals: list[Any] = []
+    own: list[Any] = []
+    outer = False
+    for a in args:
+        if isinstance(a, Tracer):
+            if a._trace is trace:
+                vals.append(a.value)
+                own.append(a)
+                outer = outer or isinstance(a.value, Tracer)
+                continue
+            outer = True
+        vals.append(a)
+        own.append(None)
+    out = op(*vals, **params) if outer else op.impl(*vals, **params)
+    return out, vals, own
+
+
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
     if op.nograd:
