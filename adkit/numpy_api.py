@@ -492,6 +492,9 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.log2: lambda x: R["log"](x) / math.log(2.0),
     np.log10: lambda x: R["log"](x) / math.log(10.0),
     np.exp2: lambda x: R["exp"](x * math.log(2.0)),
+    # piecewise constant (derivative 0) and x - floor(x / y) y (derivatives 1 and -floor(x / y))
+    np.floor_divide: lambda x, y: R["floor"](x / y),
+    np.remainder: lambda x, y: x - R["floor"](x / y) * y,
 }
 
 # functions whose result carries no derivative: computed on the plain values

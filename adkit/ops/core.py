@@ -435,6 +435,52 @@ class Tracer:
             return self
         raise TypeError(f"astype({dtype}) of a traced value would drop its derivative")
 
+    # the numpy functions of the same names (dispatched through __array_function__)
+    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def cumsum(self, axis: Any = None) -> Any:
+        return np.cumsum(self, axis=axis)
+
+    def cumprod(self, axis: Any = None) -> Any:
+        return np.cumprod(self, axis=axis)
+
+    def clip(self, min: Any = None, max: Any = None) -> Any:  # noqa: A002 (numpy's names)
+        return np.clip(self, min, max)
+
+    def squeeze(self, axis: Any = None) -> Any:
+        return np.squeeze(self, axis=axis)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Any:
+        return np.swapaxes(self, axis1, axis2)
+
+    def argmax(self, axis: Any = None) -> Any:
+        return np.argmax(primal(self), axis=axis)
+
+    def argmin(self, axis: Any = None) -> Any:
+        return np.argmin(primal(self), axis=axis)
+
+    def argsort(self, axis: int = -1) -> Any:
+        return np.argsort(primal(self), axis=axis)
+
+    def copy(self) -> Any:
+        return np.copy(self)
+
+    def round(self, decimals: int = 0) -> Any:
+        return np.round(self, decimals)
+
+    def sort(self, axis: int = -1) -> None:
+        raise TypeError("x.sort() sorts in place, which a traced array cannot do: use np.sort(x)")
+
+    def item(self, *args: Any) -> Any:
+        raise TypeError(
+            "x.item() of a traced adkit value would drop its derivative: index it (x[0, 1]) "
+            "instead, or use adkit.primal(x) if you only need the number."
+        )
+
     # --- operators (engines replace the hot ones with generated fast paths) ---
     def __add__(self, other: Any) -> Any:
         return REGISTRY["add"](self, other)
@@ -469,6 +515,18 @@ class Tracer:
     def __matmul__(self, other: Any) -> Any:
         return REGISTRY["matmul"](self, other)
 
+    def __floordiv__(self, other: Any) -> Any:
+        return np.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return np.floor_divide(other, self)
+
+    def __mod__(self, other: Any) -> Any:
+        return np.remainder(self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        return np.remainder(other, self)
+
     def __rmatmul__(self, other: Any) -> Any:
         return REGISTRY["matmul"](other, self)
 
@@ -501,6 +559,51 @@ class Tracer:
 
 
 NUMPY_HANDLERS: dict[str, Callable[..., Any]] = {}
+
+
+_IN_PLACE_METHODS = {
+    "fill",
+    "put",
+    "resize",
+    "setfield",
+    "setflags",
+    "itemset",
+    "partition",
+    "byteswap",
+    "dump",
+    "tolist",
+}
+
+
+def _ndarray_method(name: str) -> Callable[..., Any]:
+    """What tracer.<name>(...) does for an ndarray method Tracer does not define: the numpy
+    function of that name (differentiated, or refused by name like any numpy function);
+    a clear error for in-place and byte-level methods."""
+    function = getattr(np, name, None)
+    if name not in _IN_PLACE_METHODS and callable(function):
+
+        def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
+            return function(self, *args, **kwargs)
+
+    else:
+
+        def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
+            raise TypeError(
+                f"ndarray.{name}() is not available on a traced adkit value: it works in place, on "
+                "the raw bytes or on plain Python values, which would lose the derivative. Build a "
+                "new array instead (np.where, np.concatenate, indexing)"
+            )
+
+    method.__name__ = name
+    return method
+
+
+# Every other public ndarray method, as a class attribute. Not through __getattr__: a
+# __getattr__ hook would turn off CPython's attribute-access specialisation for every
+# tracer and make the scalar engines much slower.
+for _name in dir(np.ndarray):
+    if not _name.startswith("_") and not hasattr(Tracer, _name) and callable(getattr(np.ndarray, _name)):
+        setattr(Tracer, _name, _ndarray_method(_name))
 
 
 def all_finite(a: np.ndarray) -> bool:
