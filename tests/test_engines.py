@@ -623,9 +623,33 @@ def check_program(prog: Program) -> None:
             assert math.fsum(p.product for p in paths) == pytest.approx(ref[k], rel=1e-9, abs=1e-9 * scales[k])
 
 
+def _nested_kinks_program() -> Program:
+    """A program hypothesis once drew: clip(log1p(arcsin(...))) inside a minimum. Building
+    minimum's condition made sympy's Piecewise fold the inner Piecewise and call as_set,
+    which recursed in periodicity() for ~5 minutes (the symbolic engine now builds kinked
+    ops' Piecewise as written: elementwise.piecewise)."""
+    return Program(
+        inputs=(0.6, -1.1671654623163403, -0.0, 0.3162146037421887),
+        nodes=(
+            DagNode(op="exp", operands=(Operand(src=3, guards=(), const=None),)),
+            DagNode(op="leaky_relu", operands=(Operand(src=2, guards=(("shift", 0.25),), const=None),)),
+            DagNode(op="arcsin", operands=(Operand(src=0, guards=(("unit", 0.0),), const=None),)),
+            DagNode(op="arcsin", operands=(Operand(src=6, guards=(("unit", 0.0),), const=None),)),
+            DagNode(op="log1p", operands=(Operand(src=6, guards=(("pos", 0.0),), const=None),)),
+            DagNode(op="clip", operands=(Operand(src=8, guards=(), const=None),)),
+            DagNode(op="reciprocal", operands=(Operand(src=5, guards=(), const=None),)),
+            DagNode(
+                op="minimum",
+                operands=(Operand(src=5, guards=(), const=None), Operand(src=9, guards=(), const=None)),
+            ),
+        ),
+    )
+
+
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(programs())
 @example(_shared_program())
+@example(_nested_kinks_program())
 def test_random_dags_all_engines_agree(prog: Program) -> None:
     """Random expression DAGs (several inputs, shared sub-expressions, every elementwise
     op, each kept in its domain): all engines agree. Examples: the profile's max_examples

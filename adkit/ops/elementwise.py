@@ -15,6 +15,33 @@ import numpy as np
 
 from adkit.ops.core import Op, register
 
+_PIECEWISE: dict[str, type] = {}
+
+
+def piecewise(sp: Any, *pairs: tuple[Any, Any]) -> Any:
+    """sympy's Piecewise((expr, cond), ...) built as it is written, for the kinked ops.
+
+    sympy's own constructor folds any Piecewise inside a condition (relu(relu(x) - y)
+    puts one in `relu(x) - y > 0`) and rewrites it through `as_set`, which for some
+    conditions (arcsin and log1p inside a clip inside a minimum) recurses for minutes
+    in sympy's periodicity(). The symbolic engine needs no such canonical form: this
+    subclass keeps the pairs as given; derivatives, printing, lambdify and evalf are
+    sympy's Piecewise's own."""
+    cls = _PIECEWISE.get("cls")
+    if cls is None:
+        pair_type = sp.functions.elementary.piecewise.ExprCondPair
+
+        class PiecewiseAsWritten(sp.Piecewise):
+            def __new__(cls, *args: Any, **options: Any) -> Any:
+                pairs = [tuple(getattr(a, "args", a)) for a in args]
+                if not any(isinstance(c, sp.Basic) and c.has(sp.Piecewise) for _, c in pairs):
+                    return sp.Piecewise(*pairs, **options)  # sympy's own (collapses known conditions)
+                built = [sp.Tuple.__new__(pair_type, sp.sympify(e), sp.sympify(c)) for e, c in pairs]
+                return sp.Basic.__new__(cls, *built)
+
+        cls = _PIECEWISE["cls"] = PiecewiseAsWritten
+    return cls(*pairs)
+
 
 def uniform(lo: float, hi: float, avoid: tuple[float, ...] = (), gap: float = 0.1):
     """A domain sampler: uniform in [lo, hi], at least `gap` away from each kink."""
@@ -67,7 +94,7 @@ def _where3(c: Any, x: Any, y: Any) -> Any:
 
 
 def sp_where(sp, c, x, y):
-    return sp.Piecewise((x, c), (y, True))
+    return piecewise(sp, (x, c), (y, True))
 
 
 # --- arithmetic -----------------------------------------------------------------
@@ -422,7 +449,7 @@ relu = register(
         lambda x: np.maximum(x, 0.0),
         scalar="x if x > 0.0 else 0.0",
         partials=("where(x > 0, 1.0, 0.0)",),
-        sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
+        sympy=lambda sp, x: piecewise(sp, (x, x > 0), (0, True)),
         domain=domain(AWAY_FROM_ZERO),
         complex_step=False,
         kinks="relu'(0) = 0 (the left slope: a subgradient, and 0 at the minimum per DESIGN.md)",
@@ -436,7 +463,7 @@ leaky_relu = register(
         params={"alpha": 0.01},
         scalar="x if x > 0.0 else alpha * x",
         partials=("where(x > 0, 1.0, alpha)",),
-        sympy=lambda sp, x, alpha=0.01: sp.Piecewise((x, x > 0), (alpha * x, True)),
+        sympy=lambda sp, x, alpha=0.01: piecewise(sp, (x, x > 0), (alpha * x, True)),
         domain=domain(AWAY_FROM_ZERO),
         complex_step=False,
         kinks="leaky_relu'(0) = alpha (the left slope, as relu'(0) = 0)",
@@ -449,7 +476,7 @@ hard_tanh = register(
         lambda x: np.clip(x, -1.0, 1.0),
         scalar="-1.0 if x < -1.0 else (1.0 if x > 1.0 else x)",
         partials=("where(abs(x) <= 1.0, 1.0, 0.0)",),
-        sympy=lambda sp, x: sp.Piecewise((-1, x < -1), (1, x > 1), (x, True)),
+        sympy=lambda sp, x: piecewise(sp, (-1, x < -1), (1, x > 1), (x, True)),
         domain=domain(uniform(-2.0, 2.0, avoid=(-1.0, 1.0))),
         complex_step=False,
         kinks="at x = ±1 the derivative is 1: the lecture's rule copies the gradient inside [-1, 1]",
@@ -477,7 +504,7 @@ maximum = register(
         args=("x", "y"),
         scalar="x if x > y else (y if y > x else x)",
         partials=("where(x > y, 1.0, where(x == y, 0.5, 0.0))", "where(y > x, 1.0, where(x == y, 0.5, 0.0))"),
-        sympy=lambda sp, x, y: sp.Piecewise((x, x > y), (y, True)),
+        sympy=lambda sp, x, y: piecewise(sp, (x, x > y), (y, True)),
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient (what central differences give; JAX does the same)",
@@ -491,7 +518,7 @@ minimum = register(
         args=("x", "y"),
         scalar="x if x < y else (y if y < x else x)",
         partials=("where(x < y, 1.0, where(x == y, 0.5, 0.0))", "where(y < x, 1.0, where(x == y, 0.5, 0.0))"),
-        sympy=lambda sp, x, y: sp.Piecewise((x, x < y), (y, True)),
+        sympy=lambda sp, x, y: piecewise(sp, (x, x < y), (y, True)),
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient",
@@ -505,7 +532,7 @@ clip = register(
         params={"lo": -np.inf, "hi": np.inf},
         scalar="lo if x < lo else (hi if x > hi else x)",
         partials=("where(x < lo, 0.0, where(x > hi, 0.0, 1.0))",),
-        sympy=lambda sp, x, lo=-np.inf, hi=np.inf: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
+        sympy=lambda sp, x, lo=-np.inf, hi=np.inf: piecewise(sp, (lo, x < lo), (hi, x > hi), (x, True)),
         domain=domain(uniform(-2.0, 2.0, avoid=(-np.inf, np.inf))),
         complex_step=False,
         kinks="derivative 1 on the closed interval [lo, hi], 0 outside (as hard_tanh)",
