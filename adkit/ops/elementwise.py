@@ -9,38 +9,40 @@ see); the lecture's closed interval for hard tanh.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from adkit.ops.core import Op, register
 
-_PIECEWISE: dict[str, type] = {}
-
 
 def piecewise(sp: Any, *pairs: tuple[Any, Any]) -> Any:
-    """sympy's Piecewise((expr, cond), ...) built as it is written, for the kinked ops.
+    """sympy's Piecewise((expr, cond), ...), for the kinked ops' sympy forms.
 
-    sympy's own constructor folds any Piecewise inside a condition (relu(relu(x) - y)
-    puts one in `relu(x) - y > 0`) and rewrites it through `as_set`, which for some
-    conditions (arcsin and log1p inside a clip inside a minimum) recurses for minutes
-    in sympy's periodicity(). The symbolic engine needs no such canonical form: this
-    subclass keeps the pairs as given; derivatives, printing, lambdify and evalf are
-    sympy's Piecewise's own."""
-    cls = _PIECEWISE.get("cls")
-    if cls is None:
-        pair_type = sp.functions.elementary.piecewise.ExprCondPair
+    When a condition contains another Piecewise (relu(relu(x) - y) has one in
+    `relu(x) - y > 0`), sympy's constructor folds it and rewrites it through `as_set`,
+    which for some conditions (arcsin and log1p inside a clip inside a minimum) recurses
+    for minutes in sympy's periodicity(). The symbolic engine needs no such canonical
+    form, so in that case the pairs are kept as written; otherwise (conditions that are
+    plain, or known after a substitution) this is sympy's Piecewise. Derivatives,
+    printing, lambdify and evalf are Piecewise's own either way."""
+    return _piecewise_class(sp)(*pairs)
 
-        class PiecewiseAsWritten(sp.Piecewise):
-            def __new__(cls, *args: Any, **options: Any) -> Any:
-                pairs = [tuple(getattr(a, "args", a)) for a in args]
-                if not any(isinstance(c, sp.Basic) and c.has(sp.Piecewise) for _, c in pairs):
-                    return sp.Piecewise(*pairs, **options)  # sympy's own (collapses known conditions)
-                built = [sp.Tuple.__new__(pair_type, sp.sympify(e), sp.sympify(c)) for e, c in pairs]
-                return sp.Basic.__new__(cls, *built)
 
-        cls = _PIECEWISE["cls"] = PiecewiseAsWritten
-    return cls(*pairs)
+@functools.cache
+def _piecewise_class(sp: Any) -> type:
+    pair_type = sp.functions.elementary.piecewise.ExprCondPair
+
+    class PiecewiseAsWritten(sp.Piecewise):
+        def __new__(cls, *args: Any, **options: Any) -> Any:
+            pairs = [tuple(getattr(a, "args", a)) for a in args]
+            if not any(isinstance(c, sp.Basic) and c.has(sp.Piecewise) for _, c in pairs):
+                return sp.Piecewise(*pairs, **options)
+            built = [sp.Tuple.__new__(pair_type, sp.sympify(e), sp.sympify(c)) for e, c in pairs]
+            return sp.Basic.__new__(cls, *built)
+
+    return PiecewiseAsWritten
 
 
 def uniform(lo: float, hi: float, avoid: tuple[float, ...] = (), gap: float = 0.1):
