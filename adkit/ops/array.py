@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adkit.ops.core import REGISTRY, Op, register, shape_of
-from adkit.ops.elementwise import REAL
+from adkit.ops.elementwise import REAL, sp_norm
 
 # --- helpers (plain functions over registry ops) ---------------------------------
 
@@ -377,9 +377,7 @@ norm = register(
         params={"axis": None, "keepdims": False},
         jvp=_norm_jvp,
         vjp=_norm_vjp,
-        sympy=lambda sp, x, axis=None, keepdims=False: _sp_elementwise(
-            sp.sqrt, obj_reduce(_sp_elementwise(lambda v: v**2, x), axis, keepdims, lambda v: sp.Add(*v))
-        ),
+        sympy=lambda sp, x, axis=None, keepdims=False: obj_reduce(x, axis, keepdims, lambda v: sp_norm(sp, v)),
         examples=_reduction_examples,
         complex_step=False,
         numpy_names=(np.linalg.norm,),

@@ -45,6 +45,13 @@ def _piecewise_class(sp: Any) -> type:
     return PiecewiseAsWritten
 
 
+def sp_norm(sp: Any, entries: list[Any]) -> Any:
+    """sqrt(sum of squares) as sympy, 0 where every entry is 0: so that its derivative
+    there is the subgradient 0 (the kink policy of norm and hypot), not sympy's 0 / 0."""
+    at_origin = sp.And(*[sp.Eq(e, 0) for e in entries])
+    return piecewise(sp, (sp.Integer(0), at_origin), (sp.sqrt(sp.Add(*[e * e for e in entries])), True))
+
+
 def uniform(lo: float, hi: float, avoid: tuple[float, ...] = (), gap: float = 0.1):
     """A domain sampler: uniform in [lo, hi], at least `gap` away from each kink."""
 
@@ -374,7 +381,7 @@ hypot = register(
         scalar="math.hypot(x, y)",
         # x / out, but 0 at the origin (a subgradient, as norm'(0) = 0), never 0 / 0
         partials=("x / where(out == 0.0, 1.0, out)", "y / where(out == 0.0, 1.0, out)"),
-        sympy=lambda sp, x, y: sp.sqrt(x * x + y * y),
+        sympy=lambda sp, x, y: sp_norm(sp, [x, y]),
         domain=domain(AWAY_FROM_ZERO, AWAY_FROM_ZERO),
         complex_step=False,
         kinks="not differentiable at (0, 0), a cone's tip: the gradient there is taken as 0, as for norm",
