@@ -338,6 +338,11 @@ def _axes(axis, ndim):
     return tuple(int(a) % ndim for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis))
 
 
+def _cumprod(a, axis=None, dtype=None, out=None):
+    _check_reduction_keywords("np.cumprod", dtype, out, {})
+    return R["cumprod"](a, axis=axis)
+
+
 def _cumsum(a, axis=None, dtype=None, out=None):
     """Cumulative sum as a product with a triangular matrix of ones (linear, so exact)."""
     _no_out("np.cumsum", out=out)
@@ -447,6 +452,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.var: _var,
     np.std: _std,
     np.cumsum: _cumsum,
+    np.cumprod: _cumprod,
     np.convolve: _convolve,
     np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),

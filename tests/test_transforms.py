@@ -142,6 +142,8 @@ COMPOSITES = {
     "norm-1-axis0": lambda x: np.linalg.norm(x, ord=1, axis=0),
     "norm-inf-axis1": lambda x: np.linalg.norm(x, ord=np.inf, axis=1, keepdims=True),
     "norm-3-vector": lambda x: np.linalg.norm(x[:, 0], ord=3),
+    "cumprod-axis1": lambda x: np.cumprod(x, axis=1),
+    "cumprod-method": lambda x: x.cumprod(),
 }
 
 

@@ -905,5 +905,97 @@ prod = register(
     )
 )
 
+
+def _last_axis(x: Any, axis: Any, nb: int) -> Any:
+    """x (with nb batch axes in front) with the cumulation axis moved last (flattened
+    first when axis is None). Registry ops, so traced values work too."""
+    if axis is None:
+        return _op("reshape")(x, shape=shape_of(x)[:nb] + (-1,))
+    ndim = len(shape_of(x))
+    a = nb + int(axis) % (ndim - nb)
+    if a == ndim - 1:
+        return x
+    return _op("transpose")(x, axes=tuple(i for i in range(ndim) if i != a) + (a,))
+
+
+def _from_last_axis(y: Any, x_shape: tuple[int, ...], axis: Any, nb: int) -> Any:
+    """Inverse of _last_axis: batch + x_shape (the flattened shape when axis is None)."""
+    if axis is None:
+        return y
+    ndim = nb + len(x_shape)
+    a = nb + int(axis) % len(x_shape)
+    if a == ndim - 1:
+        return y
+    order = [i for i in range(ndim) if i != a] + [a]
+    return _op("transpose")(y, axes=tuple(order.index(i) for i in range(ndim)))
+
+
+def _cumprod_jvp(tangents, xs, out, nb, axis=None):
+    """y_k = y_(k-1) x_k carried as dual numbers: dy_k = dy_(k-1) x_k + y_(k-1) t_k
+    (no division, so zeros are fine)."""
+    (t,) = tangents
+    x = xs[0]
+    lx, lt = _last_axis(x, axis, 0), _last_axis(t, axis, nb)
+    n = shape_of(lx)[-1]
+    y, dy, dys = None, None, []
+    for k in range(n):
+        xk, tk = lx[..., k], lt[..., k]
+        dy = tk if k == 0 else dy * xk + y * tk
+        y = xk if k == 0 else y * xk
+        dys.append(dy)
+    return _from_last_axis(_op("stack")(*dys, axis=-1), shape_of(x), axis, nb)
+
+
+def _cumprod_vjp(g, xs, out, needed, axis=None):
+    """cot_i = sum_(k >= i) g_k dy_k/dx_i = y_(i-1) R_i, with R_i = g_i + x_(i+1) R_(i+1)
+    summed from the end (y_(-1) = 1): the products of the other factors, no division."""
+    x = xs[0]
+    lx, lg = _last_axis(x, axis, 0), _last_axis(g, axis, 0)
+    n = shape_of(lx)[-1]
+    xk = [lx[..., k] for k in range(n)]
+    prefix = [1.0] * n  # y_(k-1)
+    for k in range(1, n):
+        prefix[k] = xk[0] if k == 1 else prefix[k - 1] * xk[k - 1]
+    cots: list[Any] = [None] * n
+    running = None
+    for k in range(n - 1, -1, -1):
+        running = lg[..., k] if running is None else lg[..., k] + xk[k + 1] * running
+        cots[k] = prefix[k] * running
+    cot = _from_last_axis(_op("stack")(*cots, axis=-1), shape_of(x), axis, 0)
+    return (_op("reshape")(cot, shape=shape_of(x)) if axis is None else cot,)
+
+
+def _cumprod_examples(rng):
+    def signed(*shape):
+        return rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+    with_zero = signed(3, 4)
+    with_zero[1, 1] = 0.0
+    return [
+        ((signed(5),), {"axis": 0}),
+        ((signed(3, 4),), {"axis": 1}),
+        ((with_zero,), {"axis": 0}),
+        ((with_zero,), {"axis": -1}),
+        ((signed(2, 3),), {}),
+    ]
+
+
+cumprod = register(
+    Op(
+        "cumprod",
+        lambda x, axis=None: np.cumprod(x, axis=axis),
+        params={"axis": None},
+        jvp=_cumprod_jvp,
+        vjp=_cumprod_vjp,
+        sympy=lambda sp, x, axis=None: obj_result(np.cumprod(obj(x), axis=axis)),
+        examples=_cumprod_examples,
+        reached_by="np.cumprod(x, axis) on a traced array",
+        label="∏…",
+        doc="Cumulative product along an axis (flattened when axis is None): running "
+        "product nodes; its derivatives are products of the other factors, computed "
+        "without division (one step per entry along the axis).",
+    )
+)
+
 # the domain sampler of POSITIVE is kept importable for custom-op docs and tests
 __all__ = ["expand_to", "kept_shape", "norm_axes", "per_direction", "unbroadcast"]
