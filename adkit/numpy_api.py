@@ -445,6 +445,27 @@ def _tile(a, reps):
     return R["reshape"](spread, shape=tuple(r * n for r, n in zip(reps, shape)))
 
 
+def _gather(a: Any, index: np.ndarray, axis: Any) -> Any:
+    """Entries of a at integer positions `index` along `axis` (flattened when None): a
+    getitem, whose derivative adds the cotangents back where they came from."""
+    if axis is None:
+        a, axis = R["reshape"](a, shape=(-1,)), 0
+    ndim = len(shape_of(a))
+    return a[(slice(None),) * (int(axis) % ndim) + (index,)]
+
+
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    _no_out("np.take", out=out)
+    if mode != "raise":
+        raise UnsupportedFunctionError("np.take(..., mode=) is not supported on traced values")
+    return _gather(a, np.asarray(primal(indices), dtype=np.intp), axis)
+
+
+def _repeat(a, repeats, axis=None):
+    n = math.prod(shape_of(a)) if axis is None else shape_of(a)[axis]
+    return _gather(a, np.repeat(np.arange(n), np.asarray(primal(repeats))), axis)
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -488,6 +509,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.diff: _diff,
     np.tensordot: _tensordot,
     np.sort: _sort,
+    np.take: _take,
+    np.repeat: _repeat,
     np.tile: _tile,
     np.split: _split,
     np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),

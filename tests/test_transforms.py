@@ -144,6 +144,10 @@ COMPOSITES = {
     "norm-3-vector": lambda x: np.linalg.norm(x[:, 0], ord=3),
     "cumprod-axis1": lambda x: np.cumprod(x, axis=1),
     "cumprod-method": lambda x: x.cumprod(),
+    "take-axis1": lambda x: np.take(x, [2, 0, 2], axis=1),
+    "take-flat": lambda x: np.take(x, [[5, 1], [1, 0]]),
+    "repeat-axis0": lambda x: np.repeat(x, [1, 0, 2, 1], axis=0),
+    "repeat-flat": lambda x: x.repeat(2),
 }
 
 
