@@ -466,6 +466,20 @@ def _repeat(a, repeats, axis=None):
     return _gather(a, np.repeat(np.arange(n), np.asarray(primal(repeats))), axis)
 
 
+def _diagonal(a, offset=0, axis1=0, axis2=1):
+    """np.diagonal of a traced 2-D array: a gather of (i, i + offset)."""
+    shape = shape_of(a)
+    if len(shape) != 2 or (axis1, axis2) not in ((0, 1), (-2, -1)):
+        raise UnsupportedFunctionError("np.diagonal is supported on traced 2-D arrays (axis1=0, axis2=1) only")
+    rows = np.arange(max(0, -offset), min(shape[0], shape[1] - offset))
+    return a[(rows, rows + offset)]
+
+
+def _compress(condition, a, axis=None, out=None):
+    _no_out("np.compress", out=out)
+    return _gather(a, np.flatnonzero(np.asarray(primal(condition), dtype=bool)), axis)
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -510,6 +524,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.tensordot: _tensordot,
     np.sort: _sort,
     np.take: _take,
+    np.diagonal: _diagonal,
+    np.compress: _compress,
     np.repeat: _repeat,
     np.tile: _tile,
     np.split: _split,
@@ -524,6 +540,7 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     # piecewise constant (derivative 0) and x - floor(x / y) y (derivatives 1 and -floor(x / y))
     np.floor_divide: lambda x, y: R["floor"](x / y),
     np.remainder: lambda x, y: x - R["floor"](x / y) * y,
+    np.conjugate: lambda x: R["pos"](x),  # traced values are real
 }
 
 # functions whose result carries no derivative: computed on the plain values
@@ -538,6 +555,8 @@ CONSTANT_FUNCTIONS = {
     np.argmax,
     np.argmin,
     np.argsort,
+    np.argpartition,
+    np.searchsorted,
     np.nonzero,
     np.allclose,
     np.isclose,

@@ -148,6 +148,10 @@ COMPOSITES = {
     "take-flat": lambda x: np.take(x, [[5, 1], [1, 0]]),
     "repeat-axis0": lambda x: np.repeat(x, [1, 0, 2, 1], axis=0),
     "repeat-flat": lambda x: x.repeat(2),
+    "diagonal": lambda x: np.diagonal(x[:3]) + x[:3].diagonal(1).sum(),
+    "compress": lambda x: np.compress([True, False, True], x, axis=1),
+    "conj-real": lambda x: x.conj() * x.real + x.imag,
+    "searchsorted-as-index": lambda x: x[np.searchsorted(np.sort(x[:, 0]), 0.0) % 4],
 }
 
 

@@ -363,6 +363,14 @@ class Tracer:
     def T(self) -> Any:
         return REGISTRY["transpose"](self)
 
+    @property
+    def real(self) -> Any:
+        return self  # traced values are real
+
+    @property
+    def imag(self) -> Any:
+        return np.zeros_like(primal(self))
+
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
