@@ -906,36 +906,13 @@ prod = register(
 )
 
 
-def _last_axis(x: Any, axis: Any, nb: int) -> Any:
-    """x (with nb batch axes in front) with the cumulation axis moved last (flattened
-    first when axis is None). Registry ops, so traced values work too."""
-    if axis is None:
-        return _op("reshape")(x, shape=shape_of(x)[:nb] + (-1,))
-    ndim = len(shape_of(x))
-    a = nb + int(axis) % (ndim - nb)
-    if a == ndim - 1:
-        return x
-    return _op("transpose")(x, axes=tuple(i for i in range(ndim) if i != a) + (a,))
-
-
-def _from_last_axis(y: Any, x_shape: tuple[int, ...], axis: Any, nb: int) -> Any:
-    """Inverse of _last_axis: batch + x_shape (the flattened shape when axis is None)."""
-    if axis is None:
-        return y
-    ndim = nb + len(x_shape)
-    a = nb + int(axis) % len(x_shape)
-    if a == ndim - 1:
-        return y
-    order = [i for i in range(ndim) if i != a] + [a]
-    return _op("transpose")(y, axes=tuple(order.index(i) for i in range(ndim)))
-
-
 def _cumprod_jvp(tangents, xs, out, nb, axis=None):
     """y_k = y_(k-1) x_k carried as dual numbers: dy_k = dy_(k-1) x_k + y_(k-1) t_k
     (no division, so zeros are fine)."""
     (t,) = tangents
     x = xs[0]
-    lx, lt = _last_axis(x, axis, 0), _last_axis(t, axis, nb)
+    axes = norm_axes(axis, len(shape_of(x)))  # axis None: every axis, flattened
+    lx, lt = _group(x, axes, 0), _group(t, axes, nb)
     n = shape_of(lx)[-1]
     y, dy, dys = None, None, []
     for k in range(n):
@@ -943,14 +920,17 @@ def _cumprod_jvp(tangents, xs, out, nb, axis=None):
         dy = tk if k == 0 else dy * xk + y * tk
         y = xk if k == 0 else y * xk
         dys.append(dy)
-    return _from_last_axis(_op("stack")(*dys, axis=-1), shape_of(x), axis, nb)
+    out = _op("stack")(*dys, axis=-1)
+    return out if axis is None else _ungroup(out, shape_of(x), axes, nb)
 
 
 def _cumprod_vjp(g, xs, out, needed, axis=None):
     """cot_i = sum_(k >= i) g_k dy_k/dx_i = y_(i-1) R_i, with R_i = g_i + x_(i+1) R_(i+1)
     summed from the end (y_(-1) = 1): the products of the other factors, no division."""
     x = xs[0]
-    lx, lg = _last_axis(x, axis, 0), _last_axis(g, axis, 0)
+    axes = norm_axes(axis, len(shape_of(x)))
+    lx = _group(x, axes, 0)
+    lg = g if axis is None else _group(g, axes, 0)  # g of a flattened cumprod is flat already
     n = shape_of(lx)[-1]
     xk = [lx[..., k] for k in range(n)]
     prefix = [1.0] * n  # y_(k-1)
@@ -961,8 +941,7 @@ def _cumprod_vjp(g, xs, out, needed, axis=None):
     for k in range(n - 1, -1, -1):
         running = lg[..., k] if running is None else lg[..., k] + xk[k + 1] * running
         cots[k] = prefix[k] * running
-    cot = _from_last_axis(_op("stack")(*cots, axis=-1), shape_of(x), axis, 0)
-    return (_op("reshape")(cot, shape=shape_of(x)) if axis is None else cot,)
+    return (_ungroup(_op("stack")(*cots, axis=-1), shape_of(x), axes, 0),)
 
 
 def _cumprod_examples(rng):
