@@ -443,43 +443,8 @@ class Tracer:
             return self
         raise TypeError(f"astype({dtype}) of a traced value would drop its derivative")
 
-    # the numpy functions of the same names (dispatched through __array_function__)
-    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
-        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
-        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def cumsum(self, axis: Any = None) -> Any:
-        return np.cumsum(self, axis=axis)
-
-    def cumprod(self, axis: Any = None) -> Any:
-        return np.cumprod(self, axis=axis)
-
-    def clip(self, min: Any = None, max: Any = None) -> Any:  # noqa: A002 (numpy's names)
-        return np.clip(self, min, max)
-
-    def squeeze(self, axis: Any = None) -> Any:
-        return np.squeeze(self, axis=axis)
-
-    def swapaxes(self, axis1: int, axis2: int) -> Any:
-        return np.swapaxes(self, axis1, axis2)
-
-    def argmax(self, axis: Any = None) -> Any:
-        return np.argmax(primal(self), axis=axis)
-
-    def argmin(self, axis: Any = None) -> Any:
-        return np.argmin(primal(self), axis=axis)
-
-    def argsort(self, axis: int = -1) -> Any:
-        return np.argsort(primal(self), axis=axis)
-
-    def copy(self) -> Any:
-        return np.copy(self)
-
-    def round(self, decimals: int = 0) -> Any:
-        return np.round(self, decimals)
-
+    # Other ndarray methods (std, clip, argmax, copy, ...) are added after the class as
+    # the numpy functions of the same names (_ndarray_method); these two must refuse.
     def sort(self, axis: int = -1) -> None:
         raise TypeError("x.sort() sorts in place, which a traced array cannot do: use np.sort(x)")
 
