@@ -238,7 +238,7 @@ class ReverseTrace(Trace):
         """Describe the first op whose local derivative is inf or NaN (for error messages)."""
         last = None if out is None else node_of(out)
         for k, e in enumerate(self.entries):
-            node = e.d1 if e.__class__ is FloatVar and e.in0 is None else e
+            node = _rule_node(e)
             if node is None:
                 continue
             if node.__class__ is FloatVar:
@@ -263,9 +263,15 @@ class ReverseTrace(Trace):
     def recorded_ops(self) -> Iterator[Op]:
         """The registry ops recorded through the generic path (the scalar fast paths excluded)."""
         for e in self.entries:
-            node = e.d1 if e.__class__ is FloatVar and e.in0 is None else e
+            node = _rule_node(e)
             if node.__class__ is Node and node.op is not None:
                 yield node.op
+
+
+def _rule_node(entry: Any) -> Any:
+    """What holds a tape entry's rule: the entry itself (a Node, or a FloatVar of a
+    scalar fast-path op), the Node of a generic op with a float result, None for a float input."""
+    return entry.d1 if entry.__class__ is FloatVar and entry.in0 is None else entry
 
 
 def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
