@@ -142,15 +142,21 @@ class _Prepared:
 
 
 def _record(
-    f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]
+    f: Callable[..., Any],
+    args: Sequence[Any],
+    argnums: tuple[int, ...],
+    strict: bool = False,
+    output: Callable[[Any], Any] = _output_value,
 ) -> tuple[ReverseTrace, _Prepared, Any]:
-    """Run f on a new tape. The caller releases the trace when done with it (on an
-    error here, it is released before the error propagates)."""
-    trace = ReverseTrace()
+    """Run f on a new tape (a strict one for the strong-zero rule: see reverse.ReverseTrace);
+    f's result goes through `output` (the checked value; its leaves for a Jacobian). The
+    caller releases the trace when done with it (on an error here, it is released before
+    the error propagates)."""
+    trace = ReverseTrace(strict)
     try:
         with trace:
             prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
-            out = _output_value(f(*prep.args))
+            out = output(f(*prep.args))
     except BaseException:
         trace.release()
         raise
@@ -158,9 +164,9 @@ def _record(
 
 
 def _sweep(
-    trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True, strict: bool = False
+    trace: ReverseTrace, prep: _Prepared, seeds: Sequence[tuple[Var, Any]], retain: bool = True
 ) -> list[list[Any]]:
-    trace.backward(seeds, retain, strict)
+    trace.backward(seeds, retain)
     # A cotangent passed through unchanged (add's VJP) can be the adjoint of two inputs, or
     # the caller's own cotangent: each gradient must still be a fresh array of its own.
     handed_out = {id(s) for _, s in seeds}
@@ -196,16 +202,16 @@ def _reverse_value_and_grad(f, args, argnums, single):
                 "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
+        _check_value(value)
         if isinstance(out, Var) and out._trace is trace:
             grads = _sweep(trace, prep, [(out, _seed(value))], retain=False)
             if not _all_finite(grads, prep):
                 # maybe 0 * inf in a branch np.where did not take: record and sweep again with
-                # the strong-zero rule at every step (see reverse.strong_mul)
+                # the strong-zero rule (adkit.ops.strong_zero); what is still inf or NaN is refused
                 trace.release()
-                trace, prep, out = _record(f, args, argnums)
-                grads = _sweep(trace, prep, [(out, _seed(value))], retain=False, strict=True)
-                # the sweep dropped the tape's values: a diagnosis records f again
-                _check_finite(_flat(grads), lambda: _diagnose(f, args, argnums, value), "gradient")
+                trace, prep, out = _record(f, args, argnums, strict=True)
+                grads = _sweep(trace, prep, [(out, _seed(value))])
+                _check_finite(_flat(grads), lambda: _describe(trace, out, value, prep), "gradient")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
     finally:
@@ -226,6 +232,22 @@ def _all_finite(grads: list[list[Any]], prep: _Prepared) -> bool:
     )
 
 
+def _check_value(value: Any) -> None:
+    """A gradient is the derivative of a finite value: at a point where f is inf or NaN
+    (an overflow on the way, log(0)), no derivative is returned."""
+    if not _is_finite(value):
+        raise NonFiniteDerivativeError(
+            f"f's value at this point is {_short_value(value)}, so it has no derivative there "
+            "(an intermediate overflowed, or f is infinite or undefined at this point). Rewrite f so that "
+            "no intermediate overflows (np.logaddexp, adkit.softplus, adkit.sigmoid), or move the point."
+        )
+
+
+def _short_value(value: Any) -> str:
+    p = np.asarray(primal(value))
+    return f"{float(p):g}" if p.size == 1 else f"an array with {int((~np.isfinite(p)).sum())} inf / NaN entries"
+
+
 def _describe(trace: ReverseTrace, out: Var, value: Any, prep: _Prepared) -> str:
     p = primal(value)
     if not np.all(np.isfinite(p)):
@@ -237,13 +259,20 @@ def _describe(trace: ReverseTrace, out: Var, value: Any, prep: _Prepared) -> str
     return trace.find_nonfinite(out)
 
 
-def _diagnose(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], value: Any) -> str:
-    """Name the op whose local derivative is not finite, by recording f on a tape."""
+def _diagnose(
+    f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], value: Any, traces: Sequence[Any] = ()
+) -> str:
+    """Name the op that made the derivative inf or NaN: the culprit a strict forward pass
+    found, or else the first op on a tape of f whose value overflowed or whose local
+    derivative is not finite."""
     p = primal(value)
     if not np.all(np.isfinite(p)):
         return f"the function's value itself is {p}"
+    for t in traces:
+        if getattr(t, "culprit", None):
+            return t.culprit
     try:
-        trace, prep, out = _record(f, args, argnums)
+        trace, prep, out = _record(f, args, argnums, strict=True)
     except Exception:  # noqa: BLE001 (diagnosis only: the original error is what matters)
         return "a local derivative on the way is inf or NaN"
     try:
@@ -310,7 +339,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
     if not all(
         _is_finite(o.tangent) for _, outs, _, t in passes for o in outs if isinstance(o, Dual) and o._trace is t
     ):
-        passes = [one_pass(lo, hi, strict=True) for lo, hi in bounds]  # see forward.strong_mul
+        passes = [one_pass(lo, hi, strict=True) for lo, hi in bounds]  # the strong-zero rule: ops/strong_zero.py
     prep, outs, out_def, trace = passes[0]
     values, results = [], []
     for i, out in enumerate(outs):
@@ -336,7 +365,10 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         else:
             tangent = np.concatenate(pieces, axis=0)
         if is_ours:
-            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value), "derivative")
+            if scalar_output:
+                _check_value(value)
+            traces = [p[3] for p in passes]
+            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value, traces), "derivative")
         per_leaf = []
         k = 0
         for leaves in prep.leaves:
@@ -493,13 +525,47 @@ def _reverse_jacobian(f, args, argnums, single):
         with trace:
             prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
             outs, out_def = _output_leaves(f(*prep.args))
-        results = [_reverse_jacobian_of(trace, prep, out, single) for out in outs]
+        strict_tape = _StrictTape(lambda: _record(f, args, argnums, True, lambda raw: _output_leaves(raw)[0]))
+        try:
+            results = [
+                _reverse_jacobian_of(trace, prep, out, single, lambda i=i: strict_tape.output(i))
+                for i, out in enumerate(outs)
+            ]
+        finally:
+            strict_tape.release()
     finally:
         trace.release()
     return results[0] if out_def is None else tree_unflatten(out_def, results)
 
 
-def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single: bool) -> Any:
+class _StrictTape:
+    """f recorded once more on a strict tape, on first need (a sweep gave inf or NaN)."""
+
+    def __init__(self, record: Callable[[], tuple[ReverseTrace, _Prepared, Any]]) -> None:
+        self.record = record
+        self.taken: tuple[ReverseTrace, _Prepared, list[Any]] | None = None
+
+    def get(self) -> tuple[ReverseTrace, _Prepared, Any]:
+        if self.taken is None:
+            self.taken = self.record()
+        return self.taken
+
+    def output(self, i: int) -> tuple[ReverseTrace, _Prepared, Any]:
+        trace, prep, outs = self.get()
+        return trace, prep, outs[i]
+
+    def release(self) -> None:
+        if self.taken is not None:
+            self.taken[0].release()
+
+
+def _reverse_jacobian_of(
+    trace: ReverseTrace,
+    prep: _Prepared,
+    out: Any,
+    single: bool,
+    strict: Callable[[], tuple[ReverseTrace, _Prepared, Any]],
+) -> Any:
     ours = isinstance(out, Var) and out._trace is trace
     value = out.value if ours else out
     out_shape = shape_of(value)
@@ -514,7 +580,10 @@ def _reverse_jacobian_of(trace: ReverseTrace, prep: _Prepared, out: Any, single:
                 seed.reshape(-1)[k] = 1.0
             grads = _sweep(trace, prep, [(out, seed)])
             if not _all_finite(grads, prep):
-                grads = _sweep(trace, prep, [(out, seed)], strict=True)  # see _reverse_value_and_grad
+                s_trace, s_prep, s_out = strict()  # the strong-zero rule: see _reverse_value_and_grad
+                grads = _sweep(s_trace, s_prep, [(s_out, seed)])
+                if not _all_finite(grads, s_prep):
+                    _check_finite(_flat(grads), lambda: s_trace.find_nonfinite(s_out), "Jacobian")
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
         rows.append(grads)
@@ -577,7 +646,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
     values, tans, treedef = one_pass(strict=False)
     if not all(_is_finite(t) for t in tans):
-        values, tans, treedef = one_pass(strict=True)  # see forward.strong_mul
+        values, tans, treedef = one_pass(strict=True)  # the strong-zero rule: ops/strong_zero.py
     given = {id(t) for t in tree_flatten(tangents)[0]}  # f = identity hands a tangent straight back
     tans = [t.copy() if type(t) is np.ndarray and id(t) in given else t for t in tans]
     _check_finite(
@@ -589,15 +658,18 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
 
 class _TapeOwner:
-    """Held by a pullback: releases the tape when the pullback is dropped."""
+    """Held by a pullback: releases the tape (and the strict one, if it was recorded) when
+    the pullback is dropped."""
 
-    __slots__ = ("trace",)
+    __slots__ = ("trace", "strict")
 
-    def __init__(self, trace: ReverseTrace) -> None:
+    def __init__(self, trace: ReverseTrace, strict: _StrictTape) -> None:
         self.trace = trace
+        self.strict = strict
 
     def __del__(self) -> None:
         self.trace.release()
+        self.strict.release()
 
 
 def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
@@ -616,7 +688,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         except BaseException:
             trace.release()
             raise
-    owner = _TapeOwner(trace)
+    owner = _TapeOwner(trace, _StrictTape(lambda: _record(f, primals, nums, True, lambda raw: tree_flatten(raw)[0])))
     leaves, treedef = tree_flatten(out)
     leaves = [_output_value(o) for o in leaves]
     values = [_plain(o.value) if isinstance(o, Var) and o._trace is trace else o for o in leaves]
@@ -626,19 +698,23 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         if cd != treedef or len(cl) != len(leaves):
             raise ValueError("the cotangent must have the structure of f's output")
         seeds: list[tuple[Var, Any]] = []
-        for o, c, v in zip(leaves, cl, values):
+        for k, (o, c, v) in enumerate(zip(leaves, cl, values)):
             if shape_of(c) != shape_of(v):
                 raise ValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
             if isinstance(o, Var) and o._trace is trace:
-                seeds.append((o, as_input(c, "cotangent")))
+                seeds.append((k, o, as_input(c, "cotangent")))
+        explain = trace.find_nonfinite
         with _gc_paused():
             if seeds:
-                grads = _sweep(owner.trace, prep, seeds)
-                if not _all_finite(grads, prep):
-                    grads = _sweep(owner.trace, prep, seeds, strict=True)  # see _reverse_value_and_grad
+                grads = _sweep(owner.trace, prep, [(o, c) for _, o, c in seeds])
+                if not _all_finite(grads, prep):  # the strong-zero rule: see _reverse_value_and_grad
+                    s_trace, s_prep, s_outs = owner.strict.get()
+                    s_seeds = [(s_outs[i], c) for i, _, c in seeds if isinstance(s_outs[i], Var)]
+                    grads = _sweep(s_trace, s_prep, s_seeds)
+                    explain = s_trace.find_nonfinite
             else:
                 grads = [[_fresh(None, leaf) for leaf in ls] for ls in prep.leaves]
-        _check_finite([g for gs in grads for g in gs], lambda: trace.find_nonfinite(None), "vector-Jacobian product")
+        _check_finite([g for gs in grads for g in gs], lambda: explain(None), "vector-Jacobian product")
         return tuple(prep.rebuild(grads, single=False))
 
     return tree_unflatten(treedef, values), pullback

@@ -727,7 +727,8 @@ def test_kernels_cover_the_smooth_elementwise_ops() -> None:
         op = REGISTRY[name]
         kinds = ("a",) * (1 + len(op.args))
         assert _partial_kernel(op, 0, kinds) is not None, name
-    assert _partial_kernel(REGISTRY["relu"], 0, ("a", "a")) is None  # where(...) is not covered
+    assert _partial_kernel(REGISTRY["relu"], 0, ("a", "a")) is not None  # where and comparisons are covered
+    assert _partial_kernel(REGISTRY["sigmoid"], 0, ("a", "a")) is None  # sigmoid(-x): not a numpy ufunc
 
 
 def sympy_evaluate(sp: Any, op: Op, args: Sequence[Any], params: dict[str, Any]) -> np.ndarray:

@@ -8,29 +8,33 @@ seed, one pass gives a whole Jacobian (vector mode, ForwardDiff's chunks).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from adkit.engines.fastpath import install
+from adkit.ops import strong_zero
 from adkit.ops.array import expand_to
-from adkit.ops.core import REGISTRY, Op, Trace, Tracer, evaluate, local_partials, shape_of
+from adkit.ops.core import REGISTRY, Op, Trace, Tracer, evaluate, local_partials, primal, shape_of, zeros_are_structural
 
 
 class ForwardTrace(Trace):
     """One forward-mode derivative call; `batched` when tangents have a batch axis;
-    `strict`: apply strong_mul's zero rule at every op (see strong_mul)."""
+    `strict`: apply the strong-zero rule at every op (adkit.ops.strong_zero: tangents carry
+    live masks, `culprit` names the first op whose tangent came out inf or NaN)."""
 
-    __slots__ = ("nb", "strict")
+    __slots__ = ("nb", "strict", "culprit")
 
     def __init__(self, batched: bool = False, strict: bool = False) -> None:
         super().__init__()
         self.nb = 1 if batched else 0
         self.strict = strict
+        self.culprit: str | None = None
 
     def process(self, op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        if self.strict:
+            return _strict_jvp(self, op, args, params)
         out, vals, duals = evaluate(self, op, args, params)
         tans = [None if d is None else d.tangent for d in duals]
         nb = self.nb
@@ -45,7 +49,7 @@ class ForwardTrace(Trace):
                     if t is None or p is None:
                         continue
                     t = expand_to(t, out_ndim, nb) if nb else t
-                    term = strong_mul(p, t) if self.strict else p * t
+                    term = p * t
                     tangent = term if tangent is None else tangent + term
             batch = next(shape_of(t)[:nb] for t in tans if t is not None)
             target = batch + shape_of(out)
@@ -56,27 +60,77 @@ class ForwardTrace(Trace):
         return make_dual(out, tangent, self)
 
 
-def strong_mul(p: Any, t: Any) -> Any:
-    """p * t, except that an exact zero on either side gives zero even against inf or NaN.
+def _strict_jvp(trace: ForwardTrace, op: Op, args: Sequence[Any], params: dict[str, Any]) -> StrictDual:
+    """The JVP of one op under the strong-zero rule: tangents with live masks (entries the seed
+    reaches through local derivatives that are not exact zeros); dead entries are exact zeros."""
+    out, vals, duals = evaluate(trace, op, args, params)
+    nb = trace.nb
+    tans = [None if d is None else d.tangent for d in duals]
+    lives = [None if d is None else d.live for d in duals]
+    traced = tuple(t is not None for t in tans)
+    batch = next(shape_of(t)[:nb] for t in tans if t is not None)
+    target = batch + shape_of(out)
+    with np.errstate(all="ignore"):
+        if op.partials is None:
+            tangent = op.jvp(tans, vals, out, nb, **params)
+            if all(zeros_are_structural(op, i, traced) for i, t in enumerate(traced) if t):
+                shapes = [None if t is None else shape_of(t) for t in tans]
+                live = strong_zero.through_linear(lambda w: [op.jvp(w, vals, out, nb, **params)], lives, shapes)[0]
+            else:
+                live = strong_zero.conservative(lives, target, nb)
+        else:
+            tangent, live = None, None
+            out_ndim = len(shape_of(out))
+            for i, p in enumerate(local_partials(op, out, vals, params, list(traced), quiet=False)):
+                if p is None or tans[i] is None:
+                    continue
+                t, lv = tans[i], lives[i]
+                if nb:
+                    t, lv = expand_to(t, out_ndim, nb), np.asarray(expand_to(np.asarray(lv), out_ndim, nb))
+                term = p * t
+                edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, lv), shape_of(term))
+                term = strong_zero.keep_live(term, edge)
+                tangent = term if tangent is None else tangent + term
+                live = strong_zero.merge(live, edge)
+        if tangent is None:
+            tangent, live = (np.zeros(target) if target else 0.0), np.zeros(target, dtype=bool)
+        if shape_of(tangent) != target:
+            tangent = REGISTRY["broadcast_to"](tangent, shape=target)
+        live = np.broadcast_to(live, target) if np.shape(live) != target else live
+        tangent = strong_zero.keep_live(tangent, live)
+    if (
+        trace.culprit is None
+        and not strong_zero.is_finite(tangent)
+        and all(t is None or strong_zero.is_finite(t) for t in tans)
+    ):
+        trace.culprit = _explain(op, vals, out, params, traced)
+    return StrictDual(out, tangent, trace, live)
 
-    A zero tangent means "this value does not depend on the seed"; a zero local
-    derivative means "the output does not depend on this input here" (the branch
-    np.where did not take). Neither may be turned into NaN by an infinite factor on
-    the other side (sqrt'(0) = inf, log'(0) = inf). Reverse mode applies the rule to its
-    cotangents (reverse.strong_mul). Checking every product costs a pass over it, so
-    forward passes multiply plainly first, and a pass whose derivative comes out inf or
-    NaN is run again with strict=True (the NaN of 0 * inf either reaches the result or
-    is masked by a later np.where, which this rule would have zeroed too).
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        r = p * t
-    if isinstance(r, np.ndarray):
-        if r.dtype.kind in "fc" and not np.isfinite(r).all():
-            r = np.where((np.asarray(t) == 0) | (np.asarray(p) == 0), 0.0, r)
-    elif type(r) is float or isinstance(r, np.floating):
-        if not math.isfinite(r) and (t == 0 or p == 0):
-            r = 0.0
-    return r
+
+def _explain(op: Op, vals: Sequence[Any], out: Any, params: dict[str, Any], traced: tuple[bool, ...]) -> str:
+    """Why the op made finite tangents inf or NaN (for the error message)."""
+    desc = f"{op.name}({', '.join(_short(v) for v in vals)})"
+    if not np.all(np.isfinite(primal(out))) and all(np.all(np.isfinite(primal(v))) for v in vals):
+        return (
+            f"{desc} overflowed: its value is {_short(out)}, and the result depends on it, so no finite "
+            "derivative can be trusted. Rewrite the function so that no intermediate overflows "
+            "(np.logaddexp, adkit.softplus, adkit.sigmoid, scipy.special.expit / log_expit)"
+        )
+    if op.partials is not None:
+        for p in local_partials(op, out, vals, params, list(traced)):
+            if p is not None and not np.all(np.isfinite(primal(p))):
+                return f"the local derivative of {desc} is {_short(p)}"
+    return (
+        f"at {desc} a finite tangent became inf or NaN: a local derivative that is 0 at this point "
+        "(not an exact zero) met an infinite one, or a product overflowed"
+    )
+
+
+def _short(v: Any) -> str:
+    a = np.asarray(primal(v))
+    if a.size <= 4:
+        return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}"
+    return f"array{a.shape}"
 
 
 class Dual(Tracer):
@@ -101,7 +155,20 @@ class FloatDual(Dual):
     __init__ = object.__init__  # type: ignore[assignment]
 
 
+class StrictDual(Dual):
+    """A Dual of a strict trace: also the live mask of its tangent (adkit.ops.strong_zero).
+    Never a FloatDual, so every op goes through `ForwardTrace.process`."""
+
+    __slots__ = ("live",)
+
+    def __init__(self, value: Any, tangent: Any, trace: ForwardTrace, live: Any) -> None:
+        super().__init__(value, tangent, trace)
+        self.live = live
+
+
 def make_dual(value: Any, tangent: Any, trace: ForwardTrace) -> Dual:
+    if trace.strict:
+        return StrictDual(value, tangent, trace, strong_zero.live_of(tangent))
     if type(value) is float and type(tangent) is float:
         d = FloatDual()
         d.value, d.tangent, d._trace = value, tangent, trace
@@ -191,4 +258,4 @@ def fast(self, o):
 install(FloatDual, {"unary": _UNARY, "left": _LEFT, "right": _RIGHT})
 
 
-__all__ = ["Dual", "FloatDual", "ForwardTrace", "make_dual", "strong_mul"]
+__all__ = ["Dual", "FloatDual", "ForwardTrace", "StrictDual", "make_dual"]

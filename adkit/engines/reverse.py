@@ -17,15 +17,26 @@ collector. The sweep is a loop, not a recursion: a chain of a million ops is fin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from adkit.engines.fastpath import install
+from adkit.ops import strong_zero
 from adkit.ops.array import unbroadcast
-from adkit.ops.core import Op, ShapeOnly, Trace, Tracer, all_finite, evaluate, local_partials, primal, shape_of
+from adkit.ops.core import (
+    Op,
+    ShapeOnly,
+    Trace,
+    Tracer,
+    all_finite,
+    evaluate,
+    local_partials,
+    primal,
+    shape_of,
+    zeros_are_structural,
+)
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -52,7 +63,7 @@ class Node:
     """The tape node of a generic op (or of a non-float input, with op None): the input
     nodes, what its VJP or partials need in the sweep, and the adjoint."""
 
-    __slots__ = ("op", "parents", "vals", "out", "params", "adj", "finite")
+    __slots__ = ("op", "parents", "vals", "out", "params", "adj", "finite", "live")
 
     def __init__(self, op: Op | None, parents: Sequence[Any], vals: list[Any], out: Any, params: dict[str, Any]):
         self.op = op
@@ -62,10 +73,10 @@ class Node:
         self.params = params
         self.adj: Any = UNTOUCHED
         self.finite: bool | None = None  # for an input: its gradient was checked finite in the sweep
+        self.live: Any = None  # strict sweeps: entries of adj the seed reaches (adkit.ops.strong_zero)
 
-    def cotangents(self, g: Any, strict: bool = True) -> Sequence[Any]:
-        """One cotangent per input (None for constants): the VJP of this node at g
-        (`strict`: see strong_mul)."""
+    def cotangents(self, g: Any) -> Sequence[Any]:
+        """One cotangent per input (None for constants): the VJP of this node at g."""
         op, vals = self.op, self.vals
         needed = [p is not None for p in self.parents]
         if op.partials is None:
@@ -78,10 +89,39 @@ class Node:
                 result.append(None)
                 continue
             owned = type(p) is np.ndarray and _is_scratch(p, g) and not any(p is w for w in (*vals, self.out))
-            c = strong_mul(g, p, p if owned else None, strict)
+            c = _mul(g, p, p if owned else None)
             v_shape = shape_of(v)
             result.append(c if v_shape == g_shape and shape_of(c) == g_shape else unbroadcast(c, v_shape))
         return result
+
+    def strict_cotangents(self, g: Any, live: Any) -> tuple[list[Any], list[Any]]:
+        """The VJP at g under the strong-zero rule (adkit.ops.strong_zero): one cotangent and
+        one live mask per input (None for constants); dead entries are exact zeros."""
+        op, vals, out, params = self.op, self.vals, self.out, self.params
+        needed = [p is not None for p in self.parents]
+        traced = tuple(needed)
+        if op.partials is None:
+            cots = op.vjp(g, vals, out, needed, **params)
+            if all(zeros_are_structural(op, i, traced) for i, need in enumerate(needed) if need):
+                lives = strong_zero.through_linear(
+                    lambda w: op.vjp(w[0], vals, out, needed, **params), [live], [shape_of(out)]
+                )
+            else:
+                lives = [
+                    strong_zero.conservative([live], shape_of(v)) if need else None for v, need in zip(vals, needed)
+                ]
+            return [None if c is None else strong_zero.keep_live(c, lv) for c, lv in zip(cots, lives)], lives
+        cots, lives = [], []
+        for i, (p, v) in enumerate(zip(local_partials(op, out, vals, params, needed), vals)):
+            if p is None:
+                cots.append(None)
+                lives.append(None)
+                continue
+            c = g * p
+            edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, live), shape_of(c))
+            cots.append(unbroadcast(strong_zero.keep_live(c, edge), shape_of(v)))
+            lives.append(strong_zero.unbroadcast_live(edge, shape_of(v)))
+        return cots, lives
 
 
 def _is_scratch(p: Any, g: Any) -> bool:
@@ -97,39 +137,28 @@ def _is_scratch(p: Any, g: Any) -> bool:
     )
 
 
-def strong_mul(g: Any, p: Any, into: Any = None, strict: bool = True) -> Any:
-    """g * p, where (if `strict`) a zero cotangent g gives zero even if p is inf or NaN.
-
-    The branch np.where did not take gets g = 0; its local derivatives (sqrt at 0,
-    log at 0) must not turn that zero into NaN. Checking every product costs a pass over
-    it, so sweeps run with strict=False first: a NaN made there either reaches an input's
-    gradient, and the caller sweeps again strictly, or is masked by a later np.where,
-    which the strict rule would have zeroed too. Call under np.errstate(all="ignore").
-    """
+def _mul(g: Any, p: Any, into: Any = None) -> Any:
+    """g * p (into a scratch array when given), skipping the product by +-1."""
     if type(p) is float:
         if p == 1.0:
             return g
         if p == -1.0:
             return -g
-    r = g * p if into is None else np.multiply(g, p, out=into)
-    if not strict:
-        return r
-    if isinstance(r, np.ndarray):
-        if r.dtype.kind in "fc" and not all_finite(r):
-            r = np.where(np.asarray(g) == 0, 0.0, r)
-        return r
-    if (type(r) is float or isinstance(r, np.floating)) and not math.isfinite(r) and g == 0:
-        r = 0.0
-    return r
+    return g * p if into is None else np.multiply(g, p, out=into)
 
 
 class ReverseTrace(Trace):
     """One reverse-mode derivative call: owns the tape."""
 
-    __slots__ = ("entries", "tape", "swept", "consumed")
+    __slots__ = ("entries", "tape", "swept", "consumed", "strict", "culprit")
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = False) -> None:
         super().__init__()
+        # strict: a tape for the strong-zero rule (adkit.ops.strong_zero): every op gets a
+        # Node (no scalar fast paths, which do not record their op) and the sweep carries
+        # live masks; `culprit` is then the first node whose cotangents came out inf or NaN
+        self.strict = strict
+        self.culprit: Node | None = None
         self.entries: list[Any] = []  # FloatVar and Node objects, in the order they were computed
         self.tape: Any = self.entries  # what ops append to; a dead tape once the call returns
         self.swept = False
@@ -146,7 +175,7 @@ class ReverseTrace(Trace):
         self.tape = _DEAD_TAPE
 
     def new_input(self, value: Any) -> Var:
-        if type(value) is float:
+        if type(value) is float and not self.strict:
             v = _float_var(value, self, None, None, None, None)
             self.tape.append(v)
             return v
@@ -164,14 +193,14 @@ class ReverseTrace(Trace):
             ]
         kept_out = out if op.keeps_out or not isinstance(out, np.ndarray) else ShapeOnly(out.shape)
         node = Node(op, parents, vals, kept_out, params)
-        if type(out) is float:  # a FloatVar, so that the scalar fast paths apply to it
+        if type(out) is float and not self.strict:  # a FloatVar, so that the scalar fast paths apply to it
             v: Var = _float_var(out, self, None, None, None, node)
             tape.append(v)
             return v
         tape.append(node)
         return NodeVar(out, self, node)
 
-    def backward(self, seeds: Iterable[tuple[Var, Any]], retain: bool = True, strict: bool = False) -> None:
+    def backward(self, seeds: Iterable[tuple[Var, Any]], retain: bool = True) -> None:
         """Accumulate into every node's `adj` the adjoint of the seeded outputs
         (pairs (traced output, its cotangent)); inputs' gradients are then `gradient_of`.
 
@@ -179,13 +208,9 @@ class ReverseTrace(Trace):
         With retain=False (one gradient: nothing sweeps this tape again) each node drops
         the values it kept as soon as its rule has used them, so the forward's
         activations are freed during the sweep and their memory serves the cotangents
-        (PyTorch's retain_graph=False). strict: apply the strong-zero rule of strong_mul
-        at every step (the caller's second sweep when a gradient came out inf or NaN).
+        (PyTorch's retain_graph=False). A strict tape applies the strong-zero rule at every
+        step (the callers' second pass when a gradient came out inf or NaN).
         """
-        with np.errstate(all="ignore"):  # inf and NaN are found by the callers' checks
-            self._sweep(seeds, retain, strict)
-
-    def _sweep(self, seeds: Iterable[tuple[Var, Any]], retain: bool, strict: bool) -> None:
         tape = self.entries
         if self.consumed:
             raise RuntimeError("this tape was swept with retain=False: its kept values are gone")
@@ -194,17 +219,50 @@ class ReverseTrace(Trace):
             for n in tape:
                 n.adj = UNTOUCHED
                 if n.__class__ is Node:
-                    n.finite = None
+                    n.finite = n.live = None
         self.swept = True
+        with np.errstate(all="ignore"):  # inf and NaN are found by the callers' checks
+            if self.strict:
+                self._sweep_strict(seeds, retain)
+            else:
+                self._sweep(seeds, retain)
+
+    def _sweep_strict(self, seeds: Iterable[tuple[Var, Any]], retain: bool) -> None:
+        self.culprit = None
+        for v, s in seeds:
+            n = v.node
+            n.adj = s if n.adj is UNTOUCHED else n.adj + s
+            n.live = strong_zero.merge(n.live, strong_zero.live_of(s))
+        for n in reversed(self.entries):
+            a = n.adj
+            if a is UNTOUCHED or n.op is None:
+                continue
+            n.adj = UNTOUCHED
+            cots, lives = n.strict_cotangents(a, n.live)
+            if not retain:
+                n.vals = n.out = None
+            if (
+                self.culprit is None
+                and strong_zero.is_finite(a)
+                and not all(c is None or strong_zero.is_finite(c) for c in cots)
+            ):
+                self.culprit = n
+            for par, c, live in zip(n.parents, cots, lives):
+                if par is not None and c is not None:
+                    par.adj = c if par.adj is UNTOUCHED else par.adj + c
+                    par.live = strong_zero.merge(par.live, live)
+
+    def _sweep(self, seeds: Iterable[tuple[Var, Any]], retain: bool) -> None:
+        tape = self.entries
         for v, s in seeds:
             n = node_of(v)
             n.adj = s if n.adj is UNTOUCHED else n.adj + s
         flt, fv = float, FloatVar
         for n in reversed(tape):
             a = n.adj
+            if a is UNTOUCHED:
+                continue  # unreached (a zero cotangent is multiplied: 0 x inf must show up as NaN)
             if a.__class__ is flt:
-                if not a:
-                    continue  # unreached, or a zero cotangent: contributes nothing
                 if n.__class__ is fv:
                     x = n.in0
                     if x is not None:  # a scalar fast-path op
@@ -220,39 +278,36 @@ class ReverseTrace(Trace):
                         continue
                 else:  # a fast-path op reached by a non-float cotangent (np.float64, a tracer)
                     parents = (n.in0, n.in1)
-                    cots = [
-                        strong_mul(a, n.d0, None, strict),
-                        None if n.in1 is None else strong_mul(a, n.d1, None, strict),
-                    ]
+                    cots = [a * n.d0, None if n.in1 is None else a * n.d1]
                     _accumulate(parents, cots)
                     continue
             if n.op is None:
                 continue  # an input
             n.adj = UNTOUCHED  # an intermediate's adjoint is not needed once passed on: free it
-            cots = n.cotangents(a, strict)
+            cots = n.cotangents(a)
             if not retain:
                 n.vals = n.out = None
             _accumulate(n.parents, cots)
 
     def find_nonfinite(self, out: Var | None) -> str:
-        """Describe the first op whose local derivative is inf or NaN (for error messages)."""
+        """Describe where the derivative stopped being finite (for error messages): on a strict
+        tape that has been swept, the op whose cotangents first came out inf or NaN; otherwise
+        the first op whose value overflowed or whose local derivative is inf or NaN."""
+        if self.culprit is not None:
+            return _explain(self.culprit, self.entries.index(self.culprit))
         last = None if out is None else node_of(out)
         for k, e in enumerate(self.entries):
             node = _rule_node(e)
             if node is None:
                 continue
             if node.__class__ is FloatVar:
-                parts, node_desc = [node.d0] + ([node.d1] if node.in1 is not None else []), "a scalar op"
-            elif node.op is None or node.op.partials is None:
-                parts = []
-            else:
-                needed = [p is not None for p in node.parents]
-                parts = [p for p in local_partials(node.op, node.out, node.vals, node.params, needed) if p is not None]
-                node_desc = f"{node.op.name}({', '.join(_short(primal(v)) for v in node.vals)})"
-            for p in parts:
-                pv = primal(p)
-                if not np.all(np.isfinite(pv)):
-                    return f"the local derivative of {node_desc} (tape entry {k}) is {_short(pv)}"
+                parts = [node.d0] + ([node.d1] if node.in1 is not None else [])
+                if not all(np.all(np.isfinite(primal(p))) for p in parts):
+                    return f"the local derivative of a scalar op (tape entry {k}) is not finite"
+            elif node.op is not None and node.op.partials is not None:
+                explained = _explain(node, k)
+                if explained:
+                    return explained
             if e is last:
                 break
         return (
@@ -266,6 +321,33 @@ class ReverseTrace(Trace):
             node = _rule_node(e)
             if node.__class__ is Node and node.op is not None:
                 yield node.op
+
+
+def _explain(node: Node, k: int) -> str:
+    """Why `node` (tape entry k) makes a derivative inf or NaN: its value overflowed, a local
+    derivative is inf or NaN, or (a strict sweep's culprit) its finite local derivatives met a
+    cotangent they turned into inf or NaN. Empty when the node shows none of these."""
+    op = node.op
+    desc = f"{op.name}({', '.join(_short(primal(v)) for v in node.vals)})" if node.vals is not None else op.name
+    out = None if node.out is None or type(node.out) is ShapeOnly else primal(node.out)
+    ins = [primal(v) for v in (node.vals or []) if type(v) is not ShapeOnly]
+    if out is not None and not np.all(np.isfinite(out)) and all(np.all(np.isfinite(v)) for v in ins):
+        return (
+            f"{desc} overflowed (tape entry {k}): its value is {_short(out)}, and the result depends on it, "
+            "so no finite derivative can be trusted. Rewrite the function so that no intermediate "
+            "overflows (np.logaddexp, adkit.softplus, adkit.sigmoid, scipy.special.expit / log_expit)"
+        )
+    if op.partials is not None and node.vals is not None:
+        needed = [p is not None for p in node.parents]
+        for p in local_partials(op, node.out, node.vals, node.params, needed):
+            if p is not None and not np.all(np.isfinite(primal(p))):
+                return f"the local derivative of {desc} (tape entry {k}) is {_short(primal(p))}"
+    if node is not None and node.live is not None:
+        return (
+            f"at {desc} (tape entry {k}) a finite cotangent became inf or NaN: a local derivative that is "
+            "0 at this point (not an exact zero) met an infinite one, or a product overflowed"
+        )
+    return ""
 
 
 def _rule_node(entry: Any) -> Any:

@@ -214,6 +214,7 @@ matmul = register(
         args=("x", "y"),
         jvp=_matmul_jvp,
         vjp=_matmul_vjp,
+        multilinear=True,
         sympy=lambda sp, x, y: obj_result(np.matmul(obj(x), obj(y))),
         examples=_matmul_examples,
         numpy_names=(np.matmul,),
@@ -330,6 +331,7 @@ def _extremum(name, np_fn):
             params={"axis": None, "keepdims": False},
             jvp=jvp,
             vjp=vjp,
+            piecewise_linear=True,
             examples=examples,
             sympy=lambda sp, x, axis=None, keepdims=False: obj_reduce(
                 x, axis, keepdims, lambda v: sp.Max(*v) if name == "max" else sp.Min(*v)

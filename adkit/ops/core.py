@@ -16,6 +16,7 @@ on Python floats the engines inline them into generated fast paths.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
 import re
@@ -62,6 +63,10 @@ class Op:
       reached_by       for an op with neither a numpy name nor adkit.<name>: how it is used
       nograd           derivative zero everywhere (comparisons, sign): engines skip it
       linear           linear in its (differentiable) inputs
+      piecewise_linear its JVP/VJP is linear in the tangent/cotangent with coefficients that
+                       are piecewise constant in the values (max, sort, getitem, any linear op):
+                       a zero coefficient is then an exact zero, see `zeros_are_structural`
+      multilinear      linear in each input when the others are held fixed (matmul, einsum)
     """
 
     name: str
@@ -81,6 +86,8 @@ class Op:
     numpy_names: tuple[Any, ...] = ()
     nograd: bool = False
     linear: bool = False
+    piecewise_linear: bool = False
+    multilinear: bool = False
     label: str = ""
     doc: str = ""
     reached_by: str = ""  # how users reach an op that has no numpy name nor adkit.<name>
@@ -94,6 +101,7 @@ class Op:
     partial_fns: tuple[Callable[..., Any] | None, ...] = field(default=(), repr=False)
     kernels: dict[Any, Callable[..., Any] | None] = field(default_factory=dict, repr=False)
     fast: dict[type, Callable[..., Any]] = field(default_factory=dict, repr=False)
+    exact_zeros: dict[Any, bool] = field(default_factory=dict, repr=False)  # zeros_are_structural cache
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name
@@ -198,6 +206,7 @@ def compile_rules(op: Op, namespace: dict[str, Any] | None = None) -> None:
             fns.append(None if expr is None else eval(f"lambda out, {names}: {expr}", ns))  # noqa: S307
         op.partial_fns = tuple(fns)
         op.kernels.clear()
+        op.exact_zeros.clear()
         used = set(re.findall(r"[A-Za-z_]\w*", " ".join(e for e in op.partials if e)))
         op.keeps = tuple(a in used for a in op.args)
         op.keeps_out = "out" in used
@@ -289,6 +298,58 @@ def _partial_kernel(op: Op, i: int, kinds: tuple[str, ...]) -> Callable[..., Any
         ufuncs = {name: o.impl for name, o in REGISTRY.items() if isinstance(o.impl, np.ufunc)}
         op.kernels[key] = compile_kernel(op.partials[i], names, arrays, op.params, ufuncs)
     return op.kernels[key]
+
+
+def zeros_are_structural(op: Op, i: int, traced: tuple[bool, ...]) -> bool:
+    """Whether a zero in the op's i-th local derivative is an *exact* zero: one that holds in a
+    whole neighbourhood of the point, so that 0 x inf there is taken as 0 (the strong-zero rule).
+
+    The policy (README, "Non-differentiable points"): the product of a zero and an infinite
+    (or NaN) factor in the chain rule is 0 only when the zero is structural — the partial is
+    piecewise constant in the traced values (np.where's untaken branch, relu left of 0, the
+    non-winners of a max, a constant factor 0 in 0 * x), so the output really does not depend
+    on that input near the point. A zero that merely happens at the point (2x at x = 0, 1/inf
+    after an overflow, an underflowed exp) says nothing, and 0 x inf stays NaN: the derivative
+    is refused, never silently 0.
+
+    For an elementwise op the partial expression is read: it is piecewise constant when the
+    traced arguments (and `out`) reach it only through comparisons and nograd ops. A
+    structural op qualifies when it is linear or piecewise linear, or multilinear with only
+    input `i` traced (the others are then constant coefficients).
+    """
+    key = (i, traced)
+    cache = op.exact_zeros
+    if key not in cache:
+        if op.partials is None:
+            cache[key] = op.linear or op.piecewise_linear or (op.multilinear and sum(traced) == 1)
+        elif not isinstance(op.partials, tuple) or op.partials[i] is None:
+            cache[key] = False
+        else:
+            names = {a for a, t in zip(arg_names(op, len(traced)), traced) if t} | {"out"}
+            cache[key] = not _depends(ast.parse(op.partials[i], mode="eval").body, names)
+    return cache[key]
+
+
+def _depends(node: ast.AST, names: set[str]) -> bool:
+    """Whether an expression's value can change with `names` other than by jumps (through
+    comparisons and nograd ops only). Conservative: anything unknown depends."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, (ast.Constant, ast.Compare)):
+        return False
+    if isinstance(node, ast.UnaryOp):
+        return not isinstance(node.op, ast.Not) and _depends(node.operand, names)
+    if isinstance(node, ast.BinOp):
+        return _depends(node.left, names) or _depends(node.right, names)
+    if isinstance(node, ast.IfExp):
+        return _depends(node.body, names) or _depends(node.orelse, names)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in REGISTRY:
+        called = REGISTRY[node.func.id]
+        if called.nograd:
+            return False
+        args = node.args[1:] if called.name == "where" else node.args
+        return any(_depends(a, names) for a in args) or any(_depends(k.value, names) for k in node.keywords)
+    return True
 
 
 def _ieee(v: Any) -> Any:

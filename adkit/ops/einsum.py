@@ -94,6 +94,7 @@ register(
         params={"subscripts": ""},
         jvp=_einsum_jvp,
         vjp=_einsum_vjp,
+        multilinear=True,
         vjp_needs_out=False,
         sympy=_sympy_einsum,
         examples=lambda rng: [

@@ -194,11 +194,12 @@ register(
         np.power,
         args=("x", "y"),
         scalar="math.pow(x, y)",
-        partials=("y * pow(x, y - 1.0)", "where(x == 0, 0.0, out * log(where(x == 0, 1.0, x)))"),
+        # d/dx: exactly 0 for the exponent 0 (x**0 = 1; y x^(y-1) would be 0 * inf at x = 0)
+        partials=("where(y == 0, 0.0, y * pow(x, y - 1.0))", "where(x == 0, 0.0, out * log(where(x == 0, 1.0, x)))"),
         sympy=lambda sp, x, y: x**y,
         domain=domain(POSITIVE, uniform(-2.0, 2.0)),
-        kinks="d/dy x**y at x = 0 is taken as 0 (its limit for y > 0); for x < 0 only "
-        "integer y is defined and d/dy is not real",
+        kinks="d/dx x**0 = 0 everywhere, x = 0 included; d/dy x**y at x = 0 is taken as 0 (its limit "
+        "for y > 0); for x < 0 only integer y is defined and d/dy is not real",
         numpy_names=(np.power, np.float_power),
         label="**",
     )

@@ -29,6 +29,15 @@ import numpy as np
 
 _BINARY = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "true_divide", ast.Pow: "power"}
 _SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_COMPARE = {
+    ast.Eq: "equal",
+    ast.NotEq: "not_equal",
+    ast.Lt: "less",
+    ast.LtE: "less_equal",
+    ast.Gt: "greater",
+    ast.GtE: "greater_equal",
+}
+_COMPARE_SYMBOL = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
 
 class _Unsupported(Exception):
@@ -37,7 +46,8 @@ class _Unsupported(Exception):
 
 class _Writer:
     """Turns one expression into statements; each value is (code, kind), with kind
-    "temp" (an array this kernel allocated), "array" (an input) or "scalar"."""
+    "temp" (a float array this kernel allocated), "array" (an input), "mask" (a boolean
+    array: a comparison's result, never written into) or "scalar"."""
 
     def __init__(self, arrays: set[str], scalars: set[str], ufuncs: dict[str, np.ufunc]):
         self.arrays, self.scalars, self.ufuncs = arrays, scalars, ufuncs
@@ -64,6 +74,21 @@ class _Writer:
             if isinstance(node.op, ast.UAdd):
                 return code, kind
             return (f"(-{code})", "scalar") if kind == "scalar" else self.apply(np.negative, [(code, kind)])
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+            left, right = self.value(node.left), self.value(node.comparators[0])
+            if left[1] == right[1] == "scalar":
+                return f"({left[0]} {_COMPARE_SYMBOL[type(node.ops[0])]} {right[0]})", "scalar"
+            return self.apply(getattr(np, _COMPARE[type(node.ops[0])]), [left, right], "mask")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "where"
+            and len(node.args) == 3
+        ):
+            cond, a, b = (self.value(arg) for arg in node.args)
+            if a[1] == b[1] == "scalar" and cond[1] == "scalar":
+                raise _Unsupported("where on numbers only")
+            return self.apply(np.where, [cond, a, b], "new")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             ufunc = self.ufuncs.get(node.func.id)
             if ufunc is not None and ufunc.nin == len(node.args) and ufunc.nout == 1:
@@ -73,11 +98,19 @@ class _Writer:
                 return self.apply(ufunc, values)
         raise _Unsupported(ast.dump(node))
 
-    def apply(self, ufunc: np.ufunc, values: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    def apply(self, ufunc: Any, values: Sequence[tuple[str, str]], result: str = "temp") -> tuple[str, str]:
+        """A call of `ufunc`, written into the first temporary among its arguments when its
+        result is a float array like them (`result` "temp"); a new array otherwise ("mask":
+        a boolean result; "new": np.where, which has no out=)."""
         fn = f"_{ufunc.__name__}"
         self.names[fn] = ufunc
         args = ", ".join(code for code, _ in values)
         temps = [code for code, kind in values if kind == "temp"]
+        if result != "temp":
+            name = f"t{self.count}"
+            self.count += 1
+            self.lines.append(f"{name} = {fn}({args})")
+            return name, "mask" if result == "mask" else "temp"
         if temps:
             self.lines.append(f"{fn}({args}, out={temps[0]})")
             return temps[0], "temp"

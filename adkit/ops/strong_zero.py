@@ -1,0 +1,127 @@
+"""The strong-zero rule: when 0 x inf in the chain rule is taken as 0, and when it is refused.
+
+The chain rule multiplies local derivatives along every path. A product 0 x inf (or 0 x NaN)
+is taken as 0 only when the zero is *exact by structure*: it holds in a neighbourhood of
+the point, so the output really does not depend on that value there — np.where's untaken
+branch, relu left of 0, the losers of a max, a constant factor 0 (`0 * x`), a basis tangent
+that does not involve this input. Any other zero (2x at x = 0, 1/inf after exp overflowed,
+an underflowed product) is a number that happens to be 0 at this point, and 0 x inf stays
+NaN, so the derivative is refused with NonFiniteDerivativeError instead of a plausible 0.
+
+Engines apply the rule in a second, strict pass that runs only when the plain pass produced
+inf or NaN. Alongside each tangent (forward) or cotangent (reverse) the strict pass carries a
+boolean `live` mask: the entries that the seed reaches through edges whose local derivative
+is not an exact zero (`zeros_are_structural`). A dead entry is exactly 0; a live one keeps
+whatever the arithmetic gives, inf and NaN included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from adkit.ops.core import REGISTRY, Op, primal, shape_of, zeros_are_structural
+
+_WEIGHTS = np.random.default_rng(20261202)
+
+
+def live_of(v: Any) -> Any:
+    """The live mask of a seed: its nonzero entries (a NaN entry is live)."""
+    p = primal(v)
+    return bool(p != 0) if np.ndim(p) == 0 else np.asarray(p) != 0
+
+
+def all_live(live: Any) -> bool:
+    return bool(np.all(live))
+
+
+def keep_live(v: Any, live: Any) -> Any:
+    """v with its dead entries set to an exact 0 (traced values stay traced)."""
+    if all_live(live):
+        return v
+    if not np.any(live):
+        return 0.0 if shape_of(v) == () else np.zeros(shape_of(v), dtype=_float_dtype(v))
+    return REGISTRY["where"](live, v, 0.0)
+
+
+def edge_live(op: Op, i: int, traced: tuple[bool, ...], partial: Any, live: Any) -> Any:
+    """Live entries of the product partial * (co)tangent: live on the seed's side, and not
+    an exact zero of the partial."""
+    if zeros_are_structural(op, i, traced):
+        return np.logical_and(live, np.asarray(primal(partial)) != 0)
+    return live
+
+
+def through_linear(
+    apply: Callable[[Sequence[Any]], Sequence[Any]], lives: Sequence[Any], shapes: Sequence[Any]
+) -> list[Any]:
+    """Live masks through a map that is linear in its (co)tangents with coefficients that are
+    exact (a structural op: getitem, sum, max, matmul with a constant operand): the map applied
+    to random positive weights on the live entries is nonzero exactly where a live entry reaches
+    (with probability 1: no cancellation of random weights)."""
+    weights = []
+    for live, shape in zip(lives, shapes):
+        if live is None:
+            weights.append(None)
+        else:
+            w = _WEIGHTS.uniform(1.0, 2.0, size=shape) * np.broadcast_to(live, shape)
+            weights.append(float(w) if shape == () else w)
+    with np.errstate(all="ignore"):
+        outs = apply(weights)
+    return [None if o is None else _nonzero(o) for o in outs]
+
+
+def conservative(lives: Sequence[Any], shape: tuple[int, ...], nb: int = 0) -> Any:
+    """Live mask of a value computed by an op that is not known to have exact zeros: every
+    entry (per batch row: the first `nb` axes) is live when any input entry is."""
+    if nb == 0:
+        anything = any(np.any(live) for live in lives if live is not None)
+        return bool(anything) if shape == () else np.full(shape, anything)
+    rows = None
+    for live in lives:
+        if live is None:
+            continue
+        live = np.asarray(live)
+        r = live.reshape(live.shape[:nb] + (-1,)).any(axis=-1) if live.ndim > nb else live
+        rows = r if rows is None else rows | r
+    rows = np.zeros(shape[:nb], dtype=bool) if rows is None else rows
+    return np.broadcast_to(rows.reshape(rows.shape + (1,) * (len(shape) - nb)), shape).copy()
+
+
+def unbroadcast_live(live: Any, shape: tuple[int, ...], nb: int = 0) -> Any:
+    """A live mask summed down to an input's shape (an entry is live when any copy is)."""
+    from adkit.ops.array import unbroadcast
+
+    lshape = np.shape(live)
+    target = lshape[:nb] + tuple(shape)
+    if lshape == target:
+        return live
+    return _nonzero(unbroadcast(np.asarray(live, dtype=float), tuple(shape), nb))
+
+
+def merge(a: Any, b: Any) -> Any:
+    """Live where either is (None: no mask yet)."""
+    if a is None:
+        return b
+    return np.logical_or(a, b)
+
+
+def _nonzero(v: Any) -> Any:
+    p = np.asarray(primal(v))
+    m = p != 0
+    return bool(m) if p.ndim == 0 else m
+
+
+def _float_dtype(v: Any) -> Any:
+    d = np.result_type(primal(v))
+    return d if d.kind == "f" else np.float64
+
+
+def is_finite(v: Any) -> bool:
+    p = primal(v)
+    if type(p) is float:
+        return math.isfinite(p)
+    return bool(np.all(np.isfinite(p)))
