@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import Op, Trace, Tracer, local_partials, primal, shape_of
+from adkit.ops.core import Op, Trace, Tracer, local_partials, primal, shape_of, zeros_are_structural
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Edge:
     dst: int
     position: int
     z: Any
+    exact_zero: bool = False  # z is 0 by structure (a mask, a constant 0): paths through it carry 0
 
 
 def _fmt(v: Any) -> str:
@@ -142,9 +143,11 @@ class Graph:
         for node in self.nodes:
             if node.op is None or self.scalar:
                 continue
+            traced = tuple(p is not None for p in node.parents)
             for pos, z in enumerate(local_jacobians(node, self.nodes)):
                 if node.parents[pos] is not None:
-                    edges.append(Edge(node.parents[pos], node.id, pos, z))
+                    exact = type(z) is float and z == 0 and zeros_are_structural(node.op, pos, traced)
+                    edges.append(Edge(node.parents[pos], node.id, pos, z, exact))
         return edges
 
     @property
@@ -190,13 +193,22 @@ class Graph:
                     names.append(node.label + suffix)
             if node.op is None:
                 continue
+            traced = tuple(p is not None for p in node.parents)
             for pos, jac in enumerate(local_jacobians(node, self.nodes)):
                 parent = node.parents[pos]
                 if parent is None:
                     continue
                 psize = np.asarray(self.nodes[parent].value).size
                 jac = np.asarray(jac, dtype=float).reshape(size, psize)
-                rows, cols = np.nonzero(jac)
+                structural = zeros_are_structural(node.op, pos, traced)
+                if node.op.partials is not None and not structural:
+                    # an elementwise op: every entry its broadcasting pairs is an edge, a zero
+                    # that only happens at this point included (0 x inf on a path stays NaN)
+                    ones = np.ones(np.shape(np.asarray(node.value)))
+                    pattern = _elementwise_jacobian(ones, np.shape(np.asarray(self.nodes[parent].value)), ones.shape)
+                    rows, cols = np.nonzero(pattern.reshape(size, psize))
+                else:
+                    rows, cols = np.nonzero(jac)
                 for r, c in zip(rows.tolist(), cols.tolist()):
                     edges.append(Edge(ids[(parent, c)], ids[(node.id, r)], pos, float(jac[r, c])))
         out_node = None

@@ -239,12 +239,12 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
     a_min = kw.pop("min", a_min)
     a_max = kw.pop("max", a_max)
     _no_out("np.clip", out=out)
-    if isinstance(a_min, Tracer) or isinstance(a_max, Tracer):
-        return R["minimum"](R["maximum"](a, -np.inf if a_min is None else a_min), np.inf if a_max is None else a_max)
     lo = -np.inf if a_min is None else a_min
     hi = np.inf if a_max is None else a_max
-    if np.ndim(lo) or np.ndim(hi):
-        return R["minimum"](R["maximum"](a, lo), hi)
+    if isinstance(lo, Tracer) or isinstance(hi, Tracer) or np.ndim(lo) or np.ndim(hi):
+        # the clip op's policy for traced or array bounds: a's derivative is 1 on the closed
+        # interval [lo, hi] (a tie with a bound goes to a), a bound's where it is active
+        return R["where"](R["less"](a, lo), lo, R["where"](R["greater"](a, hi), hi, a))
     return R["clip"](a, lo=float(lo), hi=float(hi))
 
 
@@ -284,11 +284,6 @@ def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     if len(shape_of(a)) != 2 or offset:
         raise UnsupportedFunctionError("np.trace is supported on traced 2-D arrays with offset 0 only")
     return R["sum"](_diagonal(a))
-
-
-def _logaddexp(x, y):
-    m = R["maximum"](x, y)
-    return m + R["log1p"](R["exp"](-R["abs"](x - y)))
 
 
 def _divide(x, y, *args):
@@ -429,6 +424,13 @@ def _sort(a, axis=-1, kind=None, order=None, stable=None):
     return a[tuple(grids)]
 
 
+def _vander(x, N=None, increasing=False):
+    """np.vander: columns x^(N-1) ... x^0 (or increasing), as powers of the column x[:, None]."""
+    n = shape_of(x)[0] if N is None else int(N)
+    powers = np.arange(n, dtype=float) if increasing else np.arange(n - 1, -1, -1, dtype=float)
+    return R["pow"](R["reshape"](x, shape=(-1, 1)), powers)
+
+
 def _tile(a, reps):
     """np.tile: broadcast the array against new axes interleaved with its own, then merge."""
     reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
@@ -526,12 +528,12 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.compress: _compress,
     np.repeat: _repeat,
     np.tile: _tile,
+    np.vander: _vander,
     np.split: _split,
     np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),
 }
 
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
-    np.logaddexp: _logaddexp,
     np.log2: lambda x: R["log"](x) / math.log(2.0),
     np.log10: lambda x: R["log"](x) / math.log(10.0),
     np.exp2: lambda x: R["exp"](x * math.log(2.0)),

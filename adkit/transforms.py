@@ -202,7 +202,7 @@ def _reverse_value_and_grad(f, args, argnums, single):
                 "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
-        _check_value(value)
+        _check_value(value, lambda: _diagnose(f, args, argnums))
         if isinstance(out, Var) and out._trace is trace:
             grads = _sweep(trace, prep, [(out, _seed(value))], retain=False)
             if not _all_finite(grads, prep):
@@ -232,14 +232,14 @@ def _all_finite(grads: list[list[Any]], prep: _Prepared) -> bool:
     )
 
 
-def _check_value(value: Any) -> None:
+def _check_value(value: Any, why: Callable[[], str]) -> None:
     """A gradient is the derivative of a finite value: at a point where f is inf or NaN
-    (an overflow on the way, log(0)), no derivative is returned."""
+    (an overflow on the way, log(0)), no derivative is returned; `why` names the op."""
     if not _is_finite(value):
         raise NonFiniteDerivativeError(
-            f"f's value at this point is {_short_value(value)}, so it has no derivative there "
-            "(an intermediate overflowed, or f is infinite or undefined at this point). Rewrite f so that "
-            "no intermediate overflows (np.logaddexp, adkit.softplus, adkit.sigmoid), or move the point."
+            f"f's value at this point is {_short_value(value)}, so it has no derivative there: {why()}. "
+            "Rewrite f so that no intermediate overflows (np.logaddexp, adkit.softplus, adkit.sigmoid), "
+            "or move the point."
         )
 
 
@@ -259,26 +259,21 @@ def _describe(trace: ReverseTrace, out: Var, value: Any, prep: _Prepared) -> str
     return trace.find_nonfinite(out)
 
 
-def _diagnose(
-    f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], value: Any, traces: Sequence[Any] = ()
-) -> str:
-    """Name the op that made the derivative inf or NaN: the culprit a strict forward pass
-    found, or else the first op on a tape of f whose value overflowed or whose local
-    derivative is not finite."""
-    p = primal(value)
-    if not np.all(np.isfinite(p)):
-        return f"the function's value itself is {p}"
+def _diagnose(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], traces: Sequence[Any] = ()) -> str:
+    """Name the op that made the value or the derivative inf or NaN: the culprit a strict
+    forward pass found, or else the first op on a tape of f whose value overflowed or whose
+    local derivative is not finite."""
     for t in traces:
         if getattr(t, "culprit", None):
             return t.culprit
     try:
-        trace, prep, out = _record(f, args, argnums, strict=True)
+        trace, prep, _ = _record(f, args, argnums, strict=True, output=lambda raw: raw)
     except Exception:  # noqa: BLE001 (diagnosis only: the original error is what matters)
         return "a local derivative on the way is inf or NaN"
     try:
-        if isinstance(out, Var) and out._trace is trace:
-            return _describe(trace, out, out.value, prep)
-        return "a local derivative on the way is inf or NaN"
+        if not all(np.all(np.isfinite(primal(leaf))) for leaves in prep.leaves for leaf in leaves):
+            return "an input is inf or NaN"
+        return trace.find_nonfinite(None)
     finally:
         trace.release()
 
@@ -366,9 +361,9 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
             tangent = np.concatenate(pieces, axis=0)
         if is_ours:
             if scalar_output:
-                _check_value(value)
+                _check_value(value, lambda: _diagnose(f, args, argnums))
             traces = [p[3] for p in passes]
-            _check_finite([tangent], lambda value=value: _diagnose(f, args, argnums, value, traces), "derivative")
+            _check_finite([tangent], lambda: _diagnose(f, args, argnums, traces), "derivative")
         per_leaf = []
         k = 0
         for leaves in prep.leaves:
@@ -651,7 +646,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     tans = [t.copy() if type(t) is np.ndarray and id(t) in given else t for t in tans]
     _check_finite(
         tans,
-        lambda: _diagnose(f, primals, tuple(range(len(primals))), values[0] if values else 0.0),
+        lambda: _diagnose(f, primals, tuple(range(len(primals)))),
         "directional derivative",
     )
     return tree_unflatten(treedef, values), tree_unflatten(treedef, tans)

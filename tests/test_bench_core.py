@@ -34,11 +34,12 @@ def test_mlp_section_checks_its_gradient(bench_core, capsys):
     result = bench_core.bench_mlp(min_time=0.001, repeats=1)
     out = capsys.readouterr().out
     assert "gradient check" not in result["verdict"]
-    assert "max abs difference" in out and result["ratio"] > 1.0
+    # a smoke test of the section, not a timing: the ratio is reported, finite and positive
+    assert "max abs difference" in out and 0 < result["ratio"] < float("inf")
 
 
 def test_vectorised_and_others_sections_run(bench_core, capsys):
     rows = bench_core.bench_vectorised((2,), (4,), min_time=0.001, repeats=1)
-    assert rows and rows[0]["ratio"] > 1.0
+    assert rows and 0 < rows[0]["ratio"] < float("inf")  # reported, not timed (benchmarks time)
     bench_core.bench_others([(2, 4)], min_time=0.001, repeats=1)
     assert "== 4. Other AD libraries" in capsys.readouterr().out

@@ -112,9 +112,8 @@ def _explain(op: Op, vals: Sequence[Any], out: Any, params: dict[str, Any], trac
     desc = f"{op.name}({', '.join(_short(v) for v in vals)})"
     if not np.all(np.isfinite(primal(out))) and all(np.all(np.isfinite(primal(v))) for v in vals):
         return (
-            f"{desc} overflowed: its value is {_short(out)}, and the result depends on it, so no finite "
-            "derivative can be trusted. Rewrite the function so that no intermediate overflows "
-            "(np.logaddexp, adkit.softplus, adkit.sigmoid, scipy.special.expit / log_expit)"
+            f"{desc} overflowed: its value is {_short(out)} and the result depends on it "
+            "(no intermediate may overflow: np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
         )
     if op.partials is not None:
         for p in local_partials(op, out, vals, params, list(traced)):

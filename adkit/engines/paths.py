@@ -133,7 +133,7 @@ def sum_over_paths(g: Graph, succ: Sequence[Sequence[Any]], counts: Sequence[int
             total += prod
             continue
         for e in succ[node]:
-            if counts[e.dst]:
+            if counts[e.dst] and not e.exact_zero:  # an exact zero carries 0, even against inf
                 stack.append((e.dst, prod * e.z))
     return total
 
@@ -197,6 +197,12 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
     graph = trace(f, *args)
     if graph.output is not None and np.size(graph.nodes[graph.output].value) != 1:
         raise TypeError("grad needs f to return a scalar; use adkit.jacobian for array outputs")
+    if graph.output is not None and not np.all(np.isfinite(graph.nodes[graph.output].value)):
+        raise NonFiniteDerivativeError(
+            f"f's value at this point is {float(np.asarray(graph.nodes[graph.output].value).reshape(-1)[0])}, so it "
+            f"has no derivative there ({_first_overflow(graph)}). Rewrite f so that no intermediate overflows "
+            "(np.logaddexp, adkit.softplus, adkit.sigmoid), or move the point."
+        )
     grads_flat = paths_gradient(graph) if graph.output is not None else None
     if grads_flat is not None and not all(math.isfinite(g) for g in grads_flat):
         raise NonFiniteDerivativeError(
@@ -231,6 +237,17 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
     value = graph.value
     value = float(value) if value is not None and np.ndim(value) == 0 else value
     return value, (result[0] if single else tuple(result))
+
+
+def _first_overflow(graph: Graph) -> str:
+    """The first node whose value is inf or NaN although its inputs are finite."""
+    for node in graph.nodes:
+        if node.op is None or np.all(np.isfinite(node.value)):
+            continue
+        if all(p is None or np.all(np.isfinite(graph.nodes[p].value)) for p in node.parents):
+            bad = np.asarray(node.value)[~np.isfinite(node.value)]
+            return f"{node.label} overflowed to {bad.reshape(-1)[0]}"
+    return "an input is inf or NaN"
 
 
 def _first_nonfinite_edge(graph: Graph) -> str:

@@ -333,9 +333,8 @@ def _explain(node: Node, k: int) -> str:
     ins = [primal(v) for v in (node.vals or []) if type(v) is not ShapeOnly]
     if out is not None and not np.all(np.isfinite(out)) and all(np.all(np.isfinite(v)) for v in ins):
         return (
-            f"{desc} overflowed (tape entry {k}): its value is {_short(out)}, and the result depends on it, "
-            "so no finite derivative can be trusted. Rewrite the function so that no intermediate "
-            "overflows (np.logaddexp, adkit.softplus, adkit.sigmoid, scipy.special.expit / log_expit)"
+            f"{desc} overflowed (tape entry {k}): its value is {_short(out)} and the result depends on it "
+            "(no intermediate may overflow: np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
         )
     if op.partials is not None and node.vals is not None:
         needed = [p is not None for p in node.parents]

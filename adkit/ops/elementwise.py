@@ -390,6 +390,25 @@ hypot = register(
         doc="np.hypot(x, y) = sqrt(x^2 + y^2) without overflow.",
     )
 )
+logaddexp = register(
+    Op(
+        "logaddexp",
+        np.logaddexp,
+        args=("x", "y"),
+        scalar="x + 0.6931471805599453 if x == y else "
+        "(x + math.log1p(math.exp(y - x)) if x > y else y + math.log1p(math.exp(x - y)))",
+        # softmax weights of the two inputs: smooth everywhere (the tie x == y included, where
+        # a composite of max and abs has kinks that cancel only to first order), never
+        # overflowing (x - out <= 0)
+        partials=("exp(x - out)", "exp(y - out)"),
+        sympy=lambda sp, x, y: sp.log(sp.exp(x) + sp.exp(y)),
+        domain=domain(REAL, REAL),
+        complex_step=False,
+        kinks="none: smooth everywhere (complex-step is off only because numpy's logaddexp is real-only)",
+        numpy_names=(np.logaddexp,),
+        doc="np.logaddexp(x, y) = log(exp(x) + exp(y)) without overflow; d/dx = exp(x - out).",
+    )
+)
 sinh = register(
     Op(
         "sinh",
@@ -514,7 +533,8 @@ maximum = register(
         args=("x", "y"),
         scalar="x if x > y else (y if y > x else x)",
         partials=("where(x > y, 1.0, where(x == y, 0.5, 0.0))", "where(y > x, 1.0, where(x == y, 0.5, 0.0))"),
-        sympy=lambda sp, x, y: piecewise(sp, (x, x > y), (y, True)),
+        # the tie as its own piece, so that sympy's derivative there is the policy's even split
+        sympy=lambda sp, x, y: piecewise(sp, (x, x > y), ((x + y) / 2, sp.Eq(x, y)), (y, True)),
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient (what central differences give; JAX does the same)",
@@ -528,7 +548,8 @@ minimum = register(
         args=("x", "y"),
         scalar="x if x < y else (y if y < x else x)",
         partials=("where(x < y, 1.0, where(x == y, 0.5, 0.0))", "where(y < x, 1.0, where(x == y, 0.5, 0.0))"),
-        sympy=lambda sp, x, y: piecewise(sp, (x, x < y), (y, True)),
+        # the tie as its own piece, so that sympy's derivative there is the policy's even split
+        sympy=lambda sp, x, y: piecewise(sp, (x, x < y), ((x + y) / 2, sp.Eq(x, y)), (y, True)),
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient",
