@@ -235,22 +235,24 @@ def one_hot(labels: Any, n_classes: int) -> np.ndarray:
 
 def mse(pred: Any, target: Any) -> Any:
     """Mean squared error mean((y_hat - y)^2) over every entry."""
-    return np.mean((pred - np.asarray(target)) ** 2)
+    return np.mean((pred - target) ** 2)
 
 
 def binary_cross_entropy(logits: Any, targets: Any) -> Any:
     """Mean of -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z)) over the entries, computed
     from the logits z as softplus(z) - y z (never log(0), never overflow; its gradient
     sigmoid(z) - y is the lecture's y_hat - y)."""
-    return np.mean(REGISTRY["softplus"](logits) - np.asarray(targets, dtype=np.float64) * logits)
+    return np.mean(REGISTRY["softplus"](logits) - targets * logits)
 
 
 def softmax_cross_entropy(logits: Any, labels: Any) -> Any:
     """Mean over the batch of -sum_c y_c log softmax(z)_c = logsumexp(z) - sum_c y_c z_c,
     from the logits z (the max-shifted logsumexp never overflows; the gradient is
     softmax(z) - y, the lecture's y_hat - y). labels: integers or (n, C) probability rows."""
-    n, n_classes = np.shape(primal(logits))
-    y = _labels(labels, n_classes, n)
+    shape = np.shape(primal(logits))
+    if len(shape) != 2:
+        raise ValueError(f"softmax_cross_entropy expects logits of shape (n, classes); got shape {shape}")
+    y = _labels(labels, shape[1], shape[0])
     return np.mean(REGISTRY["logsumexp"](logits, axis=1) - np.sum(y * logits, axis=1))
 
 

@@ -106,6 +106,8 @@ def test_losses_are_numerically_stable_for_huge_logits():
 def test_label_and_parameter_errors_are_clear():
     with pytest.raises(ValueError, match="integers in 0..2"):
         nn.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"shape \(n, classes\)"):
+        nn.softmax_cross_entropy(np.zeros(3), np.array([0]))
     with pytest.raises(ValueError, match="do not match"):
         nn.softmax_cross_entropy(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="unknown activation"):
