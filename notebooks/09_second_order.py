@@ -25,7 +25,7 @@
 # saddle points.
 
 # %%
-import time
+import timeit
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -178,17 +178,10 @@ ax.legend(fontsize=8)
 plt.show()
 
 
+# %% [markdown]
+# Timings are shown, never asserted: they depend on the machine (best of 3 runs each).
+
 # %%
-def best_time(fn, repeats=3):
-    """Best of a few wall-clock runs (shown, never asserted: timings depend on the machine)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 dims = [16, 64, 256, 512]
 methods = {
     "forward over reverse (ad.hvp)": lambda x, v: ad.hvp(rosenbrock_nd, (x,), (v,)),
@@ -201,7 +194,7 @@ for n in dims:
     reference = ad.hvp(rosenbrock_nd, (x,), (v,))
     for name, method in methods.items():
         assert np.allclose(method(x, v), reference, rtol=1e-5, atol=1e-4 * np.abs(reference).max())
-        cost[name].append(best_time(lambda: method(x, v)))
+        cost[name].append(min(timeit.repeat(lambda: method(x, v), number=1, repeat=3)))
 display(
     Table(
         "seconds per Hessian-vector product (this machine, best of 3)",
