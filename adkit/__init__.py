@@ -37,6 +37,8 @@ __version__ = "0.1.0"
 
 # the gradient checker loads on first use (it is not needed to differentiate anything)
 _LAZY = {"check_grad": "adkit.check", "assert_grad": "adkit.check", "taylor_test": "adkit.check", "check": None}
+# the training lectures' modules load on first use too: ad.optim, ad.nn, ad.data
+_LAZY_MODULES = ("optim", "nn", "data")
 
 
 def __getattr__(name: str):
@@ -45,6 +47,10 @@ def __getattr__(name: str):
 
         module = importlib.import_module("adkit.check")
         return module if name == "check" else getattr(module, name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"adkit.{name}")
     raise AttributeError(f"module 'adkit' has no attribute {name!r}")
 
 
@@ -91,4 +97,7 @@ __all__ = [
     "softplus",
     "value_and_grad",
     "vjp",
+    "optim",
+    "nn",
+    "data",
 ]
