@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from adkit.errors import (
     InPlaceUpdateError,
     LeakedTracerError,
     TracerConversionError,
+    UnsupportedFunctionError,
 )
 
 REGISTRY: dict[str, Op] = {}
@@ -342,9 +344,16 @@ class Tracer:
         return NUMPY_HANDLERS["function"](func, args, kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        caller = _numpy_caller()
+        if caller is not None:
+            raise UnsupportedFunctionError(
+                f"{caller} is not supported on adkit's traced values: it converts its input to a plain "
+                "numpy array, which would drop the derivative. Rewrite it with numpy functions adkit "
+                "supports (adkit.numpy_api.supported_names()), or register an op (adkit.ops.register)."
+            )
         raise TracerConversionError(
             "a traced adkit value cannot be converted to a plain numpy array (np.array(x), "
-            "np.asarray(x), np.array([x, ...])): that would drop its derivative. Build arrays with "
+            "np.asarray(x), np.array([x, ...]), a[i:j] = x): that would drop its derivative. Build arrays with "
             "np.stack / np.concatenate instead, or use adkit.primal(x) if you only need the numbers."
         )
 
@@ -414,7 +423,7 @@ class Tracer:
     def __int__(self) -> int:
         raise TracerConversionError(
             "int() of a traced adkit value would drop its derivative (and truncate it). For a "
-            "piecewise-constant value use np.floor(x) or np.trunc(x); for a loop count or an index, "
+            "piecewise-constant value use np.floor(x) (a constant); for a loop count or an index, "
             "pass it as a separate, non-differentiated argument (it stays a plain int), or use "
             "int(adkit.primal(x))."
         )
@@ -620,6 +629,20 @@ def _ndarray_method(name: str) -> Callable[..., Any]:
 for _name in dir(np.ndarray):
     if not _name.startswith("_") and not hasattr(Tracer, _name) and callable(getattr(np.ndarray, _name)):
         setattr(Tracer, _name, _ndarray_method(_name))
+
+
+def _numpy_caller() -> str | None:
+    """np.<name> when numpy's own Python code (np.vectorize, ...) is converting a traced
+    value to an array, so that the refusal names the function the user called."""
+    frame = sys._getframe(2)
+    outermost = None
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "numpy":
+        outermost = frame
+        frame = frame.f_back
+    if outermost is None:
+        return None
+    code = outermost.f_code
+    return "np." + getattr(code, "co_qualname", code.co_name).split(".")[0]
 
 
 def all_finite(a: np.ndarray) -> bool:
