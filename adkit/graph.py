@@ -32,6 +32,20 @@ NESTING_ADVICE = (
 )
 
 
+def refuse_nesting(args: Sequence[Any], who: str) -> None:
+    """Refuse to run `who` (the symbolic, numeric or paths engine, adkit.trace) on values
+    traced by an enclosing derivative call: it runs f on plain numbers, so the outer
+    derivative would be lost."""
+    from adkit.trees import tree_flatten
+
+    for n, arg in enumerate(args):
+        if any(isinstance(leaf, Tracer) for leaf in tree_flatten(arg)[0]):
+            raise NestedEngineError(
+                f"{who} was called inside another derivative: argument {n} is a value traced by the "
+                f"enclosing grad / jvp / jacobian. {NESTING_ADVICE}"
+            )
+
+
 @dataclass
 class Node:
     """One node of the graph: an input (op None) or an op applied to earlier nodes."""
@@ -402,6 +416,7 @@ def trace(
     """
     from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
+    refuse_nesting(args, "adkit.trace (which the symbolic and paths engines use)")
     traced_nums = range(len(args)) if argnums is None else argnums_tuple(argnums, len(args))
     gt = GraphTrace()
     arg_names = list(names) if names is not None else _param_names(f, len(args))
@@ -414,11 +429,6 @@ def trace(
             leaves, treedef = tree_flatten(args[n])
             tracers = []
             for k, leaf in enumerate(leaves):
-                if isinstance(leaf, Tracer):
-                    raise NestedEngineError(
-                        f"argument {n} is a value traced by an enclosing derivative call, and adkit.trace "
-                        f"(and the symbolic and paths engines, which use it) cannot record it. {NESTING_ADVICE}"
-                    )
                 label = base if len(leaves) == 1 else f"{base}{k}"
                 t = gt.new_input(as_input(leaf, f"argument {n}"), label)
                 input_ids.append(t.node)

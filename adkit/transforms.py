@@ -24,11 +24,10 @@ from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
 from adkit.errors import (
     AdkitTypeError,
     AdkitValueError,
-    NestedEngineError,
     NonFiniteDerivativeError,
     translate_numpy_refusals,
 )
-from adkit.graph import NESTING_ADVICE
+from adkit.graph import refuse_nesting
 from adkit.ops.core import REGISTRY, Tracer, all_finite, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
@@ -425,24 +424,13 @@ def value_and_grad(
         elif engine == "forward":
             value, grads = _forward_jacobian(g, args, nums, single, scalar_output=True)
         else:
-            _refuse_nesting(engine, args)
+            refuse_nesting(args, f"engine={engine!r}")
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
         return ((value, aux_box[-1] if aux_box else None), grads) if has_aux else (value, grads)
 
     return wrapped
-
-
-def _refuse_nesting(engine: str, args: Sequence[Any]) -> None:
-    """The symbolic, numeric and paths engines run f on plain numbers: called on values
-    traced by an enclosing derivative, they would silently drop the outer derivative."""
-    for n, arg in enumerate(args):
-        if any(isinstance(leaf, Tracer) for leaf in tree_flatten(arg)[0]):
-            raise NestedEngineError(
-                f"engine={engine!r} was called inside another derivative (argument {n} is a traced "
-                f"value of the enclosing grad/jvp/jacobian). {NESTING_ADVICE}"
-            )
 
 
 def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:

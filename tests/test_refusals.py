@@ -121,6 +121,11 @@ def test_complex_input_is_refused(engine, value):
     assert "complex" in refusal(engine, lambda z: np.sum(z * z), value, kind=AdkitTypeError)
 
 
+def test_numeric_engine_refuses_a_complex_output():
+    # d/dx (x i) = i: the real part of a finite difference would give 0
+    refusal("numeric", lambda x: x * 1j, 1.0, kind=AdkitTypeError)
+
+
 def test_complex_step_of_real_functions_still_works():
     assert ad.numeric_grad(np.sin, 0.7, method="complex") == pytest.approx(math.cos(0.7), rel=1e-15)
     report = ad.check_grad(lambda x: np.sum(np.exp(x)), np.array([0.1, 0.2]), grad=np.exp, method="complex")
@@ -178,6 +183,11 @@ def test_nesting_a_plain_number_engine_is_refused(inner):
         ad.grad(lambda x: ad.grad(lambda y: x * y**2, engine=inner)(1.0))(2.0)
     with pytest.raises(TypeError):  # still a TypeError for existing code
         ad.jvp(lambda x: ad.grad(lambda y: y**3, engine=inner)(x), (2.0,), (1.0,))
+
+
+def test_numeric_grad_inside_a_derivative_is_refused():
+    with pytest.raises(NestedEngineError):
+        ad.grad(lambda x: ad.numeric_grad(lambda y: y**3, x))(2.0)
 
 
 def test_nesting_forward_and_reverse_still_works():

@@ -547,6 +547,9 @@ class _Args:
     """f(*args) as a function of the leaves of the differentiated arguments."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> None:
+        from adkit.graph import refuse_nesting
+
+        refuse_nesting(args, "the numeric engine")
         self.f = f
         self.args = [arg if n in argnums else _read_only(arg) for n, arg in enumerate(args)]
         self.argnums = argnums
@@ -621,6 +624,12 @@ def _jacobian_blocks(
     else:
         point = Point(prob.call, prob.leaves)
         f0 = point()
+        if f0.dtype.kind == "c":
+            raise AdkitTypeError(
+                "f returned a complex value: adkit differentiates real-valued functions (complex numbers "
+                "are not supported yet), and a real finite difference would drop the imaginary part. "
+                "Differentiate np.real(f) and np.imag(f) separately."
+            )
     if not np.all(np.isfinite(f0)):
         raise NonFiniteDerivativeError(f"f is not finite at the point (f = {f0}): no finite difference there")
     out_shape = f0.shape
