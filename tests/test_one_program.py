@@ -148,6 +148,17 @@ def entries_grad(x, i, j):
     return g
 
 
+def doubled_sine(x, n):
+    """x_{k+1} = (sin(x_k) + sin(x_k)) / 2: the value of sine_iterate, but 2**n paths."""
+    for _ in range(n):
+        x = np.sin(x) * 0.5 + np.sin(x) * 0.5
+    return x
+
+
+def cubes(x):
+    return np.sum(x**3)
+
+
 def tanh_closure(w):
     """A closure over a plain float."""
     return lambda x: np.tanh(w * x)
@@ -180,6 +191,10 @@ CASES = [
     ("horner", horner, (0.9, (3, -2, 0, 5, 1)), 0, lambda: horner_grad(0.9, (3, -2, 0, 5, 1))),
     ("sine iterate", sine_iterate, (1.1, 6), 0, lambda: sine_iterate_grad(1.1, 6)),
     ("recursion", recurse, (0.8, 7), 0, lambda: recurse_grad(0.8, 7)),
+    # 2**21 paths: beyond the paths engine's default budget of 10**6
+    ("doubled sine", doubled_sine, (0.9, 21), 0, lambda: sine_iterate_grad(0.9, 21)),
+    # 401 inputs: beyond the symbolic engine's limit of 400 symbols
+    ("401 cubes", cubes, (np.linspace(-1.0, 1.0, 401),), 0, lambda: 3.0 * np.linspace(-1.0, 1.0, 401) ** 2),
     (
         "array entries",
         entries,
@@ -205,6 +220,14 @@ CASES = [
 def test_every_engine_gives_the_closed_form(case, engine):
     _, f, args, argnums, expected = case
     assert_engine_agrees(engine, f, args, argnums, expected())
+
+
+def test_the_inherent_refusals_happen():
+    """The two refusals the table above allows are real ones, named."""
+    with pytest.raises(PathBudgetExceeded, match="budget"):
+        ad.grad(doubled_sine, engine="paths")(0.9, 21)
+    with pytest.raises(ad.AdkitError, match="limit is 400"):
+        ad.grad(cubes, engine="symbolic")(np.linspace(-1.0, 1.0, 401))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
