@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import UnsupportedFunctionError
+from adkit.errors import AdkitValueError, UnsupportedFunctionError
 from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
 
 R = REGISTRY
@@ -110,6 +110,12 @@ def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[
     if method != "__call__":
         raise _unsupported(f"{describe_function(ufunc)}.{method}")
     for key in kwargs:
+        if key == "out":
+            raise UnsupportedFunctionError(
+                f"{describe_function(ufunc)}(..., out=...) is not supported on traced values, nor an in-place "
+                "operator on a plain numpy array (a += x): the result would be stored in a plain array and "
+                "lose its derivative. Write a = a + x (a new array) instead."
+            )
         if key not in ("dtype", "casting") or key == "dtype" and not _is_float_dtype(kwargs[key]):
             raise UnsupportedFunctionError(
                 f"{describe_function(ufunc)}(..., {key}=...) is not supported on traced values: "
@@ -392,7 +398,7 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     shape = shape_of(a)
     n = math.prod(shape[i] for i in _axes(axis, len(shape)))
     if n - ddof <= 0:
-        raise ValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
+        raise AdkitValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
     return R["sum"](dev * dev, axis=axis, keepdims=keepdims) / float(n - ddof)
 
 

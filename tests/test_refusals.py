@@ -74,6 +74,16 @@ def test_conversions_are_adkit_errors(what, engine):
     assert advice in message  # says what to do
 
 
+@pytest.mark.parametrize("engine", TRACING)
+def test_in_place_operator_on_a_plain_array_says_what_to_write(engine):
+    def f(x):
+        a = np.zeros(2)
+        a += x
+        return np.sum(a)
+
+    assert "a = a + x" in refusal(engine, f, 1.0, kind=ad.UnsupportedFunctionError)
+
+
 def test_stored_traced_value_keeps_the_users_line_in_the_traceback():
     with pytest.raises(InPlaceUpdateError) as info:
         ad.grad(_stored)(1.0)
