@@ -748,11 +748,11 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
 
 def check_constant(op: Op, a: Any) -> None:
     """Refuse a constant that adkit's traced engines would differentiate wrongly: complex
-    numbers (no complex rules yet), masked arrays (each engine would treat the mask
-    differently) and np.matrix (its * is a matrix product)."""
+    numbers (no complex rules yet), and ndarray subclasses such as masked arrays (each
+    engine would treat the mask differently) and np.matrix (its * is a matrix product)."""
     if isinstance(a, (complex, np.complexfloating)) or (isinstance(a, np.ndarray) and a.dtype.kind == "c"):
         raise _complex_refusal(op, a)
-    if isinstance(a, (np.ma.MaskedArray, np.matrix)):
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray and not isinstance(a, np.memmap):
         raise AdkitTypeError(
             f"{op.name} got a constant of type {type(a).__module__}.{type(a).__name__} beside a traced value: "
             f"{NDARRAY_SUBCLASS_ADVICE}"
