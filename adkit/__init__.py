@@ -15,7 +15,17 @@ from adkit.compare import compare
 from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
 from adkit.engines.symbolic import symbolic_derivative
-from adkit.errors import AdkitError, LeakedTracerError, NonFiniteDerivativeError, UnsupportedFunctionError
+from adkit.errors import (
+    AdkitError,
+    AdkitTypeError,
+    AdkitValueError,
+    InPlaceUpdateError,
+    LeakedTracerError,
+    NestedEngineError,
+    NonFiniteDerivativeError,
+    TracerConversionError,
+    UnsupportedFunctionError,
+)
 from adkit.graph import Graph, label, trace
 from adkit.ops import REGISTRY, Op, primal, register
 from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -75,6 +85,11 @@ __all__ = [
     "ENGINES",
     "REGISTRY",
     "AdkitError",
+    "AdkitTypeError",
+    "AdkitValueError",
+    "InPlaceUpdateError",
+    "NestedEngineError",
+    "TracerConversionError",
     "LeakedTracerError",
     "NonFiniteDerivativeError",
     "Op",

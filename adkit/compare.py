@@ -174,11 +174,11 @@ def compare(
             abs_err = max(diffs) if diffs else 0.0
             scale = max((abs(r) for r in reference), default=0.0)
             rel_err = abs_err / scale if scale > 0 else abs_err
-        rows.append(EngineRow(engine, flat, abs_err, rel_err, seconds, note=_note(engine, f, args)))
+        rows.append(EngineRow(engine, flat, abs_err, rel_err, seconds, note=_note(engine, f, args, nums)))
     try:
         from adkit.graph import trace
 
-        v = trace(f, *args).value
+        v = trace(f, *args, argnums=nums).value
         value = float(v) if v is not None and np.ndim(v) == 0 else None
     except Exception:  # noqa: BLE001
         value = None
@@ -204,14 +204,8 @@ def _reference(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]
     try:
         from adkit.engines.symbolic import symbolic_derivative
 
-        res = symbolic_derivative(f, *args)
-        leaves_per_arg = [len(tree_flatten(a)[0]) for a in args]
-        starts = np.cumsum([0] + leaves_per_arg).tolist()
-        values: list[float] = []
-        for n in nums:
-            for v in res.values[starts[n] : starts[n + 1]]:
-                arr = np.asarray(v, dtype=object).reshape(-1)
-                values.extend(float(x) for x in arr)
+        res = symbolic_derivative(f, *args, argnums=nums)  # the arguments not in argnums are constants
+        values = [float(x) for v in res.values for x in np.asarray(v, dtype=object).reshape(-1)]
         if all(math.isfinite(v) for v in values):
             return values, "symbolic, exact" if res.exact else "symbolic, 30 digits"
     except Exception:  # noqa: BLE001 (fall back to a numeric reference)
@@ -223,16 +217,16 @@ def _reference(f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]
         return None, "none available"
 
 
-def _note(engine: str, f: Callable[..., Any], args: Sequence[Any]) -> str:
+def _note(engine: str, f: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...]) -> str:
     try:
         if engine == "paths":
             from adkit.graph import trace
 
-            return f"{trace(f, *args).count_paths():,} paths"
+            return f"{trace(f, *args, argnums=nums).count_paths():,} paths"
         if engine == "symbolic":
             from adkit.engines.symbolic import symbolic_derivative
 
-            res = symbolic_derivative(f, *args)
+            res = symbolic_derivative(f, *args, argnums=nums)
             return f"{res.count_ops} ops as a tree, {res.count_ops_cse} with CSE"
     except Exception:  # noqa: BLE001
         return ""

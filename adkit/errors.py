@@ -15,3 +15,54 @@ class NonFiniteDerivativeError(AdkitError, FloatingPointError):
 
 class LeakedTracerError(AdkitError, RuntimeError):
     """A traced value escaped the grad/jvp call that created it and was used later."""
+
+
+class AdkitTypeError(AdkitError, TypeError):
+    """A value of a kind adkit cannot differentiate: a bool, a string, a complex number,
+    a masked array, a function's output that is not a number, ..."""
+
+
+class AdkitValueError(AdkitError, ValueError):
+    """An argument whose value adkit cannot use: an unknown engine, argnums out of range,
+    an infinite budget, a tangent of the wrong shape, ..."""
+
+
+class TracerConversionError(AdkitTypeError):
+    """A traced value was turned into a plain Python or numpy value (float(x), int(x),
+    round(x), np.array(x), x used as an index), which would drop its derivative."""
+
+
+class InPlaceUpdateError(AdkitTypeError, ValueError):
+    """An in-place write that would lose a derivative: x[i] = v into a traced array, or a
+    traced value stored into a plain numpy array (a[i] = x). A ValueError too, because
+    that is what numpy itself raises for the second case."""
+
+
+class NestedEngineError(AdkitTypeError):
+    """An engine that runs f on plain numbers (symbolic, numeric, paths) was called on
+    values traced by an enclosing derivative call, so the outer derivative would be lost."""
+
+
+class _TranslateNumpyRefusals:
+    """Context manager: numpy's own ValueError "setting an array element with a sequence",
+    raised because a traced value refused to become a float (a[i] = x into a plain numpy
+    array), re-raised as an InPlaceUpdateError that says what happened and what to do.
+    A class, not a generator: it runs around every derivative call."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is not None and kind is ValueError and isinstance(exc.__cause__, TracerConversionError):
+            raise InPlaceUpdateError(
+                "a traced value was stored into a plain numpy array (a[i] = x, or a[:] = ...): numpy "
+                "arrays hold plain numbers only, so x's derivative would be lost. Build the array from "
+                "traced values instead: np.stack([...]) / np.concatenate, or np.where(mask, x, a) to "
+                "replace entries."
+            ).with_traceback(exc.__traceback__) from exc
+        return False
+
+
+translate_numpy_refusals = _TranslateNumpyRefusals()

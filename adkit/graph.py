@@ -22,7 +22,28 @@ from typing import Any
 
 import numpy as np
 
+from adkit.errors import AdkitValueError, NestedEngineError, translate_numpy_refusals
 from adkit.ops.core import Op, Trace, Tracer, local_partials, primal, shape_of, zeros_are_structural
+
+NESTING_ADVICE = (
+    "These engines run f on plain numbers, so the outer derivative would be lost. Nest forward "
+    "or reverse mode instead (engine='forward' / 'reverse' inside), or call the symbolic, numeric or "
+    "paths engine outermost."
+)
+
+
+def refuse_nesting(args: Sequence[Any], who: str) -> None:
+    """Refuse to run `who` (the symbolic, numeric or paths engine, adkit.trace) on values
+    traced by an enclosing derivative call: it runs f on plain numbers, so the outer
+    derivative would be lost."""
+    from adkit.trees import tree_flatten
+
+    for n, arg in enumerate(args):
+        if any(isinstance(leaf, Tracer) for leaf in tree_flatten(arg)[0]):
+            raise NestedEngineError(
+                f"{who} was called inside another derivative: argument {n} is a value traced by the "
+                f"enclosing grad / jvp / jacobian. {NESTING_ADVICE}"
+            )
 
 
 @dataclass
@@ -97,6 +118,12 @@ class GraphTrace(Trace):
                 parents.append(a.node)
                 consts.append(None)
                 vals.append(a.value)
+            elif isinstance(a, Tracer):
+                raise NestedEngineError(
+                    f"{op.name} mixes a value traced by an enclosing derivative call (a closure over the "
+                    "outer variable) into a graph being traced (adkit.trace, or the symbolic or paths "
+                    f"engine). {NESTING_ADVICE}"
+                )
             else:
                 parents.append(None)
                 consts.append(a)
@@ -214,7 +241,7 @@ class Graph:
         out_node = None
         if self.output is not None:
             if np.asarray(self.nodes[self.output].value).size != 1:
-                raise ValueError("only a graph with one scalar output can be scalarised for paths")
+                raise AdkitValueError("only a graph with one scalar output can be scalarised for paths")
             out_node = ids[(self.output, 0)]
         for e in edges:
             parents = list(nodes[e.dst].parents)
@@ -257,7 +284,7 @@ class Graph:
             if not matches:
                 matches = [i for i, n in zip(self.inputs, self.input_names) if n.split("[")[0] == source]
             if not matches:
-                raise ValueError(f"no input named {source!r}; inputs are {', '.join(self.input_names)}")
+                raise AdkitValueError(f"no input named {source!r}; inputs are {', '.join(self.input_names)}")
             return matches
         return [int(source)]
 
@@ -386,22 +413,32 @@ def label(x: Any, name: str) -> Any:
     return x
 
 
-def trace(f: Callable[..., Any], *args: Any, names: Sequence[str] | None = None) -> Graph:
+def trace(
+    f: Callable[..., Any],
+    *args: Any,
+    names: Sequence[str] | None = None,
+    argnums: int | Sequence[int] | None = None,
+) -> Graph:
     """Run f once on graph tracers and return its computational graph.
 
     Inputs are named after f's parameters (or `names`); containers (dict, list, tuple)
-    of arrays are accepted, each leaf an input node.
+    of arrays are accepted, each leaf an input node. With `argnums`, only those
+    arguments are traced: the others reach f unchanged, as constants (a loop count
+    `for i in range(n)`, an index `(a, b, c)[i]`), as in grad(f, argnums).
     """
-    from adkit.trees import as_input, tree_flatten, tree_unflatten
+    from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
+    refuse_nesting(args, "adkit.trace (which the symbolic and paths engines use)")
+    traced_nums = range(len(args)) if argnums is None else argnums_tuple(argnums, len(args))
     gt = GraphTrace()
     arg_names = list(names) if names is not None else _param_names(f, len(args))
-    traced_args = []
+    call_args = list(args)
     input_ids: list[int] = []
     labels: list[str] = []
-    with gt:
-        for n, (arg, base) in enumerate(zip(args, arg_names)):
-            leaves, treedef = tree_flatten(arg)
+    with translate_numpy_refusals, gt:
+        for n in traced_nums:
+            base = arg_names[n] if n < len(arg_names) else f"x{n}"
+            leaves, treedef = tree_flatten(args[n])
             tracers = []
             for k, leaf in enumerate(leaves):
                 label = base if len(leaves) == 1 else f"{base}{k}"
@@ -409,8 +446,8 @@ def trace(f: Callable[..., Any], *args: Any, names: Sequence[str] | None = None)
                 input_ids.append(t.node)
                 labels.append(label)
                 tracers.append(t)
-            traced_args.append(tree_unflatten(treedef, tracers))
-        out = f(*traced_args)
+            call_args[n] = tree_unflatten(treedef, tracers)
+        out = f(*call_args)
     output = out.node if isinstance(out, GraphTracer) and out._trace is gt else None
     return Graph(gt.nodes, input_ids, output, labels)
 

@@ -9,47 +9,123 @@ np.expand_dims. Anything else raises an error that names the function.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from adkit.errors import UnsupportedFunctionError
+from adkit.errors import AdkitValueError, UnsupportedFunctionError
 from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
 
 R = REGISTRY
 
 
-def _name(fn: Any) -> str:
-    module = getattr(fn, "__module__", None) or "numpy"
-    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
-    public = "np" + public[len("numpy") :] if public.startswith("numpy") else public
-    return f"{public}.{getattr(fn, '__name__', fn)}"
+def _public_module(module: str) -> str | None:
+    """A module's public path (private parts such as numpy._core dropped), or None."""
+    parts = [part for part in module.split(".") if not part.startswith("_")]
+    return ".".join(parts) if parts and not module.startswith("_") else None
+
+
+def _short(module: str) -> str:
+    return "np" + module[len("numpy") :] if module == "numpy" or module.startswith("numpy.") else module
+
+
+def public_names(fn: Any) -> list[str]:
+    """Every public dotted name bound to fn, sorted: ["np.abs", "np.absolute"] for numpy's
+    absolute ufunc, ["scipy.special.digamma", "scipy.special.psi"] for scipy's psi ufunc.
+
+    A ufunc's __name__ alone would misname it (scipy's digamma calls itself psi, and has
+    no __module__): the name is looked up where fn is bound: in its __module__ (and, for
+    a ufunc, numpy too), or else in every loaded public module.
+    """
+    module = getattr(fn, "__module__", None)
+    if isinstance(module, str):
+        candidates = [module] + (["numpy"] if isinstance(fn, np.ufunc) else [])
+    else:
+        candidates = [m for m in list(sys.modules) if _public_module(m) == m]
+    names = set()
+    for m in candidates:
+        public = _public_module(m)
+        mod = sys.modules.get(public) if public else None
+        namespace = getattr(mod, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            if value is fn and not key.startswith("_"):
+                names.add(f"{_short(public)}.{key}")
+    return sorted(names, key=lambda n: (n.count("."), n))
+
+
+def describe_function(fn: Any) -> str:
+    """The function a user called, by the names they can call it by.
+
+    Private functions (scipy.special.zeta calls the ufunc _zeta) are named after the
+    public library function that called them; a Python function vectorized with
+    np.vectorize / np.frompyfunc is named as such."""
+    names = public_names(fn)
+    if names:
+        return " / ".join(names)
+    name = str(getattr(fn, "__name__", fn))
+    if name.endswith(" (vectorized)"):
+        return f"the Python function {name[: -len(' (vectorized)')]} vectorized by np.vectorize / np.frompyfunc"
+    caller = _public_caller()
+    kind = "ufunc" if isinstance(fn, np.ufunc) else "function"
+    return f"{caller} (through its internal {kind} {name})" if caller else f"the {kind} {name}"
+
+
+def _public_caller() -> str | None:
+    """`module.function` of the first caller outside adkit and numpy, when it is a
+    library's public function (the user's own code is not renamed)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("adkit", "numpy"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    public = _public_module(frame.f_globals.get("__name__", ""))
+    namespace = getattr(sys.modules.get(public or ""), "__dict__", {})
+    candidate = namespace.get(frame.f_code.co_name)
+    if getattr(candidate, "__code__", None) is frame.f_code:
+        return f"{_short(public)}.{frame.f_code.co_name}"
+    return None
+
+
+def supported_names() -> list[str]:
+    """Every numpy name that works on traced values, sorted: generated from the op
+    registry (`NUMPY_NAMES`) and this module's tables, so that the unsupported-function
+    message and the README's list (tests/test_refusals.py compares them) cannot drift."""
+    functions = list(NUMPY_NAMES) + list(FUNCTIONS) + list(UFUNC_COMPOSITES) + list(CONSTANT_FUNCTIONS)
+    return sorted({name for fn in functions for name in public_names(fn)}, key=lambda n: (n.count("."), n))
 
 
 def _unsupported(what: str) -> UnsupportedFunctionError:
-    supported = ", ".join(sorted({_name(f) for f in list(NUMPY_NAMES) + list(FUNCTIONS)}))
     return UnsupportedFunctionError(
         f"{what} is not supported on adkit's traced values (no entry in the op registry). "
-        f"Rewrite it with supported functions ({supported}), or register an op for it "
+        f"Rewrite it with supported functions ({', '.join(supported_names())}), or register an op for it "
         "(see adkit.ops.register)."
     )
 
 
 def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if method != "__call__":
-        raise _unsupported(f"np.{ufunc.__name__}.{method}")
+        raise _unsupported(f"{describe_function(ufunc)}.{method}")
     for key in kwargs:
+        if key == "out":
+            raise UnsupportedFunctionError(
+                f"{describe_function(ufunc)}(..., out=...) is not supported on traced values, nor an in-place "
+                "operator on a plain numpy array (a += x): the result would be stored in a plain array and "
+                "lose its derivative. Write a = a + x (a new array) instead."
+            )
         if key not in ("dtype", "casting") or key == "dtype" and not _is_float_dtype(kwargs[key]):
             raise UnsupportedFunctionError(
-                f"np.{ufunc.__name__}(..., {key}=...) is not supported on traced values: "
+                f"{describe_function(ufunc)}(..., {key}=...) is not supported on traced values: "
                 "call it without that keyword (results are new arrays)."
             )
     op = NUMPY_NAMES.get(ufunc)
     if op is None:
         composite = UFUNC_COMPOSITES.get(ufunc)
         if composite is None:
-            raise _unsupported(f"np.{ufunc.__name__}")
+            raise _unsupported(describe_function(ufunc))
         return composite(*inputs)
     return op(*inputs)
 
@@ -63,7 +139,7 @@ def handle_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if adapter is None:
         if func in CONSTANT_FUNCTIONS:
             return func(*_primal_tree(args), **_primal_tree(kwargs))
-        raise _unsupported(_name(func))
+        raise _unsupported(describe_function(func))
     return adapter(*args, **kwargs)
 
 
@@ -317,7 +393,7 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     shape = shape_of(a)
     n = math.prod(shape[i] for i in _axes(axis, len(shape)))
     if n - ddof <= 0:
-        raise ValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
+        raise AdkitValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
     return R["sum"](dev * dev, axis=axis, keepdims=keepdims) / float(n - ddof)
 
 
@@ -580,4 +656,4 @@ CONSTANT_FUNCTIONS = {
 NUMPY_HANDLERS["ufunc"] = handle_ufunc
 NUMPY_HANDLERS["function"] = handle_function
 
-__all__ = ["FUNCTIONS", "handle_function", "handle_ufunc"]
+__all__ = ["FUNCTIONS", "describe_function", "handle_function", "handle_ufunc", "public_names", "supported_names"]

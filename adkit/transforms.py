@@ -21,7 +21,13 @@ import numpy as np
 from adkit.engines import ENGINES, GRAD_ENGINES
 from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
-from adkit.errors import NonFiniteDerivativeError
+from adkit.errors import (
+    AdkitTypeError,
+    AdkitValueError,
+    NonFiniteDerivativeError,
+    translate_numpy_refusals,
+)
+from adkit.graph import refuse_nesting
 from adkit.ops.core import REGISTRY, Tracer, all_finite, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
@@ -78,7 +84,7 @@ def _output_value(out: Any) -> Any:
     if isinstance(out, Tracer):
         return out
     if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, float, np.number, np.ndarray)):
-        raise TypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
+        raise AdkitTypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
     return out
 
 
@@ -154,7 +160,7 @@ def _record(
     the error propagates)."""
     trace = ReverseTrace(strict)
     try:
-        with trace:
+        with translate_numpy_refusals, trace:
             prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
             out = output(f(*prep.args))
     except BaseException:
@@ -197,7 +203,7 @@ def _reverse_value_and_grad(f, args, argnums, single):
     try:
         value = out.value if isinstance(out, Var) and out._trace is trace else out
         if shape_of(value) != ():
-            raise TypeError(
+            raise AdkitTypeError(
                 f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
                 "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
@@ -308,7 +314,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         offsets.append(offsets[-1] + size)
     chunk = FORWARD_CHUNK if chunk is None else int(chunk)
     if chunk < 1:
-        raise ValueError(f"chunk must be a positive number of directions, got {chunk}")
+        raise AdkitValueError(f"chunk must be a positive number of directions, got {chunk}")
 
     def one_pass(lo: int, hi: int, strict: bool = False) -> tuple[_Prepared, list[Any], Any, ForwardTrace]:
         trace = ForwardTrace(batched=batched, strict=strict)
@@ -324,7 +330,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
                 ] = 1
             return make_dual(leaf, t, trace)
 
-        with _gc_paused(), trace:
+        with _gc_paused(), translate_numpy_refusals, trace:
             prep = _Prepared(args, argnums, make)
             outs, out_def = _output_leaves(f(*prep.args))
         return prep, outs, out_def, trace
@@ -341,7 +347,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         is_ours = isinstance(out, Dual) and out._trace is trace
         value = out.value if is_ours else out
         if scalar_output and shape_of(value) != ():
-            raise TypeError(
+            raise AdkitTypeError(
                 f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
                 "use adkit.jacobian(f) for the derivatives of every entry"
             )
@@ -408,14 +414,14 @@ def _jacobian_block(block: Any, leaf: Any, out_shape: tuple[int, ...]) -> Any:
 
 def _check_callable(f: Any, name: str) -> None:
     if not callable(f):
-        raise TypeError(f"{name} expects a function as its first argument, got {type(f).__name__}: {f!r:.60}")
+        raise AdkitTypeError(f"{name} expects a function as its first argument, got {type(f).__name__}: {f!r:.60}")
 
 
 def _engine_fn(engine: str) -> str:
     if not isinstance(engine, str) or engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise AdkitValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine not in ("forward", "reverse") and engine not in DIFFERENTIATING_ENGINES:
-        raise ValueError(f"engine {engine!r} is not available in this version of adkit")
+        raise AdkitValueError(f"engine {engine!r} is not available in this version of adkit")
     return engine
 
 
@@ -445,6 +451,7 @@ def value_and_grad(
         elif engine == "forward":
             value, grads = _forward_jacobian(g, args, nums, single, scalar_output=True)
         else:
+            refuse_nesting(args, f"engine={engine!r}")
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
@@ -457,7 +464,7 @@ def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:
     def main(*args: Any) -> Any:
         result = f(*args)
         if not (isinstance(result, tuple) and len(result) == 2):
-            raise TypeError("with has_aux=True, f must return a pair (scalar output, auxiliary data)")
+            raise AdkitTypeError("with has_aux=True, f must return a pair (scalar output, auxiliary data)")
         out, aux = result
         leaves, treedef = tree_flatten(aux)
         box.append(tree_unflatten(treedef, [_plain(primal(leaf)) for leaf in leaves]))
@@ -498,7 +505,7 @@ def jacobian(
     _check_callable(f, "jacobian")
     _engine_fn(engine)
     if engine not in ("forward", "reverse"):
-        raise ValueError("jacobian supports engine='forward' or 'reverse'")
+        raise AdkitValueError("jacobian supports engine='forward' or 'reverse'")
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -517,7 +524,7 @@ def _reverse_jacobian(f, args, argnums, single):
     """One recording, then one backward sweep per output entry (rows of the Jacobian)."""
     trace = ReverseTrace()
     try:
-        with trace:
+        with translate_numpy_refusals, trace:
             prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
             outs, out_def = _output_leaves(f(*prep.args))
         strict_tape = _StrictTape(lambda: _record(f, args, argnums, True, lambda raw: _output_leaves(raw)[0]))
@@ -607,7 +614,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     _check_callable(f, "jvp")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
-        raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
+        raise AdkitValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
 
     def one_pass(strict: bool) -> tuple[list[Any], list[Any], Any]:
         trace = ForwardTrace(strict=strict)
@@ -616,16 +623,18 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             pl, pd = tree_flatten(p)
             tl, td = tree_flatten(t)
             if pd != td or len(pl) != len(tl):
-                raise ValueError(f"tangent {n} does not have the structure of primal {n}")
+                raise AdkitValueError(f"tangent {n} does not have the structure of primal {n}")
             duals = []
             for leaf, tan in zip(pl, tl):
                 leaf = as_input(leaf, f"primal {n}")
                 tan = as_input(tan, f"tangent {n}")
                 if shape_of(tan) != shape_of(leaf):
-                    raise ValueError(f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}")
+                    raise AdkitValueError(
+                        f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}"
+                    )
                 duals.append(make_dual(leaf, tan, trace))
             args.append(tree_unflatten(pd, duals))
-        with _gc_paused(), trace:
+        with _gc_paused(), translate_numpy_refusals, trace:
             out = f(*args)
         leaves, treedef = tree_flatten(out)
         values, tans = [], []
@@ -677,7 +686,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
     with _gc_paused():
         trace = ReverseTrace()
         try:
-            with trace:
+            with translate_numpy_refusals, trace:
                 prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
                 out = f(*prep.args)
         except BaseException:
@@ -691,11 +700,11 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
     def pullback(cotangent: Any) -> tuple[Any, ...]:
         cl, cd = tree_flatten(cotangent)
         if cd != treedef or len(cl) != len(leaves):
-            raise ValueError("the cotangent must have the structure of f's output")
+            raise AdkitValueError("the cotangent must have the structure of f's output")
         seeds: list[tuple[Var, Any]] = []
         for k, (o, c, v) in enumerate(zip(leaves, cl, values)):
             if shape_of(c) != shape_of(v):
-                raise ValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
+                raise AdkitValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
             if isinstance(o, Var) and o._trace is trace:
                 seeds.append((k, o, as_input(c, "cotangent")))
         explain = trace.find_nonfinite

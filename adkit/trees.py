@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import Tracer
+from adkit.errors import AdkitTypeError, AdkitValueError
+from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -50,29 +51,39 @@ def _build(d: Any, it: Iterator[Any]) -> Any:
 
 
 def as_input(x: Any, where: str) -> Any:
-    """A leaf ready to be traced: ints promoted to float; anything non-numeric refused."""
+    """A leaf ready to be traced: ints promoted to float; anything else refused by name
+    (bools, complex numbers, masked arrays, np.matrix, non-numeric objects), so that the
+    five engines accept exactly the same inputs."""
     if isinstance(x, Tracer):
         return x
     if isinstance(x, bool) or isinstance(x, np.bool_):
-        raise TypeError(f"{where}: got a bool; expected a float, an int or a numpy array of numbers")
+        raise AdkitTypeError(f"{where}: got a bool; expected a float, an int or a numpy array of numbers")
     if isinstance(x, (int, np.integer, fractions.Fraction)):
         return float(x)
     if isinstance(x, float):
         return float(x)
     if isinstance(x, np.floating):
         return float(x) if x.dtype == np.float64 else np.asarray(x)
+    if isinstance(x, (complex, np.complexfloating)) or (isinstance(x, np.ndarray) and x.dtype.kind == "c"):
+        raise AdkitTypeError(f"{where}: {_COMPLEX}")
     if isinstance(x, np.ndarray):
+        if type(x) is not np.ndarray and not isinstance(x, np.memmap):
+            raise AdkitTypeError(f"{where}: got a {type(x).__module__}.{type(x).__name__}; {NDARRAY_SUBCLASS_ADVICE}")
         kind = x.dtype.kind
         if kind == "f":
             return x
         if kind in "iu":
             return x.astype(np.float64)
-        if kind == "c":
-            raise TypeError(f"{where}: complex inputs are not supported by adkit's engines; pass real arrays")
-        raise TypeError(f"{where}: a numpy array of dtype {x.dtype} cannot be differentiated; expected numbers")
-    raise TypeError(
+        raise AdkitTypeError(f"{where}: a numpy array of dtype {x.dtype} cannot be differentiated; expected numbers")
+    raise AdkitTypeError(
         f"{where}: expected a float, an int, a numpy array, or a dict / list / tuple of them; got {type(x).__name__}"
     )
+
+
+_COMPLEX = (
+    "complex inputs are not supported yet: adkit's engines differentiate real functions of real inputs. "
+    "Pass the real and imaginary parts as two real arguments."
+)
 
 
 def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
@@ -80,5 +91,5 @@ def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
         if not isinstance(n, int) or not -nargs <= n < nargs:
-            raise ValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
+            raise AdkitValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
     return tuple(n % nargs for n in nums)

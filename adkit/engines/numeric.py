@@ -59,6 +59,13 @@ from typing import Any
 
 import numpy as np
 
+from adkit.errors import (
+    AdkitTypeError,
+    AdkitValueError,
+    InPlaceUpdateError,
+    NestedEngineError,
+    NonFiniteDerivativeError,
+)
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
 METHODS = ("central", "forward", "backward", "richardson", "complex")
@@ -105,14 +112,14 @@ def rounded_step(x: Any, h: float, sign: int, dtype: Any) -> tuple[Any, float]:
     x0 = dt.type(x)
     h = float(h)
     if not math.isfinite(float(x0)):
-        raise ValueError(f"cannot take a finite difference at a non-finite point x = {float(x0)}")
+        raise AdkitValueError(f"cannot take a finite difference at a non-finite point x = {float(x0)}")
     if not h > 0 or not math.isfinite(h):
-        raise ValueError(f"the step must be a positive finite number, got {h}")
+        raise AdkitValueError(f"the step must be a positive finite number, got {h}")
     for _ in range(2100):
         with np.errstate(over="ignore"):
             xs = dt.type(float(x0) + sign * h) if dt != np.float64 else x0 + sign * h
         if not math.isfinite(float(xs)):
-            raise ValueError(
+            raise AdkitValueError(
                 f"x {'+' if sign > 0 else '-'} h overflows {dt} at x = {float(x0):.6g}, h = {h:.3g}: "
                 "give a smaller step= or use a one-sided method"
             )
@@ -120,12 +127,12 @@ def rounded_step(x: Any, h: float, sign: int, dtype: Any) -> tuple[Any, float]:
         if moved > 0:
             return xs, moved
         h *= 2.0
-    raise ValueError(f"no step moves x = {float(x0)!r}")  # pragma: no cover (unreachable for finite x)
+    raise AdkitValueError(f"no step moves x = {float(x0)!r}")  # pragma: no cover (unreachable for finite x)
 
 
 def _check_method(method: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"unknown finite-difference method {method!r}; choose one of {', '.join(METHODS)}")
+        raise AdkitValueError(f"unknown finite-difference method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 # --- f as a function of the entries of its differentiated arguments ------------------------------------------
@@ -134,7 +141,8 @@ def _check_method(method: str) -> None:
 class Point:
     """f(*args) as a function of the entries of the differentiated leaves.
 
-    Holds private, contiguous working copies of the leaves (never the caller's arrays);
+    Holds private, contiguous working copies of the leaves (never the caller's arrays),
+    and passes f a fresh copy of each at every call (f may write into its argument);
     `at(k, i, v)` evaluates f with entry i of leaf k set to v and restores it. Python
     float leaves are passed to f as Python floats (or complex numbers for complex-step).
     """
@@ -166,12 +174,14 @@ class Point:
         return [w.size for w in self.work]
 
     def values(self) -> list[Any]:
+        """The leaves to pass to f: fresh copies, so that an f that writes into its
+        argument (x[0] = a * b) cannot change the point of the next evaluation."""
         out: list[Any] = []
         for w, is_float in zip(self.work, self.is_float):
             if is_float:
                 out.append(complex(w[()]) if self.complex_values else float(w[()]))
             else:
-                out.append(w)
+                out.append(w.copy())
         return out
 
     def __call__(self) -> np.ndarray:
@@ -208,14 +218,19 @@ def _as_output(out: Any) -> np.ndarray:
     from adkit.ops.core import Tracer
 
     if isinstance(out, Tracer):
-        raise TypeError("f returned a traced adkit value to the numeric engine; call it on plain numbers")
+        from adkit.graph import NESTING_ADVICE
+
+        raise NestedEngineError(
+            "f returned a traced adkit value to the numeric engine: f uses a value traced by an enclosing "
+            f"derivative call (a closure over the outer variable). {NESTING_ADVICE}"
+        )
     if isinstance(out, (list, tuple)):
         out = np.asarray(out)
     if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, float, complex, np.number, np.ndarray)):
-        raise TypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
+        raise AdkitTypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
     a = np.asarray(out)
     if a.dtype.kind not in "fciu":
-        raise TypeError(f"f must return numbers, got an array of dtype {a.dtype}")
+        raise AdkitTypeError(f"f must return numbers, got an array of dtype {a.dtype}")
     return a
 
 
@@ -435,17 +450,17 @@ def _richardson(
 
 def _complex_entries(point: Point, entries: Sequence[tuple[int, int]], step: float | None) -> FDResult:
     if not point.complex_values:
-        raise ValueError("complex-step needs a Point built with complex_values=True")
+        raise AdkitValueError("complex-step needs a Point built with complex_values=True")
     values, errs, steps = [], [], []
     for k, i in entries:
         x = point.flat[k][i]
         h = float(step) if step is not None else float(step_size(x.real, "complex"))
         out = point.at(k, i, x + 1j * h)
         if out.dtype.kind != "c" or point.out_dtype is None or point.out_dtype.kind != "c":
-            raise ValueError(_REAL_RESULT)
+            raise AdkitValueError(_REAL_RESULT)
         d = out.imag / h
         if not np.all(np.isfinite(d)):
-            raise ValueError(
+            raise AdkitValueError(
                 "complex-step gave a non-finite derivative: f is not analytic at this point "
                 "(or overflows); use method='central'"
             )
@@ -518,7 +533,7 @@ def check_complex_step(f: Callable[..., Any], args: Sequence[Any], argnums: Sequ
             op = REGISTRY.get(name)
             why = f": {op.kinks}" if op is not None and op.kinks else ""
             details.append(f"`{name}` (not analytic{why})")
-        raise ValueError(
+        raise AdkitValueError(
             f"method='complex' needs f to be analytic, but f uses {', '.join(details)}; "
             f"the op registry marks {'it' if len(blockers) == 1 else 'them'} complex_step=False, "
             "so Im f(x + ih) / h is not the derivative. Use method='central' or 'richardson'."
@@ -532,9 +547,11 @@ class _Args:
     """f(*args) as a function of the leaves of the differentiated arguments."""
 
     def __init__(self, f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> None:
+        from adkit.graph import refuse_nesting
 
+        refuse_nesting(args, "the numeric engine")
         self.f = f
-        self.args = list(args)
+        self.args = [arg if n in argnums else _read_only(arg) for n, arg in enumerate(args)]
         self.argnums = argnums
         self.treedefs: list[Any] = []
         self.counts: list[int] = []
@@ -547,21 +564,42 @@ class _Args:
             self.leaves.extend(leaves)
 
     def call(self, values: list[Any]) -> Any:
-
         args = list(self.args)
         pos = 0
         for n, treedef, count in zip(self.argnums, self.treedefs, self.counts):
             args[n] = tree_unflatten(treedef, values[pos : pos + count])
             pos += count
-        return self.f(*args)
+        try:
+            return self.f(*args)
+        except ValueError as exc:
+            if "read-only" not in str(exc) or isinstance(exc, AdkitValueError):
+                raise
+            raise InPlaceUpdateError(
+                "f writes into an array argument that is not differentiated. The numeric engine calls f "
+                "many times, so it passes such arrays read-only (each call must see the same data): "
+                "copy the array inside f before writing into it (a = a.copy())."
+            ) from exc
 
     def rebuild(self, per_leaf: list[Any], single: bool) -> Any:
-
         trees, pos = [], 0
         for treedef, count in zip(self.treedefs, self.counts):
             trees.append(tree_unflatten(treedef, per_leaf[pos : pos + count]))
             pos += count
         return trees[0] if single else tuple(trees)
+
+
+def _read_only(arg: Any) -> Any:
+    """arg with each numpy array leaf (in dicts / lists / tuples) replaced by a read-only view."""
+    leaves, treedef = tree_flatten(arg)
+    if not any(type(leaf) is np.ndarray for leaf in leaves):
+        return arg
+    views = []
+    for leaf in leaves:
+        if type(leaf) is np.ndarray:
+            leaf = leaf.view()
+            leaf.flags.writeable = False
+        views.append(leaf)
+    return tree_unflatten(treedef, views)
 
 
 def _jacobian_blocks(
@@ -582,15 +620,21 @@ def _jacobian_blocks(
         point = Point(prob.call, prob.leaves, complex_values=True)
         f0 = np.real(point())
         if point.out_dtype is not None and point.out_dtype.kind != "c":
-            raise ValueError(_REAL_RESULT)
+            raise AdkitValueError(_REAL_RESULT)
     else:
         point = Point(prob.call, prob.leaves)
         f0 = point()
+        if f0.dtype.kind == "c":
+            raise AdkitTypeError(
+                "f returned a complex value: adkit differentiates real-valued functions (complex numbers "
+                "are not supported yet), and a real finite difference would drop the imaginary part. "
+                "Differentiate np.real(f) and np.imag(f) separately."
+            )
     if not np.all(np.isfinite(f0)):
-        raise FloatingPointError(f"f is not finite at the point (f = {f0}): no finite difference there")
+        raise NonFiniteDerivativeError(f"f is not finite at the point (f = {f0}): no finite difference there")
     out_shape = f0.shape
     if scalar and out_shape != ():
-        raise TypeError(
+        raise AdkitTypeError(
             f"grad needs f to return a scalar, but it returned an array of shape {out_shape}: "
             "use numeric_jacobian for the derivatives of every entry"
         )

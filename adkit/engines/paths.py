@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitError, NonFiniteDerivativeError
+from adkit.errors import AdkitError, AdkitTypeError, AdkitValueError, NonFiniteDerivativeError
 from adkit.graph import Graph, trace
 
 DEFAULT_BUDGET = 1_000_000
@@ -36,7 +36,19 @@ class PathBudgetExceeded(AdkitError, RuntimeError):
 
 @contextmanager
 def paths_budget(n: int) -> Iterator[None]:
-    """Temporarily allow the paths engine to enumerate up to `n` paths per call."""
+    """Temporarily allow the paths engine to enumerate up to `n` paths per call.
+
+    n is a whole number of paths: there is no unlimited budget, because the count can be
+    astronomically large (width**depth); `adkit.trace(f, *args).count_paths()` tells it."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer, float, np.floating)):
+        raise AdkitTypeError(f"paths_budget(n) takes a number of paths, got {type(n).__name__}")
+    if not (math.isfinite(n) and n >= 0 and n == int(n)):
+        raise AdkitValueError(
+            f"paths_budget({n!r}): the budget must be a whole, finite, non-negative number of paths. "
+            "An unlimited budget could enumerate for longer than the age of the universe: count the "
+            "paths first (adkit.trace(f, *args).count_paths()) and pass that count, e.g. "
+            "paths_budget(10**9), or use engine='reverse', which adds up the same paths in one sweep."
+        )
     old = _budget[0]
     _budget[0] = int(n)
     try:
@@ -191,12 +203,13 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
 
 
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
-    """The engine entry point used by adkit.grad(f, engine="paths")."""
+    """The engine entry point used by adkit.grad(f, engine="paths"): the arguments not in
+    argnums are constants."""
     from adkit.trees import tree_flatten, tree_unflatten
 
-    graph = trace(f, *args)
+    graph = trace(f, *args, argnums=argnums)
     if graph.output is not None and np.size(graph.nodes[graph.output].value) != 1:
-        raise TypeError("grad needs f to return a scalar; use adkit.jacobian for array outputs")
+        raise AdkitTypeError("grad needs f to return a scalar; use adkit.jacobian for array outputs")
     if graph.output is not None and not np.all(np.isfinite(graph.nodes[graph.output].value)):
         raise NonFiniteDerivativeError(
             f"f's value at this point is {float(np.asarray(graph.nodes[graph.output].value).reshape(-1)[0])}, so it "
@@ -210,29 +223,22 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
             f"({_first_nonfinite_edge(graph)}), or the sum overflows. The function is not "
             "differentiable at this point, or its derivative is too large for float64."
         )
-    # map scalarised input elements back to the argument leaves
-    result = []
-    k = 0
-    leaf_pos = 0
-    per_arg_leaves = [tree_flatten(a) for a in args]
-    offsets = []
-    for leaves, _ in per_arg_leaves:
-        offsets.append(leaf_pos)
-        leaf_pos += len(leaves)
+    # map the scalarised input elements back to the traced leaves, in trace order
     sizes = [int(np.size(graph.nodes[i].value)) for i in graph.inputs]
     starts = np.cumsum([0] + sizes).tolist()
+    inputs = iter(range(len(graph.inputs)))
+    result = []
     for n in argnums:
-        leaves, treedef = per_arg_leaves[n]
+        leaves, treedef = tree_flatten(args[n])
         out_leaves = []
-        for j, _leaf in enumerate(leaves):
-            idx = offsets[n] + j
+        for _leaf in leaves:
+            idx = next(inputs)
             shape = np.shape(graph.nodes[graph.inputs[idx]].value)
             if grads_flat is None:
                 vals = np.zeros(shape)
             else:
                 vals = np.array(grads_flat[starts[idx] : starts[idx + 1]], dtype=float).reshape(shape)
             out_leaves.append(float(vals) if shape == () else vals)
-            k += 1
         result.append(tree_unflatten(treedef, out_leaves))
     value = graph.value
     value = float(value) if value is not None and np.ndim(value) == 0 else value

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adkit.errors import AdkitError, AdkitTypeError
 from adkit.graph import Graph, trace
 from adkit.ops.core import primal
 
@@ -118,24 +119,35 @@ def _flat(xs: Sequence[Any]) -> list[Any]:
     return out
 
 
-def symbolic_derivative(f: Callable[..., Any], *args: Any) -> SymbolicDerivative:
-    """Trace f, rebuild it in sympy from the ops' sympy forms, differentiate each input."""
+def symbolic_derivative(
+    f: Callable[..., Any], *args: Any, argnums: int | Sequence[int] | None = None
+) -> SymbolicDerivative:
+    """Trace f, rebuild it in sympy from the ops' sympy forms, differentiate each input.
+
+    With `argnums`, only those arguments become symbols; the others reach f unchanged,
+    as constants (a loop count, an index), as in grad(f, argnums).
+    """
+    from adkit.trees import argnums_tuple
+
     sp = _sympy()
-    leaves = _leaves(args)
+    nums = tuple(range(len(args))) if argnums is None else argnums_tuple(argnums, len(args))
+    traced_args = [args[n] for n in nums]
+    leaves = _leaves(traced_args)
     n_symbols = sum(int(np.size(leaf)) for leaf in leaves)
     if n_symbols > MAX_SYMBOLS:
-        from adkit.errors import AdkitError
-
         raise AdkitError(
             f"the symbolic engine makes one sympy symbol per input entry, and these arguments have "
             f"{n_symbols:,} (its limit is {MAX_SYMBOLS}: sympy's time grows quickly with expression size). "
             "Use engine='reverse' or 'forward' for inputs this large, or pass a smaller slice."
         )
     exact = all(_is_exact(leaf) for leaf in leaves)
-    graph = trace(f, *[_as_float_tree(a) for a in args])
+    call_args = list(args)
+    for n in nums:
+        call_args[n] = _as_float_tree(args[n])
+    graph = trace(f, *call_args, argnums=nums)
     values: list[Any] = [None] * len(graph.nodes)
     symbols, point = [], {}
-    exact_leaves = iter(_leaves(args))
+    exact_leaves = iter(leaves)
     for i in graph.inputs:
         node = graph.nodes[i]
         raw = next(exact_leaves)
@@ -163,7 +175,7 @@ def symbolic_derivative(f: Callable[..., Any], *args: Any) -> SymbolicDerivative
         expr = values[graph.output]
     if isinstance(expr, np.ndarray):
         if expr.size != 1:
-            raise TypeError("the symbolic engine differentiates scalar outputs; use adkit.jacobian for arrays")
+            raise AdkitTypeError("the symbolic engine differentiates scalar outputs; use adkit.jacobian for arrays")
         expr = expr.reshape(-1)[0]
     derivs = []
     for s in symbols:
@@ -234,22 +246,18 @@ def _to_number(v: Any) -> float:
 
 
 def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
-    """The engine entry point used by adkit.grad(f, engine="symbolic")."""
+    """The engine entry point used by adkit.grad(f, engine="symbolic"): the arguments
+    not in argnums are constants."""
     from adkit.trees import tree_flatten, tree_unflatten
 
-    res = symbolic_derivative(f, *args)
-    per_arg = [tree_flatten(a) for a in args]
-    k = 0
-    starts = []
-    for leaves, _ in per_arg:
-        starts.append(k)
-        k += len(leaves)
+    res = symbolic_derivative(f, *args, argnums=argnums)
+    values = iter(res.values)
     result = []
     for n in argnums:
-        leaves, treedef = per_arg[n]
+        leaves, treedef = tree_flatten(args[n])
         out = []
-        for j, _leaf in enumerate(leaves):
-            v = res.values[starts[n] + j]
+        for _leaf in leaves:
+            v = next(values)
             if isinstance(v, np.ndarray):
                 out.append(np.vectorize(_to_number, otypes=[float])(v))
             else:

@@ -20,13 +20,21 @@ import ast
 import itertools
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from adkit.errors import LeakedTracerError
+from adkit.errors import (
+    AdkitTypeError,
+    AdkitValueError,
+    InPlaceUpdateError,
+    LeakedTracerError,
+    TracerConversionError,
+    UnsupportedFunctionError,
+)
 
 REGISTRY: dict[str, Op] = {}
 NUMPY_NAMES: dict[Any, Op] = {}
@@ -142,9 +150,9 @@ def register(op: Op) -> Op:
     registry-wide tests pick it up. Rules may use any op already registered.
     """
     if op.name in REGISTRY:
-        raise ValueError(f"an op named {op.name!r} is already registered")
+        raise AdkitValueError(f"an op named {op.name!r} is already registered")
     if op.partials is None and not op.nograd and (op.jvp is None or op.vjp is None):
-        raise ValueError(
+        raise AdkitValueError(
             f"op {op.name!r} needs derivative rules: `partials` (one expression per "
             "argument), or both `jvp` and `vjp` overrides, or nograd=True"
         )
@@ -397,10 +405,17 @@ class Tracer:
         return NUMPY_HANDLERS["function"](func, args, kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        raise TypeError(
-            "a traced adkit value cannot be converted to a plain numpy array: that would "
-            "drop its derivative. Build arrays with np.stack / np.concatenate instead of "
-            "np.array([...]), and avoid np.asarray on traced values."
+        caller = _numpy_caller()
+        if caller is not None:
+            raise UnsupportedFunctionError(
+                f"{caller} is not supported on adkit's traced values: it converts its input to a plain "
+                "numpy array, which would drop the derivative. Rewrite it with numpy functions adkit "
+                "supports (adkit.numpy_api.supported_names()), or register an op (adkit.ops.register)."
+            )
+        raise TracerConversionError(
+            "a traced adkit value cannot be converted to a plain numpy array (np.array(x), "
+            "np.asarray(x), np.array([x, ...]), a[i:j] = x): that would drop its derivative. Build arrays with "
+            "np.stack / np.concatenate instead, or use adkit.primal(x) if you only need the numbers."
         )
 
     # --- array-like attributes ---
@@ -435,7 +450,7 @@ class Tracer:
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
-            raise TypeError("len() of a 0-d traced value")
+            raise AdkitTypeError("len() of a 0-d traced value (a scalar has no length)")
         return shape[0]
 
     def __iter__(self) -> Any:
@@ -445,23 +460,58 @@ class Tracer:
         return REGISTRY["getitem"](self, index=index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        raise TypeError(
-            "in-place assignment into a traced array is not supported: its derivative would be "
-            "lost. Build a new array instead (np.where(mask, new, x), np.concatenate, np.stack)."
+        raise InPlaceUpdateError(
+            "in-place assignment into a traced array (x[i] = v) is not supported: its derivative would "
+            "be lost. Build a new array instead (np.where(mask, new, x), np.concatenate, np.stack)."
         )
 
     def __bool__(self) -> bool:
         return bool(primal(self))
 
     def __float__(self) -> float:
-        raise TypeError(
-            "float() of a traced adkit value would drop its derivative. Keep it as it is "
-            "(numpy functions accept it), or, if you only need the number, use "
-            "adkit.primal(x)."
+        raise TracerConversionError(
+            "float() of a traced adkit value (also math.* functions, np.float64(x)) would drop its "
+            "derivative. Keep it as it is (numpy functions accept it), or, if you only need the "
+            "number, use adkit.primal(x)."
+        )
+
+    def __complex__(self) -> complex:
+        raise TracerConversionError(
+            "complex() of a traced adkit value: adkit's engines differentiate real functions only "
+            "(complex numbers are not supported yet)."
+        )
+
+    def __int__(self) -> int:
+        raise TracerConversionError(
+            "int() of a traced adkit value would drop its derivative (and truncate it). For a "
+            "piecewise-constant value use np.floor(x) (a constant); for a loop count or an index, "
+            "pass it as a separate, non-differentiated argument (it stays a plain int), or use "
+            "int(adkit.primal(x))."
         )
 
     def __index__(self) -> int:
-        raise TypeError("a traced adkit value cannot be used as an index")
+        raise TracerConversionError(
+            "a traced adkit value cannot be used as an index or a count (seq[x], range(x)): it is a "
+            "float being differentiated. Pass integers as separate arguments that are not in argnums "
+            "(they stay plain ints), or use int(adkit.primal(x)) if you mean to drop the derivative."
+        )
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        raise TracerConversionError(
+            "round() of a traced adkit value would turn it into a plain number. Use np.round(x) "
+            "(a constant: its derivative is 0 almost everywhere), or adkit.primal(x) for the number."
+        )
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return str(self)
+        try:
+            return format(primal(self), spec)  # printing a value does not touch its derivative
+        except (TypeError, ValueError) as exc:
+            raise TracerConversionError(
+                f"cannot format a traced adkit value with {spec!r}: {exc}. Format adkit.primal(x) "
+                "(its plain value) instead."
+            ) from exc
 
     __hash__ = object.__hash__
 
@@ -502,15 +552,17 @@ class Tracer:
     def astype(self, dtype: Any) -> Any:
         if np.issubdtype(np.dtype(dtype), np.floating):
             return self
-        raise TypeError(f"astype({dtype}) of a traced value would drop its derivative")
+        raise TracerConversionError(
+            f"astype({dtype}) of a traced value would drop its derivative: only float dtypes keep it"
+        )
 
     # Other ndarray methods (std, clip, argmax, copy, ...) are added after the class as
     # the numpy functions of the same names (_ndarray_method); these two must refuse.
     def sort(self, axis: int = -1) -> None:
-        raise TypeError("x.sort() sorts in place, which a traced array cannot do: use np.sort(x)")
+        raise InPlaceUpdateError("x.sort() sorts in place, which a traced array cannot do: use np.sort(x)")
 
     def item(self, *args: Any) -> Any:
-        raise TypeError(
+        raise TracerConversionError(
             "x.item() of a traced adkit value would drop its derivative: index it (x[0, 1]) "
             "instead, or use adkit.primal(x) if you only need the number."
         )
@@ -622,7 +674,7 @@ def _ndarray_method(name: str) -> Callable[..., Any]:
     else:
 
         def method(self: Tracer, *args: Any, **kwargs: Any) -> Any:
-            raise TypeError(
+            raise TracerConversionError(
                 f"ndarray.{name}() is not available on a traced adkit value: it works in place, on "
                 "the raw bytes or on plain Python values, which would lose the derivative. Build a "
                 "new array instead (np.where, np.concatenate, indexing)"
@@ -638,6 +690,20 @@ def _ndarray_method(name: str) -> Callable[..., Any]:
 for _name in dir(np.ndarray):
     if not _name.startswith("_") and not hasattr(Tracer, _name) and callable(getattr(np.ndarray, _name)):
         setattr(Tracer, _name, _ndarray_method(_name))
+
+
+def _numpy_caller() -> str | None:
+    """np.<name> when numpy's own Python code (np.vectorize, ...) is converting a traced
+    value to an array, so that the refusal names the function the user called."""
+    frame = sys._getframe(2)
+    outermost = None
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "numpy":
+        outermost = frame
+        frame = frame.f_back
+    if outermost is None:
+        return None
+    code = outermost.f_code
+    return "np." + getattr(code, "co_qualname", code.co_name).split(".")[0]
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -729,4 +795,42 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 top = t
     if top is None:
         return op.impl(*args, **params)
+    for a in args:
+        t = type(a)
+        if t is float or t is int or isinstance(a, Tracer):
+            continue
+        if t is np.ndarray:
+            if a.dtype.kind == "c":
+                raise _complex_refusal(op, a)
+            continue
+        check_constant(op, a)
     return top.process(op, args, params)
+
+
+def check_constant(op: Op, a: Any) -> None:
+    """Refuse a constant that adkit's traced engines would differentiate wrongly: complex
+    numbers (no complex rules yet), and ndarray subclasses such as masked arrays (each
+    engine would treat the mask differently) and np.matrix (its * is a matrix product)."""
+    if isinstance(a, (complex, np.complexfloating)) or (isinstance(a, np.ndarray) and a.dtype.kind == "c"):
+        raise _complex_refusal(op, a)
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray and not isinstance(a, np.memmap):
+        raise AdkitTypeError(
+            f"{op.name} got a constant of type {type(a).__module__}.{type(a).__name__} beside a traced value: "
+            f"{NDARRAY_SUBCLASS_ADVICE}"
+        )
+
+
+NDARRAY_SUBCLASS_ADVICE = (
+    "adkit's engines work on plain numpy arrays only (a mask, or np.matrix's matrix product for *, "
+    "would be handled differently by each engine). Pass np.asarray(m) for an np.matrix, and for a masked "
+    "array m.filled(value) or m.compressed(), or np.where(m.mask, 0.0, m.data) inside f."
+)
+
+
+def _complex_refusal(op: Op, a: Any) -> AdkitTypeError:
+    return AdkitTypeError(
+        f"{op.name} got a complex constant ({a!r:.40}) beside a traced value: adkit's traced engines "
+        "differentiate real functions and have no complex rules yet, so the derivative would be wrong. "
+        "Write f with real arithmetic (|a + bi| = np.hypot(a, b)), or use engine='numeric', which only "
+        "calls f on real inputs."
+    )
