@@ -303,3 +303,38 @@ def test_taylor_reports_every_direction_and_refuses_nan():
         ad.taylor_test(logistic_loss, w0(), lambda w: np.full(5, np.nan))
     with pytest.raises(ValueError, match="directions"):
         ad.taylor_test(logistic_loss, w0(), logistic_grad, directions=0)
+
+
+# --- the pytest fixture ----------------------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+FIXTURE_TESTS = """
+import numpy as np
+
+def loss(w):
+    w += 1.0  # mutates its argument
+    return np.sum(np.sin(w) * w)
+
+def right_on_copies(w):
+    v = w + 1.0
+    return np.cos(v) * v + np.sin(v)
+
+def test_inconclusive_fails(grad_check):
+    grad_check(loss, np.array([0.3, -1.2, 2.0]), right_on_copies)
+
+def test_float32_warning_points_here(grad_check):
+    w = np.array([0.3, -1.2], dtype=np.float32)
+    grad_check(lambda w: np.sum(w ** 2), w, lambda w: 2 * w)  # WARNING LINE
+"""
+
+
+def test_the_fixture_fails_an_inconclusive_check_and_warns_at_the_users_line(pytester):
+    path = pytester.makepyfile(test_fixture=FIXTURE_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "always::UserWarning")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "gradient check INCONCLUSIVE: f modifies its argument in place: x[0] was 0.3" in out
+    line = next(n for n, text in enumerate(FIXTURE_TESTS.lstrip("\n").splitlines(), 1) if "WARNING LINE" in text)
+    assert f"test_fixture.py:{line}: GradCheckWarning" in out, out
+    assert "pytest_plugin.py" not in out and path.exists()

@@ -35,6 +35,8 @@ from .verdict import (
     resolution,
 )
 
+MODES = ("entries", "projection")
+
 
 def check_grad(
     f: Callable[..., Any],
@@ -77,8 +79,8 @@ def check_grad(
     (report.reasons says why), report.ok is True only for PASSED; str(report) is the table.
     """
     start = time.perf_counter()
-    if mode not in ("entries", "projection"):
-        raise ValueError(f"mode must be 'entries' or 'projection', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     if method not in _num.METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(_num.METHODS)}")
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 1):

@@ -189,7 +189,7 @@ class GradCheckReport:
         elif self.verdict == PASSED:
             what = "every check agrees"
         else:
-            what = self.reasons[0] if self.reasons else "the evidence does not decide"
+            what = self.reasons[0].split("; ")[0] if self.reasons else "the evidence does not decide"
             if len(self.reasons) > 1:
                 what += f" (and {len(self.reasons) - 1} more reason{'s' if len(self.reasons) > 2 else ''} below)"
         return (
