@@ -102,6 +102,16 @@ def test_mutation_in_a_dict_of_parameters_is_named_by_its_key():
     assert report.verdict == INCONCLUSIVE and any("b[0] was 0.7" in r for r in report.reasons), report
 
 
+def test_f_that_modifies_the_data_passed_as_args_is_inconclusive():
+    def loss(w, X):
+        X *= 1.0001  # drifts the data on every call
+        return np.mean(np.log1p(np.exp(-Y * (X @ w))))
+
+    data = X.copy()
+    report = ad.check_grad(loss, w0(), lambda w, X: logistic_grad(w), args=(data,))
+    assert report.verdict != PASSED and any("args= in place" in r for r in report.reasons), report
+
+
 # --- f is noisy ----------------------------------------------------------------------------------------------
 
 
@@ -152,6 +162,8 @@ def test_a_gradient_of_the_wrong_shape_or_structure_is_failed_with_the_mismatch_
     assert "a dict with keys w, b" in as_list.problems[0] and "a list of 2" in as_list.problems[0]
     nothing = ad.check_grad(logistic_loss, w, lambda w: None)
     assert nothing.verdict == FAILED
+    complex_grad = ad.check_grad(logistic_loss, w, lambda w: logistic_grad(w) + 0j)  # casting would hide it
+    assert complex_grad.verdict == FAILED and "is complex" in complex_grad.problems[0]
 
 
 def test_nan_in_the_users_gradient_is_failed_never_passed():

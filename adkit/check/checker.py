@@ -25,6 +25,7 @@ from .report import GradCheckReport, ParamSummary, to_entry, warn_user
 from .sampling import check_projection, sample_entries
 from .verdict import (
     FLOOR,
+    INCONCLUSIVE_FD,
     KINK_THRESHOLD,
     MAX_THRESHOLD,
     THRESHOLDS,
@@ -120,73 +121,7 @@ def check_grad(
 
     # --- what f reveals: determinism, noise, working precision ---
     seen = evidence.probe(point, call, f0, seed, noise_probe=method != "complex")
-    fd_eps = max((_num.machine_eps(w.dtype) for w in point.work), default=2.2e-16)
-    if point.out_dtype is not None and point.out_dtype.kind == "f":
-        fd_eps = max(fd_eps, _num.machine_eps(point.out_dtype))
-    eps_eff: float | None = None
-    precision = ""
-    if seen.computes_in is not None:
-        fd_eps = max(fd_eps, _num.machine_eps(seen.computes_in))
-        eps_eff = fd_eps
-        inputs = str(fd_dt) if fd_dt is not None else "/".join(sorted({str(w.dtype) for w in point.work}))
-        precision = (
-            f"f computes in {seen.computes_in} ({seen.precision_seen}) although its inputs are {inputs}: "
-            f"steps and threshold are {seen.computes_in}'s (eps {fd_eps:.1e})"
-        )
-        if fd_dt is not None:
-            precision += f"; fd_dtype='{fd_dt}' cannot add precision f discards"
-    if seen.spread > 0:
-        values = ", ".join(f"{v:.10g}" for v in seen.repeated)
-        hints.append(
-            f"f is not deterministic: {len(seen.repeated)} calls at the same point returned {values} "
-            f"(spread {seen.spread:.2g}, {seen.spread / max(float(np.max(np.abs(f0))), 1e-300):.1e} relative); "
-            "random noise in f (a fresh random draw, dropout, sampling?) limits what finite differences can show"
-        )
-
-    # --- thresholds ---
-    for leaf in leaves:
-        leaf.threshold = threshold if threshold is not None else _threshold_for(leaf.dtype, fd_eps)
-    if seen.noise_rel > 100 * fd_eps:
-        eps_eff = seen.noise_rel
-        needed = 100 * seen.noise_rel ** (2 / 3)  # FD error ~ noise^(2/3); 100x that, as 1e-6 is for float64
-        for leaf in leaves:
-            if threshold is None:
-                leaf.threshold = min(MAX_THRESHOLD, max(leaf.threshold, needed))
-        hints.append(
-            f"step below noise: f's values are noisy at ~{seen.noise_rel:.1e} relative (measured), far above "
-            f"the round-off of its float type ({fd_eps:.1e}); the steps were enlarged (the rule with "
-            f"eps = {seen.noise_rel:.1e}) and the check is only as sharp as that noise allows"
-        )
-        if needed > MAX_THRESHOLD and threshold is None:
-            limits.append(
-                f"f is too noisy to check: its values vary by ~{seen.noise_rel:.1e} relative "
-                f"({'between calls at the same point' if seen.spread > 0 else 'near the point'}), so finite "
-                f"differences resolve the gradient only to ~{needed:.0e} relative, looser than any useful threshold"
-            )
-    low = sorted({str(leaf.dtype) for leaf in leaves if _num.machine_eps(leaf.dtype) > 1e-15})
-    if low:
-        default = max(_threshold_for(leaf.dtype, fd_eps) for leaf in leaves)
-        offer = ""
-        if fd_eps > 1e-15 and seen.computes_in is None:
-            offer = (
-                " If f accepts float64 input, pass fd_dtype='float64' to evaluate the finite differences "
-                f"in float64 (threshold {_threshold_for(np.dtype(low[-1]), 2.2e-16):.0e})."
-            )
-        elif fd_eps > 1e-15:
-            offer = f" {precision}."
-        msg = (
-            f"parameters are {'/'.join(low)}: the lecture's rho < 1e-6 is a float64 target; "
-            f"in {low[-1]} this check uses threshold {default:.0e}.{offer}"
-        )
-        if threshold is not None and threshold < default:
-            msg += (
-                f" The threshold {threshold:.0e} you asked for is below what {low[-1]} resolves: expect false failures."
-            )
-        hints.append(msg)
-        if warn and (fd_eps > 1e-15 or (threshold is not None and threshold < default)):
-            warn_user(msg)
-    elif precision and warn:
-        warn_user(f"{precision}; the threshold is {max(leaf.threshold for leaf in leaves):.0e}, not 1e-6")
+    eps_eff, precision = _precision_and_thresholds(leaves, point, seen, f0, fd_dt, threshold, warn, hints, limits)
 
     # --- the analytic side, on a copy of params ---
     clean = tree_unflatten(p_def, [leaf.value for leaf in leaves])
@@ -273,9 +208,9 @@ def check_grad(
             f"differentiable (in {', '.join(names_k)}); relu/abs/max at 0 or at a tie. They are judged by the "
             "kink rule; move the point slightly to check them as smooth entries"
         )
-    undecided = [r for r in rows if r.outcome == "inconclusive" and not r.projection]
-    if undecided:
-        first = undecided[0]
+    unresolved = [r for r in rows if r.verdict == INCONCLUSIVE_FD and not r.projection]
+    if unresolved:
+        first = unresolved[0]
         hints.append(
             f"the first undecided entry: {_label(leaves[first.k].name, leaves[first.k].shape, first.i)[0]} "
             f"(analytic {first.a:.6g}, numeric {first.n:.6g}, FD error {first.e:.2g}, step {first.h:.2g}); "
@@ -334,6 +269,7 @@ def check_grad(
         reasons=reasons,
         n_inconclusive=n_inconclusive,
         precision=precision,
+        resolution=max((leaf.resolve for leaf in leaves), default=0.0),
     )
 
 
@@ -350,3 +286,89 @@ def assert_grad(f: Callable[..., Any], params: Any, grad: Any = None, **kwargs: 
     if not report.ok:
         raise AssertionError(str(report))
     return report
+
+
+def _precision_and_thresholds(
+    leaves: list[_Leaf],
+    point: _num.Point,
+    seen: evidence.Probe,
+    f0: np.ndarray,
+    fd_dt: np.dtype | None,
+    threshold: float | None,
+    warn: bool,
+    hints: list[str],
+    limits: list[str],
+) -> tuple[float | None, str]:
+    """Each leaf's threshold, from its dtype and what the probe saw of f; (eps for the steps, precision note).
+
+    The eps for the steps is None (each leaf's own dtype), f's working precision when it
+    is coarser than its inputs, or the measured noise when that is larger still.
+    """
+    fd_eps = max((_num.machine_eps(w.dtype) for w in point.work), default=2.2e-16)
+    if point.out_dtype is not None and point.out_dtype.kind == "f":
+        fd_eps = max(fd_eps, _num.machine_eps(point.out_dtype))
+    eps_eff: float | None = None
+    precision = ""
+    if seen.computes_in is not None:
+        fd_eps = max(fd_eps, _num.machine_eps(seen.computes_in))
+        eps_eff = fd_eps
+        inputs = str(fd_dt) if fd_dt is not None else "/".join(sorted({str(w.dtype) for w in point.work}))
+        precision = (
+            f"f computes in {seen.computes_in} ({seen.precision_seen}) although its inputs are {inputs}: "
+            f"steps and threshold are {seen.computes_in}'s (eps {fd_eps:.1e})"
+        )
+        if fd_dt is not None:
+            precision += f"; fd_dtype='{fd_dt}' cannot add precision f discards"
+    if seen.spread > 0:
+        values = ", ".join(f"{v:.10g}" for v in seen.repeated)
+        hints.append(
+            f"f is not deterministic: {len(seen.repeated)} calls at the same point returned {values} "
+            f"(spread {seen.spread:.2g}, {seen.spread / max(float(np.max(np.abs(f0))), 1e-300):.1e} relative); "
+            "random noise in f (a fresh random draw, dropout, sampling?) limits what finite differences can show"
+        )
+
+    # --- thresholds ---
+    for leaf in leaves:
+        leaf.threshold = threshold if threshold is not None else _threshold_for(leaf.dtype, fd_eps)
+    if seen.noise_rel > 100 * fd_eps:
+        eps_eff = seen.noise_rel
+        needed = 100 * seen.noise_rel ** (2 / 3)  # FD error ~ noise^(2/3); 100x that, as 1e-6 is for float64
+        for leaf in leaves:
+            if threshold is None:
+                leaf.threshold = min(MAX_THRESHOLD, max(leaf.threshold, needed))
+        hints.append(
+            f"step below noise: f's values are noisy at ~{seen.noise_rel:.1e} relative (measured), far above "
+            f"the round-off of its float type ({fd_eps:.1e}); the steps were enlarged (the rule with "
+            f"eps = {seen.noise_rel:.1e}) and the check is only as sharp as that noise allows"
+        )
+        if needed > MAX_THRESHOLD and threshold is None:
+            limits.append(
+                f"f is too noisy to check: its values vary by ~{seen.noise_rel:.1e} relative "
+                f"({'between calls at the same point' if seen.spread > 0 else 'near the point'}), so finite "
+                f"differences resolve the gradient only to ~{needed:.0e} relative, looser than any useful threshold"
+            )
+    low = sorted({str(leaf.dtype) for leaf in leaves if _num.machine_eps(leaf.dtype) > 1e-15})
+    if low:
+        default = max(_threshold_for(leaf.dtype, fd_eps) for leaf in leaves)
+        offer = ""
+        if fd_eps > 1e-15 and seen.computes_in is None:
+            offer = (
+                " If f accepts float64 input, pass fd_dtype='float64' to evaluate the finite differences "
+                f"in float64 (threshold {_threshold_for(np.dtype(low[-1]), 2.2e-16):.0e})."
+            )
+        elif fd_eps > 1e-15:
+            offer = f" {precision}."
+        msg = (
+            f"parameters are {'/'.join(low)}: the lecture's rho < 1e-6 is a float64 target; "
+            f"in {low[-1]} this check uses threshold {default:.0e}.{offer}"
+        )
+        if threshold is not None and threshold < default:
+            msg += (
+                f" The threshold {threshold:.0e} you asked for is below what {low[-1]} resolves: expect false failures."
+            )
+        hints.append(msg)
+        if warn and (fd_eps > 1e-15 or (threshold is not None and threshold < default)):
+            warn_user(msg)
+    elif precision and warn:
+        warn_user(f"{precision}; the threshold is {max(leaf.threshold for leaf in leaves):.0e}, not 1e-6")
+    return eps_eff, precision

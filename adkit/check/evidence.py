@@ -60,7 +60,7 @@ class GuardedCall:
 
 
 def _first_change(leaves: list[_Leaf], before: list[Any], after: list[Any], who: str) -> str | None:
-    """'f modifies its argument in place: x[2] was 0.5 when passed, 1.5 after the call', or None."""
+    """'f modifies its argument in place: x[2] was 0.5 when passed and 1.5 after the call', or None."""
     for leaf, b, a in zip(leaves, before, after):
         if not isinstance(b, np.ndarray):
             continue
@@ -100,7 +100,7 @@ class Probe:
     spread: float = 0.0  # max |f(x) - f(x)| over the repeated calls at the point
     repeated: list[float] = field(default_factory=list)  # the first output entry, per call at x
     computes_in: np.dtype | None = None  # f's working precision, when coarser than its inputs'
-    precision_seen: str = ""  # how computes_in was seen: "its output is float32", ...
+    precision_seen: str = ""  # how computes_in was seen: "f returns float32", ...
 
 
 def probe(point: _num.Point, call: GuardedCall, f0: np.ndarray, seed: int, noise_probe: bool) -> Probe:

@@ -113,6 +113,10 @@ def _match_analytic(leaves: list[_Leaf], params: Any, g: Any, out_shape: tuple[i
             leaf.problem = f"grad has no entry for parameter {leaf.name!r}"
             problems.append(leaf.problem)
             continue
+        if np.iscomplexobj(pairs[leaf.name]):  # casting would drop the imaginary part silently
+            leaf.problem = f"grad for {leaf.name} is complex; the gradient of a real function is real"
+            problems.append(leaf.problem)
+            continue
         try:
             a = np.asarray(pairs[leaf.name], dtype=np.float64)
         except (TypeError, ValueError) as exc:

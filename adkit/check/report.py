@@ -147,6 +147,7 @@ class GradCheckReport:
     reasons: list[str] = field(default_factory=list)
     n_inconclusive: int = 0
     precision: str = ""  # what f computes in, when that is not what the parameters suggest
+    resolution: float = 1e-5  # the largest FD error, relative to |Ge|, that may vouch for an entry
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -220,7 +221,8 @@ class GradCheckReport:
             lines.append(f"  precision: {self.precision}")
         lines.append(
             f"  rule: rho = |Ge - Ga| / max(|Ge + Ga|, floor) <= {_fmt(self.threshold)}"
-            f" (kinks: {_fmt(self.kink_threshold)}), or |Ge - Ga| <= {FD_MULTIPLE:g} x FD error;"
+            f" (kinks: {_fmt(self.kink_threshold)}), or |Ge - Ga| <= {FD_MULTIPLE:g} x FD error"
+            f" <= {FD_MULTIPLE:g} x {_fmt(self.resolution)} x |Ge|;"
             f" {self.n_evaluations} evaluations of f, {self.seconds:.2f} s"
         )
         if self.problems:
@@ -313,6 +315,7 @@ class GradCheckReport:
             "max_rel_error": _num_json(self.max_rel_error),
             "threshold": self.threshold,
             "kink_threshold": self.kink_threshold,
+            "resolution": self.resolution,
             "function": self.function,
             "method": self.method,
             "mode": self.mode,

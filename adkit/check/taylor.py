@@ -65,27 +65,52 @@ class TaylorDirection:
 
 @dataclass
 class TaylorResult:
-    """The verdict over all directions; rate, steps, residuals, ... are the deciding direction's.
+    """The verdict over all directions, and each direction's residuals and rates.
 
-    verdict "PASSED" / "FAILED" / "INCONCLUSIVE" (ok is True only for PASSED), explanation
-    (what the deciding direction showed), reasons (why it did not pass), directions (each
-    direction's residuals and rates). The deciding direction is the first failing one, else
-    the first inconclusive one, else the one with the lowest rate.
+    verdict "PASSED" / "FAILED" / "INCONCLUSIVE" (ok is True only for PASSED), reasons (why
+    it did not pass), directions (one TaylorDirection each). rate, explanation, steps,
+    residuals, floors, kept, rates and directional_derivative are the deciding direction's:
+    the first failing one, else the first inconclusive one, else the one with the lowest rate.
     """
 
     ok: bool
-    rate: float
     verdict: str
-    explanation: str
-    steps: list[float]
-    residuals: list[float]
-    floors: list[float]
-    kept: list[bool]
-    rates: list[float]
-    directional_derivative: float
     seed: int
-    directions: list[TaylorDirection] = field(default_factory=list)
+    directions: list[TaylorDirection]
+    deciding: TaylorDirection
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.deciding.rate
+
+    @property
+    def explanation(self) -> str:
+        return self.deciding.explanation
+
+    @property
+    def steps(self) -> list[float]:
+        return self.deciding.steps
+
+    @property
+    def residuals(self) -> list[float]:
+        return self.deciding.residuals
+
+    @property
+    def floors(self) -> list[float]:
+        return self.deciding.floors
+
+    @property
+    def kept(self) -> list[bool]:
+        return self.deciding.kept
+
+    @property
+    def rates(self) -> list[float]:
+        return self.deciding.rates
+
+    @property
+    def directional_derivative(self) -> float:
+        return self.deciding.directional_derivative
 
     def __bool__(self) -> bool:
         return bool(self.ok)
@@ -116,16 +141,9 @@ class TaylorResult:
         return {
             "ok": bool(self.ok),
             "verdict": self.verdict,
-            "explanation": self.explanation,
             "reasons": list(self.reasons),
-            "rate": _num_json(self.rate),
-            "steps": self.steps,
-            "residuals": self.residuals,
-            "floors": self.floors,
-            "kept": self.kept,
-            "rates": [_num_json(r) for r in self.rates],
-            "directional_derivative": self.directional_derivative,
             "seed": self.seed,
+            **self.deciding.to_dict(),
             "directions": [d.to_dict() for d in self.directions],
         }
 
@@ -217,21 +235,7 @@ def taylor_test(
     reasons = [
         f"direction {n + 1} of {len(results)}: {d.explanation}" for n, d in enumerate(results) if d.outcome != "pass"
     ]
-    return TaylorResult(
-        verdict == PASSED,
-        deciding.rate,
-        verdict,
-        deciding.explanation,
-        deciding.steps,
-        deciding.residuals,
-        deciding.floors,
-        deciding.kept,
-        deciding.rates,
-        deciding.directional_derivative,
-        seed,
-        results,
-        reasons,
-    )
+    return TaylorResult(verdict == PASSED, verdict, seed, results, deciding, reasons)
 
 
 def _along(
