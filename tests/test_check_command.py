@@ -85,6 +85,16 @@ def test_mode_projection_names_at_least_10_when_the_bisection_stops(run):
     assert len(named) == 10 and all(i % 50 == 0 and i < 1500 for i in named), named
 
 
+def test_a_sampled_check_says_at_least(run):
+    code, out = run(
+        "usermod:loss", "--grad", "usermod:wrong_in_30", "--shape", "2000", "--sample", "400", "--seed", "1"
+    )
+    headline = out.out.splitlines()[1]
+    assert code == 1 and headline.startswith("gradient check FAILED: ")
+    n_failed = int(headline.split(": ")[1].split(" of ")[0])
+    assert 0 < n_failed <= 30 and f"(a sample of 2000: at least {n_failed} wrong)" in headline, headline
+
+
 def test_an_inconclusive_check_exits_1_and_says_why(run):
     code, out = run("usermod:mutating_loss", "--grad", "usermod:mutating_right_grad", "--shape", "4")
     assert code == 1 and out.out.splitlines()[1].startswith("gradient check INCONCLUSIVE: f modifies its argument")

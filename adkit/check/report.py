@@ -183,6 +183,8 @@ class GradCheckReport:
         unit = "checks (projections and entries)" if self.mode == "projection" else "checked entries"
         if self.n_failed:
             what = f"{self.n_failed} of {self.n_checked} {unit} fail"
+            if self.mode == "entries" and self.n_checked < self.n_total:
+                what += f" (a sample of {self.n_total}: at least {self.n_failed} wrong)"
             if self.problems:
                 what += f"; {len(self.problems)} structural problem(s)"
         elif self.problems:
