@@ -62,6 +62,50 @@ def test_the_oracles_pass_and_their_wrong_copies_fail():
     assert wrong.verdict == FAILED and not wrong.ok and "fail" in wrong.reasons[0]
 
 
+def rosenbrock(x):
+    return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def rosenbrock_grad(x):  # scipy.optimize.rosen_der's closed form
+    g = np.zeros_like(x)
+    g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    return g
+
+
+def sinc_grad(x):  # np.sinc(x) = sin(pi x) / (pi x)
+    px = np.pi * x
+    return (np.cos(px) * px - np.sin(px)) / (np.pi * x**2)
+
+
+ORACLES = [
+    (lambda x: np.sum(np.exp(3 * x)), lambda x: 3 * np.exp(3 * x)),
+    (lambda x: np.sum(np.tanh(x) ** 2), lambda x: 2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    (lambda x: np.sum(np.polyval([3.0, -2.0, 0.5, 1.0], x)), lambda x: np.polyval([9.0, -4.0, 0.5], x)),
+    (rosenbrock, rosenbrock_grad),
+    (lambda x: np.sum(np.sinc(x)), sinc_grad),
+]
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "richardson"])
+@pytest.mark.parametrize("oracle", range(len(ORACLES)))
+def test_right_gradients_pass_and_a_01_percent_error_in_the_largest_entry_fails(oracle, method):
+    # the strict rules must not cost false INCONCLUSIVEs on ordinary smooth functions; an
+    # error of 1e-3 relative in the largest entry (rho 5e-4) is far above every threshold used
+    f, g = ORACLES[oracle]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal(6) * rng.choice([0.3, 1.0, 2.0])
+
+        def wrong(x):
+            out = g(x)
+            out[np.argmax(np.abs(out))] *= 1.001
+            return out
+
+        assert ad.check_grad(f, x, g, method=method, seed=seed).verdict == PASSED
+        assert ad.check_grad(f, x, wrong, method=method, seed=seed).verdict == FAILED
+
+
 # --- f mutates its input ------------------------------------------------------------------------------------
 
 
