@@ -394,3 +394,8 @@ def test_the_fixture_fails_an_inconclusive_check_and_warns_at_the_users_line(pyt
     line = next(n for n, text in enumerate(FIXTURE_TESTS.lstrip("\n").splitlines(), 1) if "WARNING LINE" in text)
     assert f"test_fixture.py:{line}: GradCheckWarning" in out, out
     assert "pytest_plugin.py" not in out and path.exists()
+
+
+def test_nothing_to_check_is_inconclusive_not_passed():
+    report = ad.check_grad(lambda x: np.sum(x) + 1.0, np.zeros(0), lambda x: np.zeros(0))
+    assert report.verdict == INCONCLUSIVE and report.reasons == ["nothing was checked (params has no entries)"]

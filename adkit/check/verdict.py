@@ -28,6 +28,7 @@ the gradient, entries that cannot be decided, nothing checked.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -137,12 +138,10 @@ def overall(
     unit: str,
 ) -> tuple[str, list[str]]:
     """(PASSED / FAILED / INCONCLUSIVE, the reasons): see the module doc."""
-    checked = rows
-    failed = [r for r in checked if r.outcome == "fail"]
-    undecided = [r for r in checked if r.outcome == "inconclusive"]
+    n_failed = sum(1 for r in rows if r.outcome == "fail")
     reasons: list[str] = []
-    if failed:
-        reasons.append(f"{len(failed)} of {len(checked)} {unit} fail (see the diagnosis)")
+    if n_failed:
+        reasons.append(f"{n_failed} of {len(rows)} {unit} fail (see the diagnosis)")
     reasons.extend(problems)
     if mutation:
         reasons.append(
@@ -150,9 +149,7 @@ def overall(
             "but code that calls f twice sees two points (copy the argument inside f)"
         )
     reasons.extend(limits)
-    by_status: dict[str, int] = {}
-    for r in undecided:
-        by_status[r.verdict or ""] = by_status.get(r.verdict or "", 0) + 1
+    by_status = Counter(r.verdict or "" for r in rows if r.outcome == "inconclusive")
     explain = {
         INCONCLUSIVE_FD: "the finite-difference error estimate is too large to tell right from wrong "
         "(noise, or f changing on a scale below the step); try method='richardson' or fd_dtype='float64'",
@@ -162,9 +159,9 @@ def overall(
     }
     for status, count in by_status.items():
         reasons.append(f"{count} entr{'y' if count == 1 else 'ies'} {status}: {explain.get(status, '')}".rstrip(": "))
-    if not checked and not problems:
+    if not rows and not problems:
         reasons.append("nothing was checked (params has no entries)")
-    if failed or problems:
+    if n_failed or problems:
         return FAILED, reasons
     if reasons:
         return INCONCLUSIVE, reasons
