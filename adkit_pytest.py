@@ -44,8 +44,10 @@ def pytest_configure(config: Any) -> None:
 def grad_check(request: Any) -> Any:
     """Assert a gradient: ``grad_check(f, params, grad=None, **check_grad_options)``.
 
-    Raises AssertionError whose message is adkit's report (worst entries, diagnosis,
-    hints); returns the report when the gradient is right. Also ``grad_check.report(...)``
+    Raises AssertionError whose message is adkit's report (verdict and reasons, worst
+    entries, diagnosis, hints) when the check FAILED or is INCONCLUSIVE (f mutates its
+    argument, f too noisy, finite differences that cannot decide); returns the report when
+    it PASSED. Also ``grad_check.report(...)``
     (the report, no assertion) and ``grad_check.taylor(f, x, grad)`` (Taylor test).
     """
     from adkit.pytest_plugin import GradChecker

@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
     add_formula_parsers(sub)
-    from adkit import check_command
+    from adkit.check import command as check_command
 
     check_command.add_parser(sub)
     return parser

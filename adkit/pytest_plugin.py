@@ -22,7 +22,8 @@ class GradChecker:
         self.reports: list[GradCheckReport] = []
 
     def __call__(self, f: Callable[..., Any], params: Any, grad: Any = None, **options: Any) -> GradCheckReport:
-        """check_grad(f, params, grad, ...) and raise AssertionError with the report if it fails."""
+        """check_grad(f, params, grad, ...); AssertionError with the report unless it PASSED
+        (an INCONCLUSIVE check fails the test too, its reasons first)."""
         __tracebackhide__ = True
         report = self.report(f, params, grad, **options)
         if not report.ok:
@@ -39,7 +40,7 @@ class GradChecker:
         return report
 
     def taylor(self, f: Callable[..., Any], x: Any, grad: Any = None, **options: Any) -> TaylorResult:
-        """taylor_test(f, x, grad, ...) and raise AssertionError with its table if the rate is not ~2."""
+        """taylor_test(f, x, grad, ...); AssertionError with its table unless every direction's rate is ~2."""
         __tracebackhide__ = True
         if "seed" in self.options:
             options.setdefault("seed", self.options["seed"])

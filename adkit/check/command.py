@@ -4,9 +4,10 @@ Imports the user's module (from the current directory, then sys.path; or a path 
 .py file), builds the point (a seeded random array of --shape, or --at FILE.npy / .npz),
 runs adkit.check_grad and prints the report (JSON on stdout with --json).
 
-Exit codes: 0 the gradient passed, 1 it failed, 2 the check could not be run (bad usage:
-module or function not found, a bad shape, an unreadable file, or f / grad raised) — with
-a one-line message on stderr, never a traceback.
+Exit codes: 0 the check PASSED, 1 it FAILED or was INCONCLUSIVE (the report says why: an
+inconclusive check must not look like a pass to a script), 2 the check could not be run
+(bad usage: module or function not found, a bad shape, an unreadable file, or f / grad
+raised) — with a one-line message on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,20 +21,26 @@ import sys
 import warnings
 from typing import Any, NoReturn
 
+from adkit.check.checker import MODES
+from adkit.engines.numeric import METHODS
+
 EPILOG = """examples:
   adkit check mymodel:loss --shape 5                       grad by adkit's reverse engine
   adkit check mymodel:loss --grad mymodel:loss_grad --shape 3,4
   adkit check mymodel:loss --grad mymodel:loss_grad --at params.npz --json
   adkit check path/to/model.py:loss --shape 1000,100 --sample 20 --seed 3
   adkit check mymodel:loss --grad mymodel:loss_grad --shape 200000 --mode projection
+  adkit check mymodel:loss --grad mymodel:loss_grad --shape 50 --dtype float32 --fd-dtype float64
+  adkit check mymodel:loss --grad mymodel:loss_grad --shape 5 --method richardson
 
 FUNC is called with one argument, the point: an array (--shape, --at FILE.npy) or a dict
 of arrays (--at FILE.npz, one entry per array); --grad FUNC must return the gradient in
 the same structure. MODULE is imported from the current directory (then sys.path), or
 given as a path to a .py file.
 
-exit codes: 0 the gradient passed, 1 it failed, 2 the check could not be run
-(module or function not found, bad shape, unreadable file, f or grad raised)
+exit codes: 0 the check PASSED, 1 it FAILED or was INCONCLUSIVE (f mutates its argument,
+f is too noisy, finite differences cannot decide: the report says why), 2 the check could
+not be run (module or function not found, bad shape, unreadable file, f or grad raised)
 """
 
 
@@ -67,10 +74,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="central",
-        choices=("central", "forward", "backward", "richardson", "complex"),
-        help="finite differences (default central)",
+        choices=METHODS,
+        help="finite differences: central (default), forward, backward, richardson (extrapolated), "
+        "complex (complex step: f must be analytic)",
     )
-    p.add_argument("--mode", default="entries", choices=("entries", "projection"), help="default entries")
+    p.add_argument(
+        "--mode",
+        default="entries",
+        choices=MODES,
+        help="entries (default: every entry, or --sample N of them) or projection (random directions, "
+        "bisecting to the wrong entries)",
+    )
+    p.add_argument(
+        "--fd-dtype",
+        default=None,
+        choices=("float64", "float32"),
+        help="evaluate the finite differences with the point cast to this dtype "
+        "(e.g. float64 for a float32 point, when f accepts it)",
+    )
     p.add_argument("--threshold", type=_float_arg, default=None, help="on rho (default: 1e-6 for float64)")
     p.add_argument(
         "--dtype", default="float64", choices=("float64", "float32", "float16"), help="dtype of a --shape point"
@@ -272,6 +293,7 @@ def _run(args: argparse.Namespace) -> int:
                 method=args.method,
                 mode=args.mode,
                 threshold=args.threshold,
+                fd_dtype=args.fd_dtype,
             )
         except _UserCodeError as exc:
             raise CheckUsageError(str(exc)) from None
@@ -283,7 +305,7 @@ def _run(args: argparse.Namespace) -> int:
         if text not in seen:
             seen.add(text)
             print(f"adkit check: warning: {text}", file=sys.stderr)
-    code = 0 if report.ok else 1
+    code = 0 if report.verdict == "PASSED" else 1
     try:
         if args.json:
             data = report.to_dict()
