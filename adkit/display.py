@@ -371,8 +371,60 @@ def _highlighted_paths(graph: Graph, highlight: Sequence[int] | None, top_k: int
         for r, path in enumerate(heaviest_paths(graph, top_k)):
             paths.append((path.nodes, f"path {r + 1}: product of z = {path.product:.4g}"))
     if highlight:
-        paths.append((list(highlight), "highlighted path"))
+        z = {}
+        for e in graph.edges:
+            z.setdefault((e.src, e.dst), e.z)
+        nodes = [int(i) for i in highlight]
+        missing = [(a, b) for a, b in zip(nodes, nodes[1:]) if (a, b) not in z]
+        if missing or len(nodes) < 2:
+            where = f"no edge from node {missing[0][0]} to node {missing[0][1]}" if missing else "fewer than 2 nodes"
+            raise ValueError(f"highlight must list node ids along a path of the graph: {where}")
+        product = math.prod(float(z[pair]) if np.ndim(z[pair]) == 0 else math.nan for pair in zip(nodes, nodes[1:]))
+        paths.append(
+            (nodes, "highlighted path" + (f": product of z = {product:.4g}" if math.isfinite(product) else ""))
+        )
     return paths
+
+
+def _set_limits(ax: Any, pos: dict[int, tuple[float, float]], n_paths: int) -> tuple[float, float]:
+    """Axis limits around the layout (with room below for the paths' legend); returns the
+    data units per point in x and in y, from the axes' size on the page."""
+    fig = ax.figure
+    box = ax.get_position()
+    width_pt = box.width * fig.get_figwidth() * 72
+    height_pt = box.height * fig.get_figheight() * 72
+    xs = [p[0] for p in pos.values()] or [0.0]
+    ys = [p[1] for p in pos.values()] or [0.0]
+    legend_pt = 8.0 + 16.0 * math.ceil(n_paths / 3) if n_paths else 0.0
+    legend_room = (max(ys) - min(ys) + 1.1) * legend_pt / max(height_pt - legend_pt, 1.0)
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(min(ys) - 0.55 - legend_room, max(ys) + 0.55)
+    ax.axis("off")
+    return (max(xs) - min(xs) + 1.0) / width_pt, (max(ys) - min(ys) + 1.1 + legend_room) / height_pt
+
+
+def _draw_nodes(
+    ax: Any, graph: Graph, pos: dict[int, tuple[float, float]], per_pt: tuple[float, float]
+) -> dict[int, tuple[float, float]]:
+    """One rounded box per node, sized to its text (op or name, and value); inputs blue,
+    the output green. Returns each box's half width and half height (data units)."""
+    from matplotlib.patches import FancyBboxPatch
+
+    half: dict[int, tuple[float, float]] = {}
+    for node in graph.nodes:
+        text = _node_text(node)
+        w, h = _text_size_points(text, NODE_FONT)
+        (x, y), (hx, hy) = pos[node.id], ((w / 2 + 5) * per_pt[0], (h / 2 + 4) * per_pt[1])
+        half[node.id] = (hx, hy)
+        face = "#dbe9f7" if node.op is None else ("#dcefd8" if node.id == graph.output else "#fdf6e3")
+        patch = FancyBboxPatch(
+            (x - hx, y - hy), 2 * hx, 2 * hy, boxstyle="round,pad=0,rounding_size=0.04", fc=face, ec="0.25", lw=1.0
+        )
+        patch.set_gid("node")
+        patch.set_zorder(3)
+        ax.add_patch(patch)
+        ax.text(x, y, text, ha="center", va="center", fontsize=NODE_FONT, zorder=4, linespacing=1.1)
+    return half
 
 
 def draw_graph(
@@ -385,7 +437,7 @@ def draw_graph(
 ) -> Any:
     """Draw the graph as on the lecture slides: nodes in columns from the inputs (left) to
     the output (right), each with its op (or name) and value; every edge an arrow with its
-    local derivative z(i, j) written beside it.
+    local derivative z(i, j) written beside it (never on the line, a node or another label).
 
     `highlight`: node ids along one path; `top_k`: the k paths with the largest
     |product of local derivatives| (found without enumerating them). Each highlighted path
@@ -393,7 +445,7 @@ def draw_graph(
     named in a legend with its product. Returns the matplotlib Axes.
     """
     from matplotlib.lines import Line2D
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, PathPatch
+    from matplotlib.patches import FancyArrowPatch, PathPatch
     from matplotlib.path import Path as MplPath
     from matplotlib.transforms import offset_copy
 
@@ -404,50 +456,22 @@ def draw_graph(
 
         _, ax = plt.subplots(figsize=_figure_size(pos, bool(paths)))
     fig = ax.figure
-    xs = [p[0] for p in pos.values()] or [0.0]
-    ys = [p[1] for p in pos.values()] or [0.0]
-    # data units per point, from the axes' size: node boxes are sized to their text
-    box = ax.get_position()
-    width_pt = box.width * fig.get_figwidth() * 72
-    height_pt = box.height * fig.get_figheight() * 72
-    legend_pt = 8.0 + 16.0 * math.ceil(len(paths) / 3) if paths else 0.0
-    span = max(ys) - min(ys) + 1.1
-    legend_room = span * legend_pt / max(height_pt - legend_pt, 1.0)
-    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
-    ax.set_ylim(min(ys) - 0.55 - legend_room, max(ys) + 0.55)
-    ax.axis("off")
-    x_per_pt = (ax.get_xlim()[1] - ax.get_xlim()[0]) / width_pt
-    y_per_pt = (ax.get_ylim()[1] - ax.get_ylim()[0]) / height_pt
-
-    half: dict[int, tuple[float, float]] = {}
-    for node in graph.nodes:
-        text = _node_text(node)
-        w, h = _text_size_points(text, NODE_FONT)
-        half[node.id] = ((w / 2 + 5) * x_per_pt, (h / 2 + 4) * y_per_pt)
-        (x, y), (hx, hy) = pos[node.id], half[node.id]
-        is_input, is_output = node.op is None, node.id == graph.output
-        face = "#dbe9f7" if is_input else ("#dcefd8" if is_output else "#fdf6e3")
-        patch = FancyBboxPatch(
-            (x - hx, y - hy), 2 * hx, 2 * hy, boxstyle="round,pad=0,rounding_size=0.04", fc=face, ec="0.25", lw=1.0
-        )
-        patch.set_gid("node")
-        patch.set_zorder(3)
-        ax.add_patch(patch)
-        ax.text(x, y, text, ha="center", va="center", fontsize=NODE_FONT, zorder=4, linespacing=1.1)
+    x_per_pt, y_per_pt = _set_limits(ax, pos, len(paths))
+    half = _draw_nodes(ax, graph, pos, (x_per_pt, y_per_pt))
 
     on_path: dict[tuple[int, int], list[int]] = {}
     for r, (nodes, _) in enumerate(paths):
         for a, b in zip(nodes, nodes[1:]):
             on_path.setdefault((a, b), []).append(r)
+    multiplicity: dict[tuple[int, int], int] = {}
+    for e in graph.edges:
+        multiplicity[(e.src, e.dst)] = multiplicity.get((e.src, e.dst), 0) + 1
     seen: dict[tuple[int, int], int] = {}
-    # boxes (points: left, bottom, width, height) of the node boxes and of the labels placed so far
+    # boxes (points: left, bottom, width, height) of the nodes and of the labels placed so far
     taken = [
         ((x - hx) / x_per_pt, (y - hy) / y_per_pt, 2 * hx / x_per_pt, 2 * hy / y_per_pt)
         for (x, y), (hx, hy) in ((pos[i], half[i]) for i in half)
     ]
-    multiplicity: dict[tuple[int, int], int] = {}
-    for e in graph.edges:
-        multiplicity[(e.src, e.dst)] = multiplicity.get((e.src, e.dst), 0) + 1
     for e in graph.edges:
         pair = (e.src, e.dst)
         k = seen[pair] = seen.get(pair, -1) + 1
@@ -468,8 +492,8 @@ def draw_graph(
         )
         arrow.set_gid("edge")
         ax.add_patch(arrow)
-        # on the page (points): the edge's direction, its unit normal pointing up (left
-        # for a vertical edge), and the bulge of a bent edge at its middle (arc3's Bezier)
+        # on the page (points): the edge's unit normal pointing up (left for a vertical
+        # edge), or for a bent edge the direction of its bulge (arc3's Bezier at t = 1/2)
         dx_pt, dy_pt = (end[0] - start[0]) / x_per_pt, (end[1] - start[1]) / y_per_pt
         length = math.hypot(dx_pt, dy_pt) or 1.0
         nx, ny = -dy_pt / length, dx_pt / length
@@ -480,7 +504,7 @@ def draw_graph(
             nx, ny = bulge[0] / math.hypot(*bulge), bulge[1] / math.hypot(*bulge)
         mid = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
         control = (mid[0] + 2 * bulge[0] * x_per_pt, mid[1] + 2 * bulge[1] * y_per_pt)
-        strands = [r for r in on_path.get(pair, []) if k == 0]
+        strands = on_path.get(pair, []) if k == 0 else []
         for s, r in enumerate(strands):  # paths sharing an edge run side by side
             shift = 3.2 * (s - (len(strands) - 1) / 2)
             color, style = PATH_STYLES[r % len(PATH_STYLES)]
@@ -496,40 +520,43 @@ def draw_graph(
             )
             strand.set_gid("path")
             ax.add_patch(strand)
-        if edge_labels:
-            label = _z_short(e.z)
-            w, h = _text_size_points(label, EDGE_FONT)
-            # beside the line, never on it: the label's centre is half its extent off the edge
-            away = 3.0 + 1.6 * len(strands) + abs(nx) * w / 2 + abs(ny) * h / 2
-            # near-horizontal edges get their label in the middle, others a third of the way
-            # along, so that the labels of two crossing edges do not meet where they cross
-            t = 0.5 if rad or abs(ny) > 0.95 else 0.3
-            anchor = (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
-            # the upper side first; the lower one where that would cover a label or a node
-            sides = [(bulge[0] + nx * away, bulge[1] + ny * away)]
-            if not rad:
-                sides.append((-nx * away, -ny * away))
-            boxes = [(anchor[0] / x_per_pt + ox - w / 2, anchor[1] / y_per_pt + oy - h / 2, w, h) for ox, oy in sides]
-            side = next((i for i, b in enumerate(boxes) if not any(_overlap(b, o) for o in taken)), 0)
-            taken.append(boxes[side])
-            offset = sides[side]
-            ax.annotate(
-                label,
-                anchor,
-                xytext=offset,
-                textcoords="offset points",
-                ha="center",
-                va="center",
-                fontsize=EDGE_FONT,
-                color="0.15",
-                fontweight="bold" if strands else "normal",
-                zorder=5,
-                gid="edge label",
-            )
+        if not edge_labels:
+            continue
+        label = _z_short(e.z)
+        w, h = _text_size_points(label, EDGE_FONT)
+        # beside the line: the label's centre is half its extent (and a gap) off the edge;
+        # near-horizontal edges get it in the middle, others a third of the way along, so
+        # the labels of two crossing edges do not meet where the edges cross
+        away = 3.0 + 1.6 * len(strands) + abs(nx) * w / 2 + abs(ny) * h / 2
+        t = 0.5 if rad or abs(ny) > 0.95 else 0.3
+        # the upper side first, then the lower one, then other points along the edge:
+        # the first place that covers no node and no label placed before
+        sides = [(bulge[0] + nx * away, bulge[1] + ny * away)] + ([(-nx * away, -ny * away)] if not rad else [])
+        places = []
+        for along in (t, 0.5, 0.7, 0.2):
+            anchor = (start[0] + along * (end[0] - start[0]), start[1] + along * (end[1] - start[1]))
+            for ox, oy in sides:
+                box = (anchor[0] / x_per_pt + ox - w / 2, anchor[1] / y_per_pt + oy - h / 2, w, h)
+                places.append((anchor, (ox, oy), box))
+        anchor, offset, box = next((p for p in places if not any(_overlap(p[2], o) for o in taken)), places[0])
+        taken.append(box)
+        ax.annotate(
+            label,
+            anchor,
+            xytext=offset,
+            textcoords="offset points",
+            ha="center",
+            va="center",
+            fontsize=EDGE_FONT,
+            color="0.15",
+            fontweight="bold" if strands else "normal",
+            zorder=5,
+            gid="edge label",
+        )
     if paths:
         handles = [
-            Line2D([], [], color=PATH_STYLES[r % len(PATH_STYLES)][0], ls=PATH_STYLES[r % len(PATH_STYLES)][1], lw=2.6)
-            for r in range(len(paths))
+            Line2D([], [], color=c, ls=ls, lw=2.6)
+            for c, ls in (PATH_STYLES[r % len(PATH_STYLES)] for r in range(len(paths)))
         ]
         ax.legend(
             handles,

@@ -182,7 +182,10 @@ def test_highlight_and_title():
     ax = G.draw(highlight=[b, c, e], title="colah")
     assert ax.get_title() == "colah"
     assert len(_artists(ax, "path")) == 2
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["highlighted path"]
+    # colah: de/db along b -> c -> e is dc/db * de/dc = 1 * d = 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["highlighted path: product of z = 2"]
+    with pytest.raises(ValueError, match="no edge from node"):
+        G.draw(highlight=[a, e])
     assert len(_artists(G.draw(edge_labels=False), "edge label")) == 0
 
 
