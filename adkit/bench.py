@@ -202,9 +202,8 @@ class BenchResult:
                         **kw | {"lw": 1.0},
                     )
                 errs = [c for c in ok if c.rel_error is not None]
-                positive = [(c.depth, math.log10(min(c.rel_error, ERROR_CEILING))) for c in errs if c.rel_error > 0]
                 zeros = [c.depth for c in errs if c.rel_error == 0]
-                if positive:
+                if len(zeros) < len(errs):
                     # a gap where the error is 0, so no line runs into the band
                     ys = [math.log10(min(c.rel_error, ERROR_CEILING)) if c.rel_error > 0 else math.nan for c in errs]
                     ax_e.plot([c.depth for c in errs], ys, label=name, gid="error", **kw)
@@ -217,10 +216,11 @@ class BenchResult:
             ax_e.axhline(ZERO_BAND_TOP, color="0.6", lw=0.8)
         else:
             band_bottom = ZERO_BAND_TOP
-        logs = [ln.get_ydata() for ln in ax_e.get_lines() if ln.get_gid() == "error"]
-        top = max([3.0] + [float(np.nanmax(y)) + 1.0 for y in logs if np.isfinite(y).any()])
-        ax_e.set_ylim(band_bottom, min(top, math.log10(ERROR_CEILING) + 1.0))
         eps = math.log10(float(np.finfo(np.float64).eps))
+        logs = [ln.get_ydata() for ln in ax_e.get_lines() if ln.get_gid() == "error"]
+        top = max([eps + 2.5] + [float(np.nanmax(y)) + 1.0 for y in logs if np.isfinite(y).any()])
+        top = min(top, math.log10(ERROR_CEILING) + 0.7)
+        ax_e.set_ylim(band_bottom, top)
         ax_e.axhline(eps, color="0.3", ls=(0, (1, 3)), lw=1.0)
         ax_e.annotate(
             "float64 ε = 2.2e-16",
@@ -233,7 +233,8 @@ class BenchResult:
             fontsize=8,
             color="0.3",
         )
-        decades = [k for k in range(-15, int(math.log10(ERROR_CEILING)) + 1, 3)]
+        step = 3 if top - ZERO_BAND_TOP > 9 else 1
+        decades = [k for k in range(-15, math.floor(top) + 1) if (k + 15) % step == 0]
         ticks = decades + ([(ZERO_BAND_TOP + band_bottom) / 2] if zero_rows else [])
         labels = [f"$10^{{{k}}}$" for k in decades] + (["exactly 0"] if zero_rows else [])
         ax_e.set_yticks(ticks, labels)
