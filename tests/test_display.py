@@ -289,3 +289,6 @@ def test_bench_plot_linear_depths_for_a_short_sweep():
     fig = BenchResult(cells, [], {"engines": ["reverse"], "widths": [2], "depths": [1, 2, 3]}).plot()
     assert fig.axes[0].get_xscale() == "linear"
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "3"]
+    # every error exactly 0: the accuracy axis ends a few decades above float64's epsilon
+    # (2.2e-16), not at 1e3 with twenty empty decades above the band
+    assert fig.axes[1].get_ylim()[1] < -12
