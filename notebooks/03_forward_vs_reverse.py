@@ -219,8 +219,9 @@ fig.tight_layout()
 
 # %%
 def multiply_adds(n, m):
-    """(forward, reverse) multiply-adds for the Jacobian of a network R^n -> R^m:
-    passes made by jacobian_forward / sweeps made by jacobian_reverse, times the edges."""
+    """(forward, reverse) multiply-adds for the Jacobian of a network R^n -> R^m: the
+    forward passes jacobian_forward makes (calls of f under ad.jvp) and the backward sweeps
+    of reverse mode (calls of the pullback, as in jacobian_reverse), each times the edges."""
     f, x = network(n, m), rng.normal(size=n)
     edges = sum(np.count_nonzero(e.z) for e in ad.trace(f, x).edges)  # scalar edges: Jacobian entries
     counted = {"jvp": 0, "vjp": 0}
