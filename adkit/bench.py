@@ -158,48 +158,159 @@ class BenchResult:
             return None
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
-        """Time vs depth (log axis), one line per engine and width; relative error vs depth."""
+        """Time vs depth and relative error vs depth, one line per engine and width.
+
+        Engines differ by line style (and colour), widths by marker, so the figure reads in
+        black and white. Predicted times of cells not run are faint with hollow markers.
+        The accuracy panel plots log10 of the relative error; an error of exactly 0 (the
+        exact engines on these power-of-two graphs) has no logarithm and is drawn in a band
+        below the axis, one row per engine and width. Returns the matplotlib Figure.
+        """
         import matplotlib
 
         if path is not None:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
 
-        fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(12, 4.5))
+        engines, widths = list(self.config["engines"]), list(self.config["widths"])
+        fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(13, 5.2))
         measured = [c.seconds for c in self.cells if c.status == "ok" and c.seconds]
         cap = min(86400.0, 1e4 * max(measured)) if measured else 86400.0  # predictions drawn up to here
-        for engine in self.config["engines"]:
-            for width in self.config["widths"]:
+        n_series = len(engines) * len(widths)
+        zero_rows = {}  # (engine, width) -> y of its row in the "exactly 0" band
+        for i, engine in enumerate(engines):
+            color, style = _engine_style(engine, i)
+            for j, width in enumerate(widths):
+                marker = WIDTH_MARKERS[j % len(WIDTH_MARKERS)]
+                kw = {"color": color, "ls": style, "marker": marker, "ms": 5, "lw": 1.6}
+                name = f"{engine}, width {width}"
                 cs = [c for c in self.cells if c.engine == engine and c.width == width]
-                ok = [c for c in cs if c.status == "ok"]
-                label = engine if len(self.config["widths"]) == 1 else f"{engine}, width {width}"
-                if ok:
-                    line = ax_t.plot([c.depth for c in ok], [c.seconds for c in ok], "o-", label=label)[0]
-                    pred = [c for c in cs if c.predicted_seconds and c.predicted_seconds <= cap]
-                    if pred:
-                        ax_t.plot(
-                            [ok[-1].depth] + [c.depth for c in pred],
-                            [ok[-1].seconds] + [c.predicted_seconds for c in pred],
-                            ":",
-                            color=line.get_color(),
-                        )
-                    errs = [(c.depth, min(max(c.rel_error, 1e-17), 1e3)) for c in ok if c.rel_error is not None]
-                    if errs:
-                        ax_e.plot(*zip(*errs), "o-", label=label, color=line.get_color())
+                ok = [c for c in cs if c.status == "ok" and c.seconds]
+                if not ok:
+                    continue
+                ax_t.plot([c.depth for c in ok], [c.seconds for c in ok], label=name, gid="time", **kw)
+                pred = [c for c in cs if c.predicted_seconds and c.predicted_seconds <= cap]
+                if pred:
+                    ax_t.plot(
+                        [ok[-1].depth] + [c.depth for c in pred],
+                        [ok[-1].seconds] + [c.predicted_seconds for c in pred],
+                        label=f"{name} (predicted)",
+                        gid="predicted",
+                        alpha=0.45,
+                        mfc="none",
+                        **kw | {"lw": 1.0},
+                    )
+                errs = [c for c in ok if c.rel_error is not None]
+                zeros = [c.depth for c in errs if c.rel_error == 0]
+                if len(zeros) < len(errs):
+                    # a gap where the error is 0, so no line runs into the band
+                    ys = [math.log10(min(c.rel_error, ERROR_CEILING)) if c.rel_error > 0 else math.nan for c in errs]
+                    ax_e.plot([c.depth for c in errs], ys, label=name, gid="error", **kw)
+                if zeros:
+                    row = zero_rows[(engine, width)] = ZERO_BAND_TOP - 0.35 * (1 + i * len(widths) + j)
+                    ax_e.plot(zeros, [row] * len(zeros), label=f"{name} (error 0)", gid="exact", **kw | {"lw": 1.0})
+        if zero_rows:
+            band_bottom = ZERO_BAND_TOP - 0.35 * (n_series + 1)
+            ax_e.axhspan(band_bottom, ZERO_BAND_TOP, color="0.93", zorder=0)
+            ax_e.axhline(ZERO_BAND_TOP, color="0.6", lw=0.8)
+        else:
+            band_bottom = ZERO_BAND_TOP
+        eps = math.log10(float(np.finfo(np.float64).eps))
+        logs = [ln.get_ydata() for ln in ax_e.get_lines() if ln.get_gid() == "error"]
+        top = max([eps + 2.5] + [float(np.nanmax(y)) + 1.0 for y in logs if np.isfinite(y).any()])
+        top = min(top, math.log10(ERROR_CEILING) + 0.7)
+        ax_e.set_ylim(band_bottom, top)
+        ax_e.axhline(eps, color="0.3", ls=(0, (1, 3)), lw=1.0)
+        ax_e.annotate(
+            "float64 ε = 2.2e-16",
+            (0.0, eps),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 3),
+            textcoords="offset points",
+            ha="left",
+            va="bottom",
+            fontsize=8,
+            color="0.3",
+        )
+        step = 3 if top - ZERO_BAND_TOP > 9 else 1
+        decades = [k for k in range(-15, math.floor(top) + 1) if (k + 15) % step == 0]
+        ticks = decades + ([(ZERO_BAND_TOP + band_bottom) / 2] if zero_rows else [])
+        labels = [f"$10^{{{k}}}$" for k in decades] + (["exactly 0"] if zero_rows else [])
+        ax_e.set_yticks(ticks, labels)
+        ax_t.set_yscale("log")
         for ax in (ax_t, ax_e):
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("depth (layers)")
-            ax.legend(fontsize=8)
+            _depth_axis(ax, self.config["depths"], fig)
+            ax.grid(True, which="major", color="0.9", lw=0.6)
         ax_t.set_ylabel("seconds per gradient")
-        ax_t.set_title("time vs depth (dotted: predicted, not run)")
-        ax_e.set_ylabel("relative error vs exact (clipped to [1e-17, 1e3])")
-        ax_e.set_title("accuracy")
-        fig.tight_layout()
+        ax_t.set_title("time vs depth (faint, hollow markers: predicted, not run)", fontsize=11)
+        ax_e.set_ylabel("relative error vs the exact gradient")
+        ax_e.set_title(f"accuracy (errors above 1e{math.log10(ERROR_CEILING):.0f} drawn at the top)", fontsize=11)
+        handles = [
+            Line2D([], [], color=_engine_style(e, i)[0], ls=_engine_style(e, i)[1], lw=1.6)
+            for i, e in enumerate(engines)
+        ]
+        handles += [
+            Line2D([], [], color="0.2", ls="none", marker=WIDTH_MARKERS[j % len(WIDTH_MARKERS)], ms=6)
+            for j in range(len(widths))
+        ]
+        names = engines + [f"width {w}" for w in widths]
+        fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=10, handlelength=3.2)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         if path is not None:
             fig.savefig(path, dpi=110)
             plt.close(fig)
         return fig
+
+
+ENGINE_STYLES = {
+    "forward": ("tab:blue", "-"),
+    "reverse": ("tab:orange", "--"),
+    "symbolic": ("tab:green", "-."),
+    "numeric": ("tab:red", ":"),
+    "paths": ("tab:purple", (0, (7, 2, 1, 2, 1, 2))),
+}
+WIDTH_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+ERROR_CEILING = 1e3  # relative errors above this (a wrong derivative) are drawn at the ceiling
+ZERO_BAND_TOP = -17.0  # log10: below every nonzero float64 relative error (>= 2**-53 ~ 1.1e-16)
+
+
+def _engine_style(engine: str, index: int) -> tuple[str, Any]:
+    """(colour, line style) of an engine in the bench plot."""
+    if engine in ENGINE_STYLES:
+        return ENGINE_STYLES[engine]
+    styles = list(ENGINE_STYLES.values())
+    return f"C{index % 10}", styles[index % len(styles)][1]
+
+
+def _depth_axis(ax: Any, depths: Sequence[int], fig: Any) -> None:
+    """Depth on the x axis: logarithmic where the depths span a decade or more, labelled
+    with the depths themselves (not 10^k), thinned so that no two labels overlap."""
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ticker import NullLocator
+
+    depths = sorted(set(int(d) for d in depths))
+    log = len(depths) > 1 and depths[-1] >= 10 * depths[0]
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlim(depths[0] / 1.25 if log else depths[0] - 0.5, depths[-1] * 1.25 if log else depths[-1] + 0.5)
+    scale = math.log10 if log else float
+    lo, hi = (scale(v) for v in ax.get_xlim())
+    axis_inches = ax.get_position().width * fig.get_figwidth()
+    per_inch = (hi - lo) / axis_inches
+    char_inches = 0.6 * FontProperties(size=plt.rcParams["xtick.labelsize"]).get_size_in_points() / 72
+    kept: list[int] = []
+    for d in depths:
+        # room between two label centres: half of each label, and a gap of two characters
+        room = char_inches * ((len(str(d)) + len(str(kept[-1]))) / 2 + 2) * per_inch if kept else 0.0
+        if not kept or scale(d) - scale(kept[-1]) >= room:
+            kept.append(d)
+        elif d == depths[-1]:
+            kept[-1] = d  # the deepest graph always gets its label
+    ax.set_xticks(kept, [str(d) for d in kept])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("depth (layers)")
 
 
 def _finite_or_text(x: Any) -> Any:

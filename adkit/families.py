@@ -92,6 +92,7 @@ def product_graph(depth: int, width: int = 2, nary: bool = False) -> GraphSpec:
         raise ValueError("product_graph needs depth >= 1 and width >= 1")
     consts = _layer_constants(width, depth)
     if nary:
+        from adkit.graph import label
         from adkit.ops import REGISTRY
 
         product = REGISTRY["product"]
@@ -100,7 +101,7 @@ def product_graph(depth: int, width: int = 2, nary: bool = False) -> GraphSpec:
             layer = [w]
             for cs in consts:
                 layer = [product(c, *layer) for c in cs]
-            return product(*layer) if len(layer) > 1 else layer[0]
+            return label(product(*layer), "o") if len(layer) > 1 else layer[0]  # o: the lecture's name
 
     else:
 

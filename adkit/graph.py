@@ -14,7 +14,6 @@ to one output.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -302,11 +301,19 @@ class Graph:
         lines.append("}")
         return "\n".join(lines)
 
-    def draw(self, ax: Any = None, highlight: Sequence[int] | None = None, top_k: int | None = None) -> Any:
-        """Draw with matplotlib: node values, and the local derivative on each edge."""
+    def draw(
+        self,
+        ax: Any = None,
+        highlight: Sequence[int] | None = None,
+        top_k: int | None = None,
+        title: str | None = None,
+        edge_labels: bool = True,
+    ) -> Any:
+        """Draw with matplotlib: node values, and the local derivative beside each edge;
+        `top_k` / `highlight` draw paths with a legend. Returns the Axes."""
         from adkit.display import draw_graph  # matplotlib is imported there, lazily
 
-        return draw_graph(self, ax=ax, highlight=highlight, top_k=top_k)
+        return draw_graph(self, ax=ax, highlight=highlight, top_k=top_k, title=title, edge_labels=edge_labels)
 
     def __repr__(self) -> str:
         kind = "scalar graph" if self.scalar or self.is_scalar() else "graph"
@@ -331,8 +338,21 @@ class Graph:
         return adjoint_trace(self)
 
     def _repr_html_(self) -> str | None:
+        """Jupyter's display(G): the drawing (up to display.MAX_DRAWN_NODES nodes) and the
+        start of the evaluation trace."""
         try:
-            return f"<p>{html.escape(repr(self))}</p>" + self.evaluation_trace()._repr_html_()
+            from adkit.display import graph_html
+
+            return graph_html(self)
+        except Exception:  # noqa: BLE001 (a display hook never raises)
+            return None
+
+    def _repr_svg_(self) -> str | None:
+        """The drawing as SVG, or None (text only) for a graph too large to draw legibly."""
+        try:
+            from adkit.display import graph_svg
+
+            return graph_svg(self)
         except Exception:  # noqa: BLE001 (a display hook never raises)
             return None
 

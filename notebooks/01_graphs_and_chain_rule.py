@@ -62,8 +62,7 @@ assert (values["c"], values["d"], values["e"]) == (3.0, 2.0, 6.0)
 # de/dd = c = 3.
 
 # %%
-ax = G.draw()
-ax.set_title("e = (a + b)(b + 1) at a = 2, b = 1")
+ax = G.draw(title="e = (a + b)(b + 1) at a = 2, b = 1")
 for edge in G.edges:
     print(f"z({G.nodes[edge.src].label}, {G.nodes[edge.dst].label}) = {edge.z:g}")
 
@@ -110,8 +109,7 @@ by_hand = [-2 * w0 * math.sin(w0**2), 2 * w0 * math.cos(w0**2)]  # via p, via q
 assert G2.count_paths() == 2
 assert np.allclose(sorted(p.product for p in paths), sorted(by_hand))
 assert math.isclose(ad.grad(o)(w0), sum(by_hand), rel_tol=1e-14)
-ax = G2.draw(highlight=paths[0].nodes)
-ax.set_title("o = cos(w^2) + sin(w^2): the path through p highlighted")
+ax = G2.draw(highlight=paths[0].nodes, title="o = cos(w^2) + sin(w^2): the path through p highlighted")
 
 # %% [markdown]
 # ## The 3 x 3 path factoring [HAM]
@@ -152,8 +150,7 @@ print(f"sum over 9 paths = {sum(products):.12g}; (alpha+beta+gamma)(delta+epsilo
 # %%
 for p in ad.heaviest_paths(G3, 3):
     print(p)
-ax = G3.draw(top_k=3)
-ax.set_title("Z(X): 9 paths, the 3 heaviest highlighted")
+ax = G3.draw(top_k=3, title="Z(X): 9 paths, the 3 heaviest highlighted")
 
 # %% [markdown]
 # ## Pathwise aggregation by hand vs the `paths` engine

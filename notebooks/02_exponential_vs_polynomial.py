@@ -42,31 +42,39 @@ except ImportError:
 # ## A product-node graph
 #
 # In a product node the partial derivative with respect to one input is the product of
-# the other inputs. `families.product_graph` builds the graph as a scalar program (one
-# multiply per edge, so a node with two inputs and a constant is two `mul` nodes) with
-# node values that are exact powers of two, and knows its exact gradient: width**depth.
+# the other inputs. `families.product_graph` builds the graph with node values that are
+# exact powers of two, and knows its exact gradient: width**depth. With `nary=True` each
+# product node is one call of the lecture's n-ary product node (`ad.product`), so the
+# traced graph is the lecture's graph: one node per product.
 
 # %%
-spec = families.product_graph(depth=3, width=2)
+spec = families.product_graph(depth=3, width=2, nary=True)
 print(spec.describe())
 G = ad.trace(spec.f, *spec.args)
 print(G, "-", G.count_paths(), "paths")
 assert G.count_paths() == spec.n_paths == 2**3
-ax = G.draw(top_k=2)
-ax.set_title("product graph, depth 3, width 2: the 2 heaviest of 8 paths")
+assert (len(G.nodes), len(G.edges)) == (spec.n_nodes, spec.n_edges)
+ax = G.draw(top_k=2, title="product graph, depth 3, width 2: 2 of its 8 paths")
 
 # %% [markdown]
-# Aggarwal's figure: 5 layers of 2 product nodes, all 2^5 = 32 paths. The paths engine
-# enumerates them and gets the exact gradient.
+# Aggarwal's figure: input w, 5 layers of 2 product nodes, output o: all 2^5 = 32 paths.
+# On an edge into a product node, z(i, j) = c_j times the other inputs = y(j) / y(i), so
+# the product along any path telescopes to o / w = 1: every path contributes 1, and
+# do/dw = 32 is the number of paths. The paths engine enumerates them and gets it
+# exactly; so does the same graph written with one binary multiply per edge (the default
+# `nary=False`, the program the benchmark times).
 
 # %%
-spec5 = families.product_graph(depth=5, width=2)
+spec5 = families.product_graph(depth=5, width=2, nary=True)
 G5 = ad.trace(spec5.f, *spec5.args)
-n_enumerated = sum(1 for _ in ad.iter_paths(G5))
+ax = G5.draw(top_k=3, title="Aggarwal's product graph: w, 5 layers of 2 product nodes, o; 3 of the 32 paths")
+products = [p.product for p in ad.iter_paths(G5)]
 g_paths = ad.grad(spec5.f, engine="paths")(*spec5.args)
-print(f"{n_enumerated} paths enumerated; d out/dw = {g_paths} (exact {spec5.exact_grad})")
-assert n_enumerated == G5.count_paths() == 32
-assert g_paths == spec5.exact_grad == 32.0
+binary = families.product_graph(depth=5, width=2)
+print(f"{len(products)} paths enumerated, each with product {set(products)}; d o/dw = {g_paths}")
+assert len(products) == G5.count_paths() == ad.trace(binary.f, *binary.args).count_paths() == 32
+assert set(products) == {1.0}
+assert g_paths == ad.grad(binary.f, engine="paths")(*binary.args) == spec5.exact_grad == 32.0
 
 # %% [markdown]
 # ## Path counts: width**depth
@@ -203,3 +211,4 @@ ax.set_xlabel("depth (width 2)")
 ax.set_ylabel("multiplications")
 ax.set_title("the same sum, two algorithms")
 ax.legend()
+fig.tight_layout()

@@ -186,6 +186,7 @@ ax.set_xlabel("step h")
 ax.set_ylabel("relative error of f'(1.5)")
 ax.set_title("truncation vs round-off (black markers: adkit's step rule)")
 ax.legend(fontsize=8)
+fig.tight_layout()
 
 # %%
 assert 1e-10 <= best["one-sided"] <= 1e-6  # near sqrt(eps) ~ 1.5e-8

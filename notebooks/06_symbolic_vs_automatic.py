@@ -115,6 +115,7 @@ ax.set_xlabel("nesting depth d")
 ax.set_ylabel("size")
 ax.set_title("expression swell")
 ax.legend()
+fig.tight_layout()
 
 # %% [markdown]
 # The derivative for d = 2, as LaTeX (paste it into a markdown cell to see it typeset):
@@ -207,6 +208,7 @@ ax.set_xlabel("nesting depth d")
 ax.set_ylabel(f"seconds for {xs.size:,} derivatives")
 ax.set_title("evaluating a derivative many times")
 ax.legend()
+fig.tight_layout()
 
 # %% [markdown]
 # In short: the symbolic derivative is the thing to have when you want a formula (to
