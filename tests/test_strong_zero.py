@@ -87,11 +87,49 @@ def test_naive_sigmoid_far_left_is_refused_not_zeroed(engine):
         ad.grad(lambda x: 1.0 / (1.0 + np.exp(-x)), engine=engine)(-1000.0)
 
 
-@pytest.mark.parametrize("engine", ALL)
+@pytest.mark.parametrize("engine", ("forward", "reverse", "paths", "symbolic"))
 def test_overflow_in_the_branch_where_did_not_take_is_harmless(engine):
     # ELU at 1000: exp(1000) = inf in the untaken branch; f = x there, so f' = 1
     elu = lambda x: np.where(x > 0, x, np.exp(x) - 1.0)
     assert ad.grad(elu, engine=engine)(1000.0) == 1.0
+
+
+def test_numeric_engine_refuses_points_where_f_overflows_inside():
+    # a black box cannot tell a masked overflow (ELU above) from a used one (arctan(log(exp(710)))
+    # is pi/2 in float64, flat: its finite difference would be 0, the truth 1 / (1 + 710^2))
+    for f, x in [
+        (lambda x: np.where(x > 0, x, np.exp(x) - 1.0), 1000.0),
+        (lambda x: np.arctan(np.log(np.exp(x))), 710.0),
+    ]:
+        with pytest.raises(NonFiniteDerivativeError, match="overflow"):
+            ad.grad(f, engine="numeric")(x)
+
+
+@pytest.mark.parametrize(
+    "f, x",
+    [
+        (lambda x: np.where(x > 0, np.sqrt(np.abs(x)), 0.0), 0.0),  # slope +inf on one side, 0 on the other
+        (lambda x: np.floor(x) + x, 1.0),  # a jump
+        (lambda x: x * np.sqrt(np.abs(x)) + ad.relu(np.sqrt(np.abs(x))), 0.0),
+    ],
+)
+def test_numeric_engine_refuses_where_differences_do_not_converge(f, x):
+    with pytest.raises(NonFiniteDerivativeError, match="do not converge"):
+        ad.grad(f, engine="numeric")(x)
+
+
+@pytest.mark.parametrize(
+    "f, x, expected",
+    [
+        (lambda x: np.log(1e-5 + x), 0.0, 1e5),  # varies on a scale 1e-5: smaller steps are tried
+        (lambda x: np.sqrt(x), 1e-6, 500.0),
+        (lambda x: 1.0 / x, 1e-3, -1e6),
+        (lambda x: np.tan(x), 1.5, 1.0 / math.cos(1.5) ** 2),
+    ],
+)
+def test_numeric_engine_adapts_its_step_to_steep_smooth_functions(f, x, expected):
+    # 1e-7: Richardson at the adapted step is good to ~1e-8 relative here (was 16 % off at log)
+    assert ad.grad(f, engine="numeric")(x) == pytest.approx(expected, rel=1e-7)
 
 
 @pytest.mark.parametrize("engine", ALL)

@@ -271,12 +271,16 @@ def fd_entries(
     f0: np.ndarray | None = None,
     noise: Any = None,
     eps: float | None = None,
+    adaptive: bool = False,
 ) -> FDResult:
     """Finite-difference derivatives of f with respect to each entry (k, i).
 
     noise: the absolute noise level of f's values when known (measured), used in the
     round-off part of the error estimate in place of eps |f|; eps overrides the rule's
-    machine epsilon (the checker passes a measured one for noisy functions).
+    machine epsilon (the checker passes a measured one for noisy functions). adaptive
+    (Richardson only): where the extrapolation has not converged (a function that varies on
+    a scale much smaller than the default step, log(1e-5 + x) at 0), retry with steps 16,
+    256, ... times smaller and keep the estimate with the smallest error.
     """
     _check_method(method)
     if method == "complex":
@@ -320,6 +324,12 @@ def fd_entries(
 
         if method == "richardson":
             res = _richardson(shifted, base, fval)
+            for shrink in (16.0, 256.0, 4096.0, 65536.0) if adaptive else ():
+                if res is not None and np.all(res[1] <= 1e-6 * np.abs(res[0])):
+                    break
+                smaller = _richardson(shifted, base / shrink, fval)
+                if smaller is not None and (res is None or np.max(smaller[1]) < np.max(res[1])):
+                    res = smaller
             if res is not None:
                 value[m], err[m], steps[m] = res
                 continue
@@ -610,6 +620,7 @@ def _jacobian_blocks(
     step: float | None,
     return_error: bool,
     scalar: bool,
+    adaptive: bool = False,
 ) -> tuple[Any, Any, Any]:
     _check_method(method)
     nums = argnums_tuple(argnums, len(args))
@@ -639,7 +650,9 @@ def _jacobian_blocks(
             "use numeric_jacobian for the derivatives of every entry"
         )
     entries = [(k, i) for k, size in enumerate(point.sizes) for i in range(size)]
-    res = fd_entries(point, entries, method, step=step, error=return_error, f0=None if method == "complex" else f0)
+    res = fd_entries(
+        point, entries, method, step=step, error=return_error, f0=None if method == "complex" else f0, adaptive=adaptive
+    )
     grads, errs = [], []
     pos = 0
     for k, leaf in enumerate(prob.leaves):
@@ -699,11 +712,68 @@ def numeric_jacobian(
 def numeric_value_and_grad(
     f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool
 ) -> tuple[Any, Any]:
-    """The engine entry point of adkit.grad(f, engine="numeric"): Richardson extrapolation."""
-    value, g, _ = _jacobian_blocks(
-        f, args, argnums[0] if single else argnums, "richardson", None, return_error=False, scalar=True
-    )
+    """The engine entry point of adkit.grad(f, engine="numeric"): Richardson extrapolation,
+    refused where the extrapolation does not converge (`_check_converged`)."""
+    nums = argnums[0] if single else argnums
+    _refuse_overflow(f, args, nums)
+    try:
+        value, g, err = _jacobian_blocks(
+            f, args, nums, "richardson", None, return_error=True, scalar=True, adaptive=True
+        )
+    except OverflowError as exc:  # Python float arithmetic inside f, near the point
+        raise NonFiniteDerivativeError(
+            f"f overflowed near the point ({exc}): finite differences need f finite around it"
+        ) from None
+    _check_converged(value, g, err)
     return (float(value) if np.ndim(value) == 0 else value), g
+
+
+def _refuse_overflow(f: Callable[..., Any], args: Sequence[Any], argnums: Any) -> None:
+    """Refuse a point where f overflows inside (numpy reports it): a finite difference sees
+    only f's values, and an inf that f's later steps turn into a finite number (arctan(log(
+    exp(710))) is pi/2) makes f flat there, so the difference would be a plausible 0. A
+    black box cannot tell such an overflow from one that np.where masks; the exact engines can."""
+    prob = _Args(f, args, argnums_tuple(argnums, len(args)))
+    point = Point(prob.call, prob.leaves)
+    seen: list[str] = []
+    old = np.seterrcall(lambda kind, flag: seen.append(kind))
+    try:
+        with np.errstate(over="call"):
+            point()
+    except OverflowError:
+        seen.append("overflow")
+    finally:
+        np.seterrcall(old)
+    if seen:
+        raise NonFiniteDerivativeError(
+            "f overflows inside at this point (numpy reported an overflow): finite differences of its values "
+            "cannot tell whether the result depends on the overflowed value. Use the exact engines (reverse, "
+            "forward), which know which values are used, or rewrite f so that nothing overflows."
+        )
+
+
+# Richardson's error estimate |R22 - R21| on a smooth f is ~1e-10 of the derivative or below
+# (round-off included); at a kink, a jump, an infinite slope or an overflow inside f the
+# levels h, h/2, h/4 disagree by a large fraction of the estimate. 1e-4 separates the two
+# with a wide margin on both sides (tests/test_strong_zero.py has both kinds).
+CONVERGED_RTOL = 1e-4
+
+
+def _check_converged(value: Any, grads: Any, errors: Any) -> None:
+    """Refuse a finite-difference gradient whose error estimate says it is not a derivative:
+    right or refused, as the other engines (never a plausible number across a kink)."""
+    floor = 1e-8 * max(1.0, float(np.max(np.abs(value))))  # derivatives that are 0 next to a large f
+    for g, e in zip(tree_flatten(grads)[0], tree_flatten(errors)[0]):
+        g, e = np.asarray(g, dtype=np.float64), np.asarray(e, dtype=np.float64)
+        bad = ~(e <= CONVERGED_RTOL * np.abs(g) + floor)
+        if np.any(bad):
+            k = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise NonFiniteDerivativeError(
+                f"the finite differences do not converge at this point (entry {k}: {g.reshape(-1)[k]:.6g} with an "
+                f"error estimate of {e.reshape(-1)[k]:.2g} across steps h, h/2, h/4): f is not differentiable "
+                "here (a kink, a jump, an infinite slope) or loses its accuracy inside (an overflow, a "
+                "cancellation). The exact engines (reverse, forward) name the op."
+            )
 
 
 def _register() -> None:
