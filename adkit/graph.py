@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import Op, Trace, Tracer, local_partials, primal, shape_of
+from adkit.ops.core import Op, Trace, Tracer, lift_object, local_partials, primal, shape_of
 
 
 @dataclass
@@ -398,7 +398,7 @@ def trace(f: Callable[..., Any], *args: Any, names: Sequence[str] | None = None)
                 labels.append(label)
                 tracers.append(t)
             traced_args.append(tree_unflatten(treedef, tracers))
-        out = f(*traced_args)
+        out = lift_object(f(*traced_args))  # np.array([x, y]): one traced array
     output = out.node if isinstance(out, GraphTracer) and out._trace is gt else None
     return Graph(gt.nodes, input_ids, output, labels)
 

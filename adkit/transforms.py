@@ -22,7 +22,7 @@ from adkit.engines import ENGINES, GRAD_ENGINES
 from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
 from adkit.errors import NonFiniteDerivativeError
-from adkit.ops.core import REGISTRY, Tracer, all_finite, primal, shape_of
+from adkit.ops.core import REGISTRY, Tracer, all_finite, lift_object, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
@@ -72,14 +72,22 @@ def _is_scalar_list(x: Any) -> bool:
 
 
 def _output_value(out: Any) -> Any:
-    """Check f's output is numeric and return it (lists of scalars are stacked)."""
+    """Check f's output is numeric and return it (lists of scalars are stacked, and so
+    are object arrays of traced values: np.array([x, y]))."""
+    out = lift_object(out)
     if _is_scalar_list(out):
         out = REGISTRY["stack"](*out)
     if isinstance(out, Tracer):
         return out
-    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, float, np.number, np.ndarray)):
+    if not isinstance(out, (int, float, np.number, np.bool_, np.ndarray)):  # bools: derivative 0
         raise TypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
     return out
+
+
+def _lifted(out: Any) -> Any:
+    """f's output with its object arrays of traced values stacked, while f's trace is live."""
+    leaves, treedef = tree_flatten(out)
+    return tree_unflatten(treedef, [lift_object(leaf) for leaf in leaves])
 
 
 def _fresh(g: Any, like: Any) -> Any:
@@ -192,7 +200,8 @@ def _reverse_value_and_grad(f, args, argnums, single):
         value = out.value if isinstance(out, Var) and out._trace is trace else out
         if shape_of(value) != ():
             raise TypeError(
-                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array of shape "
+                f"{shape_of(value)}: "
                 "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
@@ -318,7 +327,8 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         value = out.value if is_ours else out
         if scalar_output and shape_of(value) != ():
             raise TypeError(
-                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array of shape "
+                f"{shape_of(value)}: "
                 "use adkit.jacobian(f) for the derivatives of every entry"
             )
         out_shape = shape_of(value)
@@ -411,6 +421,8 @@ def value_and_grad(
         aux_box: list[Any] = []
         if has_aux:
             g = _split_aux(g, aux_box)
+        seen: list[Any] = []
+        g = _scalar_output(g, seen)
         nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "reverse":
@@ -421,9 +433,31 @@ def value_and_grad(
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
+        if seen:  # f's own value at the point: its shape (1,) or (1, 1), or its bools / integers
+            value = seen[0] if np.ndim(seen[0]) == 0 else np.reshape(seen[0], np.shape(seen[0]))
         return ((value, aux_box[-1] if aux_box else None), grads) if has_aux else (value, grads)
 
     return wrapped
+
+
+def _scalar_output(f: Callable[..., Any], seen: list[Any]) -> Callable[..., Any]:
+    """f for grad: an output with one entry (shape (1,) or (1, 1)) is that entry, as in
+    autograd and PyTorch (JAX refuses it); a bool or integer output (piecewise constant:
+    comparisons, counts, argmax) is a constant 0.0, so its gradient is 0 in every engine.
+    `seen` receives f's own output for those two cases (the first call is at the point)."""
+
+    def main(*args: Any) -> Any:
+        out = lift_object(f(*args))
+        value = primal(out)
+        if isinstance(value, (bool, int, np.bool_, np.integer, np.ndarray)) and np.asarray(value).dtype.kind in "biu":
+            seen.append(value)
+            return np.zeros(np.shape(value))[()] if np.size(value) == 1 else np.zeros(np.shape(value))
+        if np.ndim(value) and np.size(value) == 1 and isinstance(value, (np.ndarray, np.number)):
+            seen.append(value)
+            return REGISTRY["reshape"](out, shape=())
+        return out
+
+    return main
 
 
 def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:
@@ -562,7 +596,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
                 duals.append(make_dual(leaf, tan, trace))
             args.append(tree_unflatten(pd, duals))
         with _gc_paused(), trace:
-            out = f(*args)
+            out = _lifted(f(*args))
         leaves, treedef = tree_flatten(out)
         values, tans = [], []
         for o in leaves:
@@ -612,7 +646,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         try:
             with trace:
                 prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
-                out = f(*prep.args)
+                out = _lifted(f(*prep.args))
         except BaseException:
             trace.release()
             raise

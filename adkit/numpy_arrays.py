@@ -1,0 +1,407 @@
+"""numpy's array vocabulary on traced values, as compositions of registry ops.
+
+Each adapter rewrites one numpy function (np.roll, np.pad, np.median, np.interp, ...)
+into registry ops that every engine already differentiates: gathers (`getitem` with
+integer index arrays, whose VJP adds the cotangents back where they came from), slices,
+reshapes and transposes, `where`, `concatenate`, `stack` and arithmetic. No new rule,
+so forward, reverse, symbolic, paths and hessians get them all, and the numbers are
+checked against numpy's own results and finite differences in tests/test_arrays.py.
+
+Index computations (which entry goes where) run on the plain values: they carry no
+derivative. Where the choice of entries changes with the values (the sorted order of
+np.median, the interval of np.interp) the function has kinks; the derivative there is
+the one of the entries picked, as documented per function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adkit.errors import UnsupportedFunctionError
+from adkit.numpy_api import FUNCTIONS, _atleast, _diagonal, _moveaxis, _no_out, _sort, _split
+from adkit.ops.array import norm_axes
+from adkit.ops.core import REGISTRY, Tracer, lift_object, primal, shape_of
+
+R = REGISTRY
+
+
+def _ndim(a: Any) -> int:
+    return len(shape_of(a))
+
+
+def _along(axis: int, index: Any) -> tuple[Any, ...]:
+    """An index selecting `index` along `axis` and everything along the axes before it."""
+    return (slice(None),) * axis + (index,)
+
+
+def _as_traced(a: Any) -> Any:
+    """A traced value, an object array of traced values, or plain numbers, as an array
+    registry ops accept (plain numbers become float arrays)."""
+    a = lift_object(a)
+    return a if isinstance(a, Tracer) else np.asarray(a, dtype=float)
+
+
+# --- building and splitting ------------------------------------------------------------------
+
+
+def _dstack(tup):
+    return R["concatenate"](*[_atleast(3)(a) for a in tup], axis=2)
+
+
+def _column_stack(tup):
+    cols = [R["reshape"](a, shape=(-1, 1)) if _ndim(a) < 2 else a for a in tup]
+    return R["concatenate"](*cols, axis=1)
+
+
+def _append(arr, values, axis=None):
+    if axis is None:
+        return R["concatenate"](R["reshape"](arr, shape=(-1,)), R["reshape"](values, shape=(-1,)), axis=0)
+    return R["concatenate"](arr, values, axis=axis)
+
+
+def _split_along(axis: int, least: int, name: str) -> Callable[..., Any]:
+    def adapter(ary, indices_or_sections):
+        if _ndim(ary) < least:
+            raise ValueError(f"{name} only works on arrays of {least} or more dimensions")
+        return _split(ary, indices_or_sections, axis=axis if _ndim(ary) > 1 or axis == 0 else 0)
+
+    return adapter
+
+
+# --- rearranging -----------------------------------------------------------------------------------
+
+
+def _rollaxis(a, axis, start=0):
+    n = _ndim(a)
+    axis, start = int(axis) % n, int(start) + (n if start < 0 else 0)
+    if not 0 <= start <= n:
+        raise np.exceptions.AxisError(f"start={start} out of range for {n} dimensions")
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    order = [i for i in range(n) if i != axis]
+    order.insert(start, axis)
+    return R["transpose"](a, axes=tuple(order))
+
+
+def _flip(m, axis=None):
+    n = _ndim(m)
+    axes = norm_axes(axis, n)
+    return m[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(n))]
+
+
+def _rot90(m, k=1, axes=(0, 1)):
+    n = _ndim(m)
+    a0, a1 = (int(a) % n for a in axes)
+    if a0 == a1 or len(axes) != 2:
+        raise ValueError("rot90: axes must be two different axes")
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return _flip(_flip(m, a0), a1)
+    order = list(range(n))
+    order[a0], order[a1] = order[a1], order[a0]
+    if k == 1:
+        return R["transpose"](_flip(m, a1), axes=tuple(order))
+    return _flip(R["transpose"](m, axes=tuple(order)), a1)
+
+
+def _roll(a, shift, axis=None):
+    """np.roll: a gather along each axis with the indices numpy's roll gives arange(n)."""
+    if axis is None:
+        return R["reshape"](_roll(R["reshape"](a, shape=(-1,)), shift, 0), shape=shape_of(a))
+    shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
+    for s, ax in zip(shifts.tolist(), axes.tolist()):
+        ax = int(ax) % _ndim(a)
+        a = a[_along(ax, np.roll(np.arange(shape_of(a)[ax]), s))]
+    return a
+
+
+def _tril(m, k=0):
+    """np.tril: the entries above the k-th diagonal replaced by 0 (a 1-D m is broadcast
+    to a square first, as numpy does)."""
+    return R["where"](np.tri(*shape_of(m)[-2:], k=int(k), dtype=bool), m, 0.0)
+
+
+def _triu(m, k=0):
+    return R["where"](~np.tri(*shape_of(m)[-2:], k=int(k) - 1, dtype=bool), m, 0.0)
+
+
+def _diag(v, k=0):
+    """np.diag: the k-th diagonal of a 2-D array, or a 2-D array with v on its k-th
+    diagonal (a gather from v followed by one zero: no scatter)."""
+    if _ndim(v) == 2:
+        return _diagonal(v, k)
+    if _ndim(v) != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n, k = shape_of(v)[0], int(k)
+    size = n + abs(k)
+    index = np.full((size, size), n)  # n: the zero appended after v
+    rows = np.arange(n) + max(0, -k)
+    index[rows, rows + k] = np.arange(n)
+    return R["concatenate"](v, np.zeros(1), axis=0)[(index,)]
+
+
+def _diagflat(v, k=0):
+    return _diag(R["reshape"](v, shape=(-1,)), k)
+
+
+def _kron(a, b):
+    """np.kron as a broadcast product: entry (i, j) of a times b, interleaved, merged."""
+    sa, sb = shape_of(a), shape_of(b)
+    d = max(len(sa), len(sb))
+    sa, sb = (1,) * (d - len(sa)) + sa, (1,) * (d - len(sb)) + sb
+    left = R["reshape"](a, shape=tuple(v for n in sa for v in (n, 1)))
+    right = R["reshape"](b, shape=tuple(v for n in sb for v in (1, n)))
+    return R["reshape"](left * right, shape=tuple(p * q for p, q in zip(sa, sb)))
+
+
+def _cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """np.cross of 3-vectors (and the z component of 2-vectors), component by component."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = _moveaxis(a, axisa, -1), _moveaxis(b, axisb, -1)
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError("incompatible dimensions for cross product (dimension must be 2 or 3)")
+    x = [a[..., i] for i in range(na)] + [0.0] * (3 - na)
+    y = [b[..., i] for i in range(nb)] + [0.0] * (3 - nb)
+    z = x[0] * y[1] - x[1] * y[0]
+    if na == 2 and nb == 2:
+        return z
+    c = R["stack"](x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], z, axis=-1)
+    return _moveaxis(c, -1, axisc) if _ndim(c) > 1 else c
+
+
+def _pad(array, pad_width, mode="constant", **kwargs):
+    """np.pad as one gather per axis: the source index of every padded entry is what
+    np.pad gives arange(n) in the same mode (constant: two extra slots for the values)."""
+    if callable(mode) or mode not in ("constant", "edge", "reflect", "symmetric", "wrap", "empty"):
+        raise UnsupportedFunctionError(
+            f"np.pad(..., mode={mode!r}) is not supported on traced values: use 'constant', "
+            "'edge', 'reflect', 'symmetric' or 'wrap'"
+        )
+    if kwargs.get("reflect_type", "even") != "even" or set(kwargs) - {"constant_values", "reflect_type"}:
+        raise UnsupportedFunctionError(f"np.pad(..., {', '.join(kwargs)}) is not supported on traced values")
+    n = _ndim(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (n, 2))
+    values = np.broadcast_to(np.asarray(primal(kwargs.get("constant_values", 0)), dtype=float), (n, 2))
+    if isinstance(kwargs.get("constant_values"), Tracer):
+        raise UnsupportedFunctionError("np.pad with traced constant_values is not supported: pad, then add")
+    for ax in range(n):
+        before, after = (int(w) for w in widths[ax])
+        if before == after == 0:
+            continue
+        size = shape_of(array)[ax]
+        if mode in ("constant", "empty"):
+            slot = list(shape_of(array))
+            slot[ax] = 1
+            source = R["concatenate"](np.full(slot, values[ax, 0]), array, np.full(slot, values[ax, 1]), axis=ax)
+            index = np.pad(np.arange(1, size + 1), (before, after), constant_values=(0, size + 1))
+        else:
+            source = array
+            index = np.pad(np.arange(size), (before, after), mode=mode)
+        array = source[_along(ax, index)]
+    return array
+
+
+def _select(condlist, choicelist, default=0):
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    result = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        result = R["where"](np.asarray(primal(lift_object(cond)), dtype=bool), choice, result)
+    return result
+
+
+# --- reductions ignoring NaN -------------------------------------------------------------------------
+
+
+def _nan_reduction(name: str, fill: float) -> Callable[..., Any]:
+    """np.nansum / nanprod / nanmax / nanmin: the NaN entries replaced by the reduction's
+    neutral value (their derivative is 0), then the plain reduction."""
+
+    def adapter(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        _no_out(f"np.nan{name}", out=out)
+        mask = np.isnan(primal(a))
+        return R[name](R["where"](mask, fill, a) if mask.any() else a, axis=axis, keepdims=bool(keepdims))
+
+    return adapter
+
+
+def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _no_out("np.nanmean", out=out)
+    kept = ~np.isnan(primal(a))
+    count = np.sum(kept, axis=axis, keepdims=bool(keepdims))
+    total = R["sum"](R["where"](kept, a, 0.0), axis=axis, keepdims=bool(keepdims))
+    return total / np.asarray(count, dtype=float)
+
+
+# --- order statistics: gathers from the sorted values ---------------------------------------------------
+
+_METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, **kw):
+    """np.quantile: sort (a gather), then interpolate between the two order statistics
+    around the virtual index q (n - 1). Each result is a fixed combination of two input
+    entries, so its derivative is that combination's weights; where entries tie, or q (n - 1)
+    is an integer with method 'linear', the derivative goes to the entries argsort put there
+    (np.median of an even count averages the two middle ones)."""
+    _no_out("np.quantile", out=out)
+    if method not in _METHODS or kw.get("interpolation") is not None:
+        raise UnsupportedFunctionError(f"np.quantile(..., method={method!r}) on traced values: use one of {_METHODS}")
+    q = np.asarray(primal(q), dtype=float)
+    if np.any((q < 0) | (q > 1)):
+        raise ValueError("Quantiles must be in the range [0, 1]")
+    nd = _ndim(a)
+    if axis is None:
+        sorted_a, ax = _sort(a, axis=None), 0
+    else:
+        ax = norm_axes(axis, nd)
+        if len(ax) != 1:
+            raise UnsupportedFunctionError("np.quantile over several axes on traced values: reshape first")
+        ax = ax[0]
+        sorted_a = _moveaxis(_sort(a, axis=ax), ax, 0)
+    n = shape_of(sorted_a)[0]
+    virtual = q * (n - 1)
+    lo = np.floor(virtual).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    t = virtual - lo
+    if method == "lower":
+        hi, t = lo, np.zeros_like(t)
+    elif method == "higher":
+        lo = np.ceil(virtual).astype(int)
+        hi, t = lo, np.zeros_like(t)
+    elif method == "nearest":
+        lo = np.around(virtual).astype(int)
+        hi, t = lo, np.zeros_like(t)
+    elif method == "midpoint":  # numpy: halfway between the neighbours unless q (n - 1) is whole
+        t = np.where(virtual % 1 == 0, 0.0, 0.5)
+    below, above = sorted_a[(lo,)], sorted_a[(hi,)]
+    extra = (1,) * (_ndim(below) - q.ndim)
+    t = t.reshape(q.shape + extra)
+    diff = above - below
+    result = R["where"](t >= 0.5, above - diff * (1.0 - t), below + diff * t)
+    if keepdims:
+        result = R["reshape"](
+            result, shape=q.shape + tuple(1 if axis is None or i == ax else s for i, s in enumerate(shape_of(a)))
+        )
+    return result
+
+
+def _percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, **kw):
+    return _quantile(a, np.asarray(primal(q), dtype=float) / 100.0, axis, out, overwrite_input, method, keepdims, **kw)
+
+
+def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    _no_out("np.median", out=out)
+    if axis is None:
+        sorted_a = _sort(a, axis=None)
+    else:
+        ax = norm_axes(axis, _ndim(a))
+        if len(ax) != 1:
+            raise UnsupportedFunctionError("np.median over several axes on traced values: reshape first")
+        sorted_a = _moveaxis(_sort(a, axis=ax[0]), ax[0], 0)
+    n = shape_of(sorted_a)[0]
+    middle = sorted_a[n // 2] if n % 2 else R["mean"](sorted_a[n // 2 - 1 : n // 2 + 1], axis=0)
+    if keepdims:
+        axes = norm_axes(axis, _ndim(a))
+        middle = R["reshape"](middle, shape=tuple(1 if i in axes else s for i, s in enumerate(shape_of(a))))
+    return middle
+
+
+def _interp(x, xp, fp, left=None, right=None, period=None):
+    """np.interp as gathers: the interval [xp_j, xp_j+1] holding x is found on the plain
+    values, then fp_j + (x - xp_j) (fp_j+1 - fp_j) / (xp_j+1 - xp_j), differentiable in x,
+    xp and fp. At a knot the derivative in x is the slope of the interval to its right
+    (the last interval at the right end); outside [xp_0, xp_-1] it is 0 (left / right)."""
+    if period is not None:
+        raise UnsupportedFunctionError("np.interp(..., period=) is not supported on traced values")
+    xv, xpv = np.asarray(primal(x), dtype=float), np.asarray(primal(xp), dtype=float)
+    if xpv.ndim != 1 or shape_of(fp) != xpv.shape:
+        raise ValueError("fp and xp are not of the same length")
+    m = xpv.shape[0]
+    if m == 1:
+        return R["broadcast_to"](R["reshape"](fp, shape=()), shape=xv.shape)
+    j = np.clip(np.searchsorted(xpv, xv, side="right") - 1, 0, m - 2)
+    x0, x1, f0, f1 = xp[(j,)], xp[(j + 1,)], fp[(j,)], fp[(j + 1,)]
+    width = x1 - x0
+    inside = f0 + (x - x0) * ((f1 - f0) / R["where"](primal(width) == 0, 1.0, width))
+    first, last = fp[0], fp[m - 1]
+    result = R["where"](xv < xpv[0], first if left is None else left, inside)
+    return R["where"](xv > xpv[-1], last if right is None else right, result)
+
+
+# --- ufunc methods ----------------------------------------------------------------------------------------
+
+
+def ufunc_method(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """np.add.reduce / accumulate, np.multiply.reduce / accumulate, np.maximum.reduce,
+    np.minimum.reduce, and <binary ufunc>.outer, as the registry ops they are."""
+    reduce_ops = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}
+    accumulate_ops = {np.add: np.cumsum, np.multiply: np.cumprod}
+    if method == "outer" and ufunc.nin == 2 and not kwargs:
+        a, b = inputs
+        return ufunc(R["reshape"](a, shape=shape_of(a) + (1,) * _ndim(b)), b)
+    if method in ("reduce", "accumulate") and len(inputs) == 1:
+        (a,) = inputs
+        axis = kwargs.pop("axis", 0)
+        keepdims = kwargs.pop("keepdims", False)
+        out, dtype = kwargs.pop("out", None), kwargs.pop("dtype", None)
+        if not kwargs and out in (None, (None,)) and _float(dtype):
+            if method == "reduce" and ufunc in reduce_ops:
+                return R[reduce_ops[ufunc]](a, axis=axis, keepdims=bool(keepdims))
+            if method == "accumulate" and ufunc in accumulate_ops and not keepdims:
+                return accumulate_ops[ufunc](a, axis=axis)
+    return None
+
+
+def _float(dtype: Any) -> bool:
+    return dtype is None or np.issubdtype(np.dtype(dtype), np.floating)
+
+
+FUNCTIONS.update(
+    {
+        np.atleast_3d: _atleast(3),
+        np.dstack: _dstack,
+        np.column_stack: _column_stack,
+        np.append: _append,
+        np.hsplit: _split_along(1, 1, "hsplit"),
+        np.vsplit: _split_along(0, 2, "vsplit"),
+        np.dsplit: _split_along(2, 3, "dsplit"),
+        np.rollaxis: _rollaxis,
+        np.flip: _flip,
+        np.fliplr: lambda m: _flip(m, 1),
+        np.flipud: lambda m: _flip(m, 0),
+        np.rot90: _rot90,
+        np.roll: _roll,
+        np.tril: _tril,
+        np.triu: _triu,
+        np.diag: _diag,
+        np.diagflat: _diagflat,
+        np.kron: _kron,
+        np.cross: _cross,
+        np.pad: _pad,
+        np.select: _select,
+        np.nansum: _nan_reduction("sum", 0.0),
+        np.nanprod: _nan_reduction("prod", 1.0),
+        np.nanmax: _nan_reduction("max", -math.inf),
+        np.nanmin: _nan_reduction("min", math.inf),
+        np.nanmean: _nanmean,
+        np.quantile: _quantile,
+        np.percentile: _percentile,
+        np.median: _median,
+        np.interp: _interp,
+        np.real: lambda val: val,  # traced values are real
+        np.imag: lambda val: np.zeros(shape_of(val)),
+    }
+)
+
+__all__ = ["ufunc_method"]
