@@ -154,6 +154,7 @@ def _diagflat(v, k=0):
 
 def _kron(a, b):
     """np.kron as a broadcast product: entry (i, j) of a times b, interleaved, merged."""
+    a, b = _as_traced(a), _as_traced(b)
     sa, sb = shape_of(a), shape_of(b)
     d = max(len(sa), len(sb))
     sa, sb = (1,) * (d - len(sa)) + sa, (1,) * (d - len(sb)) + sb
@@ -166,7 +167,7 @@ def _cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     """np.cross of 3-vectors (and the z component of 2-vectors), component by component."""
     if axis is not None:
         axisa = axisb = axisc = axis
-    a, b = _moveaxis(a, axisa, -1), _moveaxis(b, axisb, -1)
+    a, b = _moveaxis(_as_traced(a), axisa, -1), _moveaxis(_as_traced(b), axisb, -1)
     na, nb = shape_of(a)[-1], shape_of(b)[-1]
     if na not in (2, 3) or nb not in (2, 3):
         raise ValueError("incompatible dimensions for cross product (dimension must be 2 or 3)")
@@ -324,7 +325,8 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     (the last interval at the right end); outside [xp_0, xp_-1] it is 0 (left / right)."""
     if period is not None:
         raise UnsupportedFunctionError("np.interp(..., period=) is not supported on traced values")
-    xv, xpv = np.asarray(primal(x), dtype=float), np.asarray(primal(xp), dtype=float)
+    x, xp, fp = _as_traced(x), _as_traced(xp), _as_traced(fp)
+    xv, xpv = np.asarray(primal(x)), np.asarray(primal(xp))
     if xpv.ndim != 1 or shape_of(fp) != xpv.shape:
         raise ValueError("fp and xp are not of the same length")
     m = xpv.shape[0]

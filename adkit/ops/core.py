@@ -623,7 +623,7 @@ def object_array(x: Tracer) -> np.ndarray:
 def lift_object(a: Any) -> Any:
     """An object array holding traced values -> one traced array (a `stack` of its entries,
     reshaped); anything else unchanged. Numbers among the entries are constants."""
-    if type(a) is not np.ndarray or a.dtype != _OBJECT:
+    if type(a) is not np.ndarray or a.dtype is not _OBJECT:
         return a
     entries = a.reshape(-1).tolist()
     if not any(isinstance(e, Tracer) for e in entries):
@@ -698,10 +698,6 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         return op.impl(*[primal(lift_object(a)) for a in args], **params)
     top: Trace | None = None
     for a in args:
-        if type(a) is np.ndarray and a.dtype == _OBJECT:
-            lifted = [lift_object(b) for b in args]
-            if any(b is not a for a, b in zip(args, lifted)):
-                return bind(op, lifted, params)
         if isinstance(a, Tracer):
             t = a._trace
             if not t.active:
@@ -712,6 +708,10 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 )
             if top is None or t.level > top.level:
                 top = t
+        elif type(a) is np.ndarray and a.dtype is _OBJECT:  # np.array([x, y]) of traced values
+            lifted = [lift_object(b) for b in args]
+            if any(b is not a for a, b in zip(args, lifted)):
+                return bind(op, lifted, params)
     if top is None:
         return op.impl(*args, **params)
     return top.process(op, args, params)

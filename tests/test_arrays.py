@@ -1,0 +1,458 @@
+"""Arrays built from traced values and numpy's array vocabulary (issue 11, items 4, 7, 8).
+
+Oracles, none of them adkit: the results printed in numpy's own documentation (values
+copied from the docstrings of numpy 2.x), numpy itself on the same plain inputs, central
+finite differences of the plain numpy function (tests/reference.py), and closed forms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import central_diff
+
+import adkit as ad
+from adkit.errors import AdkitError
+
+ENGINES = ad.ENGINES
+TRACING = ("forward", "reverse")
+
+# Central differences with h = 1e-6 on functions whose inputs are O(1): truncation
+# h^2 |f'''| / 6 ~ 1e-12 and rounding eps |f| / h ~ 1e-10, so 1e-7 (relative and absolute)
+# passes every right derivative with a 1000x margin and fails any wrong rule (O(1) errors).
+# The numeric engine's own Richardson error (~1e-10 here) is inside the same bound.
+RTOL_FD = ATOL_FD = 1e-7
+# Values through tracers against numpy on the same inputs: the same float operations up
+# to reassociation (a sum as a stack and a reduction, a lerp written as numpy writes it),
+# so a few ulps; 1e-12 leaves a wide margin and is far below any indexing mistake.
+RTOL_VALUE = 1e-12
+
+
+def traced_value(f, *xs, engine="forward"):
+    """f's value computed on traced inputs (the adapters run, not numpy's own functions)."""
+    xs = tuple(np.asarray(x, dtype=float) for x in xs)
+    if engine == "forward":
+        return ad.jvp(f, xs, tuple(np.zeros_like(x) for x in xs))[0]
+    return ad.vjp(f, *xs)[0]
+
+
+def jacobian_fd(f, x):
+    """Central-difference Jacobian of f at x, shape f(x).shape + x.shape."""
+    out_shape = np.shape(f(x))
+    rows = [central_diff(lambda z, k=k: np.asarray(f(z), dtype=float)[k], x) for k in np.ndindex(out_shape)]
+    return np.reshape(np.stack(rows), out_shape + np.shape(x))
+
+
+# --- numpy's documentation examples (values) --------------------------------------------------
+
+M43 = [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]]
+X33 = np.arange(9).reshape(3, 3)
+X222 = np.arange(8).reshape(2, 2, 2)
+X25 = np.arange(10).reshape(2, 5)
+MED = [[10, 7, 4], [3, 2, 1]]
+DOC_EXAMPLES = {
+    "tril": (lambda a: np.tril(a, -1), M43, [[0, 0, 0], [4, 0, 0], [7, 8, 0], [10, 11, 12]]),
+    "triu": (lambda a: np.triu(a, -1), M43, [[1, 2, 3], [4, 5, 6], [0, 8, 9], [0, 0, 12]]),
+    "diag": (np.diag, X33, [0, 4, 8]),
+    "diag k=1": (lambda a: np.diag(a, k=1), X33, [1, 5]),
+    "diag k=-1": (lambda a: np.diag(a, k=-1), X33, [3, 7]),
+    "diag of diag": (lambda a: np.diag(np.diag(a)), X33, [[0, 0, 0], [0, 4, 0], [0, 0, 8]]),
+    "diagflat": (np.diagflat, [[1, 2], [3, 4]], np.diag([1, 2, 3, 4])),
+    "diagflat k=1": (lambda a: np.diagflat(a, 1), [1, 2], [[0, 1, 0], [0, 0, 2], [0, 0, 0]]),
+    "trace eye": (np.trace, np.eye(3), 3.0),
+    "trace 3-d": (np.trace, X222, [6, 8]),
+    "trace 4-d shape": (lambda a: np.shape(np.trace(a)), np.arange(24).reshape(2, 2, 2, 3), (2, 3)),
+    "roll 2": (lambda a: np.roll(a, 2), np.arange(10), [8, 9, 0, 1, 2, 3, 4, 5, 6, 7]),
+    "roll -2": (lambda a: np.roll(a, -2), np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 0, 1]),
+    "roll 2-d": (lambda a: np.roll(a, 1), X25, [[9, 0, 1, 2, 3], [4, 5, 6, 7, 8]]),
+    "roll axis 0": (lambda a: np.roll(a, 1, axis=0), X25, [[5, 6, 7, 8, 9], [0, 1, 2, 3, 4]]),
+    "roll tuple": (lambda a: np.roll(a, (1, 1), axis=(1, 0)), X25, [[9, 5, 6, 7, 8], [4, 0, 1, 2, 3]]),
+    "flip": (np.flip, X222, [[[7, 6], [5, 4]], [[3, 2], [1, 0]]]),
+    "flip 0": (lambda a: np.flip(a, 0), X222, [[[4, 5], [6, 7]], [[0, 1], [2, 3]]]),
+    "flip 1": (lambda a: np.flip(a, 1), X222, [[[2, 3], [0, 1]], [[6, 7], [4, 5]]]),
+    "fliplr": (np.fliplr, np.diag([1.0, 2.0, 3.0]), [[0, 0, 1], [0, 2, 0], [3, 0, 0]]),
+    "flipud": (np.flipud, np.diag([1.0, 2.0, 3.0]), [[0, 0, 3], [0, 2, 0], [1, 0, 0]]),
+    "rot90": (np.rot90, [[1, 2], [3, 4]], [[2, 4], [1, 3]]),
+    "rot90 k=2": (lambda a: np.rot90(a, 2), [[1, 2], [3, 4]], [[4, 3], [2, 1]]),
+    "rot90 axes": (lambda a: np.rot90(a, 1, (1, 2)), X222, [[[1, 3], [0, 2]], [[5, 7], [4, 6]]]),
+    "pad constant": (
+        lambda a: np.pad(a, (2, 3), "constant", constant_values=(4, 6)),
+        [1, 2, 3, 4, 5],
+        [4, 4, 1, 2, 3, 4, 5, 6, 6, 6],
+    ),
+    "pad edge": (lambda a: np.pad(a, (2, 3), "edge"), [1, 2, 3, 4, 5], [1, 1, 1, 2, 3, 4, 5, 5, 5, 5]),
+    "pad reflect": (lambda a: np.pad(a, (2, 3), "reflect"), [1, 2, 3, 4, 5], [3, 2, 1, 2, 3, 4, 5, 4, 3, 2]),
+    "pad symmetric": (lambda a: np.pad(a, (2, 3), "symmetric"), [1, 2, 3, 4, 5], [2, 1, 1, 2, 3, 4, 5, 5, 4, 3]),
+    "pad wrap": (lambda a: np.pad(a, (2, 3), "wrap"), [1, 2, 3, 4, 5], [4, 5, 1, 2, 3, 4, 5, 1, 2, 3]),
+    "pad 2-d": (
+        lambda a: np.pad(a, ((1,), (2,))),
+        [[1, 2], [3, 4]],
+        [[0, 0, 0, 0, 0, 0], [0, 0, 1, 2, 0, 0], [0, 0, 3, 4, 0, 0], [0, 0, 0, 0, 0, 0]],
+    ),
+    "kron": (lambda a: np.kron(a, [5, 6, 7]), [1, 10, 100], [5, 6, 7, 50, 60, 70, 500, 600, 700]),
+    "kron swapped": (lambda a: np.kron([5, 6, 7], a), [1, 10, 100], [5, 50, 500, 6, 60, 600, 7, 70, 700]),
+    "kron eye": (
+        lambda a: np.kron(a, np.ones((2, 2))),
+        np.eye(2),
+        [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]],
+    ),
+    "cross": (lambda a: np.cross(a, [4, 5, 6]), [1, 2, 3], [-3, 6, -3]),
+    "cross rows": (lambda a: np.cross(a, a[::-1]), [[1, 2, 3], [4, 5, 6]], [[-3, 6, -3], [3, -6, 3]]),
+    "cross axisc": (
+        lambda a: np.cross(a, a[::-1], axisc=0),
+        [[1, 2, 3], [4, 5, 6]],
+        [[-3, 3], [6, -6], [-3, 3]],
+    ),
+    "outer": (lambda a: np.outer(np.ones(3), a), [-2.0, 0.0, 2.0], [[-2, 0, 2]] * 3),
+    "moveaxis": (lambda a: np.shape(np.moveaxis(a, 0, -1)), np.zeros((3, 4, 5)), (4, 5, 3)),
+    "moveaxis lists": (lambda a: np.shape(np.moveaxis(a, [0, 1], [-1, -2])), np.zeros((3, 4, 5)), (5, 4, 3)),
+    "rollaxis": (lambda a: np.shape(np.rollaxis(a, 3, 1)), np.ones((3, 4, 5, 6)), (3, 6, 4, 5)),
+    "rollaxis 2": (lambda a: np.shape(np.rollaxis(a, 2)), np.ones((3, 4, 5, 6)), (5, 3, 4, 6)),
+    "rollaxis to end": (lambda a: np.shape(np.rollaxis(a, 1, 4)), np.ones((3, 4, 5, 6)), (3, 5, 6, 4)),
+    "expand_dims": (lambda a: np.shape(np.expand_dims(a, axis=(0, 1))), [1, 2], (1, 1, 2)),
+    "atleast_3d 0-d": (lambda a: np.shape(np.atleast_3d(a)), 3.0, (1, 1, 1)),
+    "atleast_3d 1-d": (lambda a: np.shape(np.atleast_3d(a)), np.arange(3), (1, 3, 1)),
+    "atleast_3d 2-d": (lambda a: np.shape(np.atleast_3d(a)), np.ones((4, 3)), (4, 3, 1)),
+    "broadcast_to": (lambda a: np.broadcast_to(a, (3, 3)), [1, 2, 3], [[1, 2, 3]] * 3),
+    "select": (lambda a: np.select([a < 3, a > 3], [a, a**2], 42), np.arange(6), [0, 1, 2, 42, 16, 25]),
+    "nansum": (np.nansum, [1, np.nan], 1.0),
+    "nansum axis": (lambda a: np.nansum(a, axis=0), [[1, 1], [1, np.nan]], [2, 1]),
+    "nanmean": (np.nanmean, [[1, np.nan], [3, 4]], 8.0 / 3.0),
+    "nanmean axis 1": (lambda a: np.nanmean(a, axis=1), [[1, np.nan], [3, 4]], [1, 3.5]),
+    "nanmax": (np.nanmax, [[1, 2], [3, np.nan]], 3.0),
+    "nanmax axis 0": (lambda a: np.nanmax(a, axis=0), [[1, 2], [3, np.nan]], [3, 2]),
+    "nanmin axis 1": (lambda a: np.nanmin(a, axis=1), [[1, 2], [3, np.nan]], [1, 3]),
+    "cumsum axis 0": (lambda a: np.cumsum(a, axis=0), [[1, 2, 3], [4, 5, 6]], [[1, 2, 3], [5, 7, 9]]),
+    "cumsum axis 1": (lambda a: np.cumsum(a, axis=1), [[1, 2, 3], [4, 5, 6]], [[1, 3, 6], [4, 9, 15]]),
+    "cumsum reversed": (lambda a: np.cumsum(a[::-1])[::-1], [1, 2, 3], [6, 5, 3]),
+    "median": (np.median, MED, 3.5),
+    "median axis 0": (lambda a: np.median(a, axis=0), MED, [6.5, 4.5, 2.5]),
+    "median axis 1": (lambda a: np.median(a, axis=1), MED, [7, 2]),
+    "percentile": (lambda a: np.percentile(a, 50), MED, 3.5),
+    "percentile axis 0": (lambda a: np.percentile(a, 50, axis=0), MED, [6.5, 4.5, 2.5]),
+    "percentile keepdims": (lambda a: np.percentile(a, 50, axis=1, keepdims=True), MED, [[7], [2]]),
+    "quantile": (lambda a: np.quantile(a, 0.5), MED, 3.5),
+    "quantile axis 1": (lambda a: np.quantile(a, 0.5, axis=1), MED, [7, 2]),
+    "interp": (lambda fp: np.interp(2.5, [1, 2, 3], fp), [3, 2, 0], 1.0),
+    "interp many": (
+        lambda fp: np.interp([0, 1, 1.5, 2.72, 3.14], [1, 2, 3], fp),
+        [3, 2, 0],
+        [3, 3, 2.5, 0.56, 0],
+    ),
+    "interp right": (lambda fp: np.interp(3.14, [1, 2, 3], fp, right=-99.0), [3, 2, 0], -99.0),
+    "add.reduce": (np.add.reduce, [1, 2, 3], 6),
+    "add.reduce axis 0": (lambda a: np.add.reduce(a, 0), X222, [[4, 6], [8, 10]]),
+    "add.reduce axis 1": (lambda a: np.add.reduce(a, 1), X222, [[2, 4], [10, 12]]),
+    "add.reduce axis 2": (lambda a: np.add.reduce(a, 2), X222, [[1, 5], [9, 13]]),
+    "add.accumulate": (np.add.accumulate, [2, 3, 5], [2, 5, 10]),
+    "multiply.accumulate": (np.multiply.accumulate, [2, 3, 5], [2, 6, 30]),
+    "add.accumulate axis 1": (lambda a: np.add.accumulate(a, axis=1), np.eye(2), [[1, 1], [0, 1]]),
+    "multiply.outer": (lambda a: np.multiply.outer(a, [4, 5, 6]), [1, 2, 3], [[4, 5, 6], [8, 10, 12], [12, 15, 18]]),
+    "multiply.reduce": (np.multiply.reduce, [2, 3, 5], 30),
+    "maximum.reduce": (np.maximum.reduce, [2, 7, 5], 7),
+    "minimum.reduce axis": (lambda a: np.minimum.reduce(a, axis=1), MED, [4, 1]),
+    "real imag conj": (lambda a: np.real(a) + 10 * np.imag(a) + np.conj(a), [1.0, -2.0], [2, -4]),
+    "column_stack": (lambda a: np.column_stack((a, a + 1)), [1, 2, 3], [[1, 2], [2, 3], [3, 4]]),
+    "dstack": (lambda a: np.dstack((a, a + 1)), [1, 2, 3], [[[1, 2], [2, 3], [3, 4]]]),
+    "dstack columns": (lambda a: np.dstack((a, a + 1)), [[1], [2], [3]], [[[1, 2]], [[2, 3]], [[3, 4]]]),
+    "hstack": (lambda a: np.hstack((a, a + 3)), [1, 2, 3], [1, 2, 3, 4, 5, 6]),
+    "vstack": (lambda a: np.vstack((a, a + 3)), [1, 2, 3], [[1, 2, 3], [4, 5, 6]]),
+    "append": (lambda a: np.append(a, [[4, 5, 6], [7, 8, 9]]), [1, 2, 3], np.arange(1, 10)),
+    "append axis 0": (
+        lambda a: np.append(a, [[7, 8, 9]], axis=0),
+        [[1, 2, 3], [4, 5, 6]],
+        np.arange(1, 10).reshape(3, 3),
+    ),
+    "hsplit": (lambda a: np.hsplit(a, 2)[1], np.arange(16.0).reshape(4, 4), [[2, 3], [6, 7], [10, 11], [14, 15]]),
+    "vsplit": (lambda a: np.vsplit(a, 2)[0], np.arange(16.0).reshape(4, 4), [[0, 1, 2, 3], [4, 5, 6, 7]]),
+    "dsplit": (
+        lambda a: np.dsplit(a, 2)[1],
+        np.arange(16.0).reshape(2, 2, 4),
+        [[[2, 3], [6, 7]], [[10, 11], [14, 15]]],
+    ),
+    "r_": (lambda a: np.r_[a, 0, 0, a + 3], [1, 2, 3], [1, 2, 3, 0, 0, 4, 5, 6]),
+    "c_": (lambda a: np.c_[a, a + 3], [1, 2, 3], [[1, 4], [2, 5], [3, 6]]),
+    "array of entries": (lambda a: np.array([[a[0], a[1]], [a[2], 7.0]]), [1, 2, 3], [[1, 2], [3, 7]]),
+}
+
+
+@pytest.mark.parametrize("engine", TRACING)
+@pytest.mark.parametrize("name", list(DOC_EXAMPLES))
+def test_numpy_documentation_examples(name, engine):
+    f, x, expected = DOC_EXAMPLES[name]
+    got = traced_value(f, x, engine=engine)
+    if isinstance(expected, tuple):  # a shape
+        assert tuple(got) == expected
+    else:
+        np.testing.assert_allclose(got, expected, rtol=RTOL_VALUE)
+        assert np.shape(got) == np.shape(expected)
+
+
+# --- Jacobians against central differences, values against numpy ------------------------------
+
+_rng = np.random.default_rng(11)
+A = _rng.normal(size=(4, 4))
+V = _rng.normal(size=5)
+B = _rng.normal(size=(2, 3, 4))
+XP = np.array([-1.0, 0.0, 1.5, 2.0])
+
+CASES = {
+    "tril": (lambda a: np.tril(a, -1), A),
+    "triu": (lambda a: np.triu(a, 1), A),
+    "tril of a vector": (np.tril, V),
+    "diag of a matrix": (lambda a: np.diag(a, 1), A),
+    "diag of a vector": (lambda a: np.diag(a, -2), V),
+    "diagflat": (lambda a: np.diagflat(a[:2, :2], 1), A),
+    "diagonal axes": (lambda a: np.diagonal(a, 1, 2, 0), B),
+    "trace offset": (lambda a: np.trace(a, -1), A),
+    "trace axes": (lambda a: np.trace(a, 1, 0, 2), B),
+    "roll": (lambda a: np.roll(a, 3), A),
+    "roll axes": (lambda a: np.roll(a, (1, -2), axis=(0, 1)), A),
+    "flip": (np.flip, B),
+    "fliplr": (np.fliplr, A),
+    "flipud": (np.flipud, A),
+    "rot90": (np.rot90, A),
+    "rot90 k=3 axes": (lambda a: np.rot90(a, 3, axes=(1, 2)), B),
+    "pad constant": (lambda a: np.pad(a, ((1, 2), (0, 1)), constant_values=(3.0, 4.0)), A),
+    "pad edge": (lambda a: np.pad(a, 2, mode="edge"), A),
+    "pad reflect": (lambda a: np.pad(a, (1, 3), mode="reflect"), V),
+    "pad symmetric": (lambda a: np.pad(a, (3, 2), mode="symmetric"), V),
+    "pad wrap": (lambda a: np.pad(a, ((1, 1), (2, 0)), mode="wrap"), A),
+    "kron": (lambda a: np.kron(a[:2, :3], a[1:, 1:]), A),
+    "kron vectors": (lambda a: np.kron(a, a[:2]), V),
+    "cross": (lambda a: np.cross(a[:3], a[2:]), V),
+    "cross rows": (lambda a: np.cross(a[:, :3], a[:, 1:]), A),
+    "cross axis": (lambda a: np.cross(a[:3, :2], a[1:, 2:], axis=0), A),
+    "outer": (lambda a: np.outer(a, a[:2]), V),
+    "moveaxis": (lambda a: np.moveaxis(a, [0, 1], [-1, 0]), B),
+    "rollaxis": (lambda a: np.rollaxis(a, 2, 1), B),
+    "atleast_3d": (np.atleast_3d, A),
+    "select": (lambda a: np.select([a < -0.5, a > 0.5], [a**2, 2 * a], default=-a), V),
+    "nansum": (lambda a: np.nansum(np.where(a > 1.0, np.nan, a) * a, axis=0), A),
+    "nanmean": (lambda a: np.nanmean(np.where(a > 1.0, np.nan, a) * a, axis=1), A),
+    "nanmax": (lambda a: np.nanmax(np.where(a > 1.0, np.nan, a) * a), A),
+    "nanmin": (lambda a: np.nanmin(np.where(a > 1.0, np.nan, a) * a, axis=0), A),
+    "cumsum axis": (lambda a: np.cumsum(a, axis=0), B),
+    "cumsum reversed": (lambda a: np.cumsum(a[::-1])[::-1], V),
+    "median odd": (np.median, V),
+    "median even": (lambda a: np.median(a[:4]), V),
+    "median axis": (lambda a: np.median(a, axis=1, keepdims=True), A),
+    "percentile": (lambda a: np.percentile(a, [10, 50, 90]), V),
+    "quantile axis": (lambda a: np.quantile(a, [0.3, 0.8], axis=0), A),
+    "quantile midpoint": (lambda a: np.quantile(a, [0.2, 0.7], method="midpoint"), A),
+    "quantile nearest": (lambda a: np.quantile(a, 0.4, method="nearest"), A),
+    "quantile lower higher": (lambda a: np.quantile(a, 0.4, method="lower") + np.quantile(a, 0.4, method="higher"), A),
+    "interp in fp": (lambda a: np.interp([-3.0, 0.1, 1.7, 2.0, 9.0], XP, a[:4]), V),
+    "interp in x": (lambda a: np.interp(a, XP, [1.0, 2.0, -1.0, 0.5]), V),
+    "interp in xp": (lambda a: np.interp([0.3, 1.2], np.sort(a), [1.0, 2.0, -1.0, 0.5, 3.0]), V),
+    "add.reduce": (np.add.reduce, A),
+    "add.accumulate": (lambda a: np.add.accumulate(a, axis=1), A),
+    "multiply.reduce": (lambda a: np.multiply.reduce(a, axis=1), A),
+    "multiply.accumulate": (np.multiply.accumulate, V),
+    "maximum.reduce": (np.maximum.reduce, A),
+    "add.outer": (lambda a: np.add.outer(a, a[:2]), V),
+    "column_stack": (lambda a: np.column_stack([a, a**2]), V),
+    "dstack": (lambda a: np.dstack([a, a**2]), A),
+    "hstack": (lambda a: np.hstack([a, a[1:] ** 2]), V),
+    "vstack": (lambda a: np.vstack([a, a**2]), V),
+    "append": (lambda a: np.append(a, a[:2, :2] ** 2), A),
+    "append axis": (lambda a: np.append(a, a[:1] ** 2, axis=0), A),
+    "hsplit": (lambda a: np.hsplit(a, 2)[1] ** 2, A),
+    "vsplit": (lambda a: np.vsplit(a, [1, 3])[1] ** 2, A),
+    "dsplit": (lambda a: np.dsplit(a, 2)[0] ** 2, B),
+    "r_": (lambda a: np.r_[a, a[:2] ** 2, 3.0], V),
+    "c_": (lambda a: np.c_[a, a**2], V),
+    "array of entries": (lambda a: np.array([[a[0], a[1] * a[2]], [2.0, np.sin(a[3])]]), V),
+    "array of rows": (lambda a: np.array([a, 2.0 * a, np.ones(5)]), V),
+    "asarray of a list": (lambda a: np.asarray([a[0] ** 2, 1.0, a[1]]) * a[2], V),
+    "mean and std of a list": (lambda a: np.array([np.mean([a[0], a[1], a[2]]), np.std([a[0], 2.0 * a[1]])]), V),
+    "sum of a list": (lambda a: np.sum([a[0], a[1] * a[2], 1.0]), V),
+}
+
+
+@pytest.mark.parametrize("engine", TRACING)
+@pytest.mark.parametrize("name", list(CASES))
+def test_jacobian_matches_central_differences(name, engine):
+    f, x = CASES[name]
+    with np.errstate(invalid="ignore"):
+        want = f(x)
+        np.testing.assert_allclose(traced_value(f, x, engine=engine), want, rtol=RTOL_VALUE, atol=1e-15)
+        expected = jacobian_fd(f, x)
+    got = ad.jacobian(f, engine=engine)(x)
+    assert got.shape == np.shape(want) + x.shape
+    np.testing.assert_allclose(got, expected, rtol=RTOL_FD, atol=ATOL_FD)
+
+
+# a sample through all five engines: the gradient of a scalar made from each function
+FIVE_ENGINE_SAMPLE = [
+    "tril",
+    "diag of a vector",
+    "trace axes",
+    "roll axes",
+    "rot90",
+    "pad reflect",
+    "kron vectors",
+    "cross",
+    "select",
+    "nanmean",
+    "median even",
+    "percentile",
+    "interp in fp",
+    "interp in x",
+    "add.accumulate",
+    "column_stack",
+    "dstack",
+    "r_",
+    "array of entries",
+    "mean and std of a list",
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", FIVE_ENGINE_SAMPLE)
+def test_every_engine_differentiates_a_sample(name, engine):
+    f, x = CASES[name]
+    x = x[: min(len(x), 3)] if x.ndim == 3 else x  # keeps the symbolic engine's expressions small
+    weights = np.cos(np.arange(np.size(f(x)))).reshape(np.shape(f(x)))
+
+    def loss(z):  # arithmetic only: f may return an object array holding plain floats too
+        y = f(z)
+        return np.sum(weights * y + y * y * y)
+
+    with np.errstate(invalid="ignore"):
+        expected = central_diff(loss, x)
+    np.testing.assert_allclose(ad.grad(loss, engine=engine)(x), expected, rtol=RTOL_FD, atol=ATOL_FD)
+
+
+# --- item 4: arrays built from traced values, in every engine --------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_np_array_of_traced_scalars(engine):
+    def f(x, y):
+        a = np.array([[x, y], [x * y, 2.0]])  # a mix of traced scalars and a float
+        return np.sum(a @ np.array([x, 1.0]))
+
+    # f = x^2 + y + x^2 y + 2, so df/dx = 2x + 2xy and df/dy = 1 + x^2 (closed form)
+    x, y = 1.5, -0.5
+    gx, gy = ad.grad(f, argnums=(0, 1), engine=engine)(x, y)
+    assert gx == pytest.approx(2 * x + 2 * x * y, rel=RTOL_FD) and gy == pytest.approx(1 + x * x, rel=RTOL_FD)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lists_of_traced_values_and_their_statistics(engine):
+    def f(x):
+        values = [x[0], x[1] ** 2, x[2], 1.0]
+        return np.mean(values) + np.std(values) + np.sum(values) * np.var(np.asarray(values))
+
+    x = np.array([0.3, -1.2, 0.8])
+    np.testing.assert_allclose(ad.grad(f, engine=engine)(x), central_diff(f, x), rtol=RTOL_FD, atol=ATOL_FD)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_np_array_mixing_floats_traced_scalars_and_traced_arrays(engine):
+    def f(x, s):
+        a = np.array([x, [s, 1.0, s * s]])  # a traced row and a row built from pieces
+        return np.sum(np.cos(a[0]) * a[1]) + np.prod(np.asarray(a)[:, 0])
+
+    x, s = np.array([0.2, 0.4, -0.6]), 0.7
+    gx, gs = ad.grad(f, argnums=(0, 1), engine=engine)(x, s)
+    np.testing.assert_allclose(gx, central_diff(lambda z: f(z, s), x), rtol=RTOL_FD, atol=ATOL_FD)
+    assert gs == pytest.approx(central_diff(lambda t: f(x, t), s), rel=RTOL_FD, abs=ATOL_FD)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_function_returning_np_array_of_traced_values(engine):
+    # the output itself is an object array: jacobian and grad stack it
+    def f(x):
+        return np.array([x[0] ** 2, x[0] * x[1], 3.0])
+
+    x = np.array([1.5, -2.0])
+    if engine in TRACING:
+        np.testing.assert_allclose(
+            ad.jacobian(f, engine=engine)(x), [[3.0, 0.0], [-2.0, 1.5], [0.0, 0.0]], rtol=RTOL_VALUE
+        )
+    g = ad.grad(lambda z: np.dot(f(z), [1.0, 2.0, 3.0]), engine=engine)(x)
+    np.testing.assert_allclose(g, [3.0 - 4.0, 3.0], rtol=RTOL_FD)
+
+
+def test_hessian_through_np_array():
+    # (2,) + (1, 1) broadcasts to (1, 2): f = x0^2 x1 + x1^3 + 2 (x0 x1)^2, so
+    # H = [[2 x1 + 4 x1^2, 2 x0 + 8 x0 x1], [2 x0 + 8 x0 x1, 6 x1 + 4 x0^2]]
+    def f(x):
+        return np.sum(np.array([x[0] ** 2 * x[1], x[1] ** 3]) + np.array([[x[0] * x[1]]]) ** 2)
+
+    x0, x1 = 1.5, -0.5
+    want = [[2 * x1 + 4 * x1**2, 2 * x0 + 8 * x0 * x1], [2 * x0 + 8 * x0 * x1, 6 * x1 + 4 * x0**2]]
+    np.testing.assert_allclose(ad.hessian(f)(np.array([x0, x1])), want, rtol=RTOL_VALUE)
+    # nested grad: an inner np.array of the outer trace's values (levels kept apart)
+    g = ad.grad(lambda x: x * ad.grad(lambda y: np.sum(np.array([x * y, y])))(2.0))(3.0)
+    assert g == pytest.approx(7.0, rel=RTOL_VALUE)  # the inner grad is x + 1; d/dx [x (x + 1)] = 2x + 1
+
+
+def test_escapes_from_np_array_still_refuse():
+    def as_float(x):
+        return float(np.array([x]))
+
+    def float_array(x):
+        return np.sum(np.array([x, x], dtype=float))
+
+    def astype(x):
+        return np.array([x, 1.0]).astype(float)
+
+    # refused, never a number without its derivative (numpy reports the last one as a
+    # ValueError: "setting an array element with a sequence")
+    for f in (as_float, float_array, astype):
+        with pytest.raises((TypeError, ValueError, AdkitError)):
+            ad.grad(f)(1.0)
+
+
+def test_jacobian_of_traced_entries_vs_jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    x = np.array([0.3, -0.7, 1.1])
+    mine = ad.jacobian(lambda z: np.array([z[0] * z[1], np.sin(z[2]), z[0]]))(x)
+    theirs = jax.jacobian(lambda z: jnp.array([z[0] * z[1], jnp.sin(z[2]), z[0]]))(x)
+    np.testing.assert_allclose(mine, np.asarray(theirs), rtol=RTOL_VALUE)
+
+
+# --- item 8: one-entry outputs and non-differentiable outputs -----------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("shape", [(1,), (1, 1)])
+def test_grad_of_a_one_entry_output_is_that_entry(engine, shape):
+    def f(x):
+        return np.reshape(np.sum(x**3), shape)
+
+    x = np.array([1.0, -2.0])
+    value, g = ad.value_and_grad(f, engine=engine)(x)
+    np.testing.assert_allclose(g, 3 * x**2, rtol=RTOL_FD)
+    assert np.shape(value) == shape and value[(0,) * len(shape)] == pytest.approx(-7.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_grad_of_more_entries_still_refuses(engine):
+    with pytest.raises(TypeError, match="jacobian"):
+        ad.grad(lambda x: x * 2.0, engine=engine)(np.ones(2))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "f",
+    [lambda x: x[0] > 0, lambda x: np.sum(x > 0), lambda x: np.argmax(x), lambda x: np.count_nonzero(x > 0.5)],
+    ids=["bool", "int sum", "argmax", "count"],
+)
+def test_bool_and_integer_outputs_have_zero_gradient(engine, f):
+    # piecewise constant outputs: derivative 0 wherever it exists (autograd gives 0 too)
+    x = np.array([1.0, -2.0, 0.7])
+    value, g = ad.value_and_grad(f, engine=engine)(x)
+    assert value == f(x)
+    assert g.dtype == np.float64 and np.array_equal(g, np.zeros(3))
+
+
+@pytest.mark.parametrize("engine", TRACING)
+def test_jacobian_of_a_bool_array_is_zero(engine):
+    x = np.array([1.0, -2.0])
+    np.testing.assert_array_equal(ad.jacobian(lambda z: z > 0, engine=engine)(x), np.zeros((2, 2)))
