@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import UnsupportedFunctionError
-from adkit.numpy_api import FUNCTIONS, _atleast, _diagonal, _moveaxis, _no_out, _sort, _split
+from adkit.numpy_api import (
+    CONSTANT_FUNCTIONS,
+    FUNCTIONS,
+    UFUNC_COMPOSITES,
+    _atleast,
+    _diagonal,
+    _moveaxis,
+    _no_out,
+    _sort,
+    _split,
+)
 from adkit.ops.array import norm_axes
 from adkit.ops.core import REGISTRY, Tracer, lift_object, primal, shape_of
 
@@ -341,12 +351,339 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     return R["where"](xv > xpv[-1], last if right is None else right, result)
 
 
+# --- more of numpy's vocabulary: weighted means, grids, polynomials, integrals -----------------------
+
+
+def _take_along_axis(arr, indices, axis=-1):
+    """np.take_along_axis: a gather with `indices` along `axis` and the identity elsewhere."""
+    if axis is None:
+        arr, axis = R["reshape"](arr, shape=(-1,)), 0
+    n = _ndim(arr)
+    axis = int(axis) % n
+    grids = [np.arange(s).reshape((1,) * i + (-1,) + (1,) * (n - i - 1)) for i, s in enumerate(shape_of(arr))]
+    grids[axis] = np.asarray(primal(indices), dtype=np.intp)
+    return arr[tuple(grids)]
+
+
+def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """np.average: sum(a w) / sum(w) along axis (w may be traced too), as numpy computes it."""
+    kw = {"axis": axis, "keepdims": bool(keepdims)}
+    if weights is None:
+        avg = R["mean"](a, **kw)
+        scale = float(math.prod(shape_of(a)) / max(1, math.prod(shape_of(avg))))
+    else:
+        w = _as_traced(weights)
+        if shape_of(w) != shape_of(a):
+            if axis is None:
+                raise TypeError("Axis must be specified when shapes of a and weights differ.")
+            if _ndim(w) != 1 or shape_of(w)[0] != shape_of(a)[int(axis)]:
+                raise ValueError("Shape of weights must be consistent with shape of a along specified axis.")
+            w = R["reshape"](w, shape=tuple(-1 if i == int(axis) % _ndim(a) else 1 for i in range(_ndim(a))))
+        scale = R["sum"](w, **kw)
+        if np.any(primal(scale) == 0):
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        avg = R["sum"](a * w, **kw) / scale
+    if returned:
+        return avg, R["broadcast_to"](scale, shape=shape_of(avg)) if isinstance(scale, Tracer) else np.full(
+            shape_of(avg), primal(scale)
+        )
+    return avg
+
+
+def _ptp(a, axis=None, out=None, keepdims=False):
+    _no_out("np.ptp", out=out)
+    return R["max"](a, axis=axis, keepdims=bool(keepdims)) - R["min"](a, axis=axis, keepdims=bool(keepdims))
+
+
+def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, **kw):
+    """np.linspace with traced end points: start + k (stop - start) / div, the last point
+    stop itself (as numpy does)."""
+    if not _float(dtype):
+        raise UnsupportedFunctionError("np.linspace(..., dtype=<integer>) of traced values has no derivative")
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = num - 1 if endpoint else num
+    start, stop = _as_traced(start), _as_traced(stop)
+    delta = stop - start
+    steps = np.arange(num, dtype=float).reshape((-1,) + (1,) * _ndim(delta))
+    step = delta / float(div) if div > 0 else np.nan
+    y = (steps * step if div > 0 else steps * delta) + start
+    if endpoint and num > 1:
+        y = R["concatenate"](y[:-1], R["broadcast_to"](stop, shape=shape_of(y)[1:])[None], axis=0)
+    if axis != 0:
+        y = _moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    return R["pow"](base, _linspace(start, stop, num, endpoint, dtype=dtype, axis=axis))
+
+
+def _polyval(p, x):
+    """np.polyval by Horner's rule, as numpy evaluates it: y = y x + p_k."""
+    y = np.zeros(shape_of(x))
+    for k in range(len(p)):
+        y = y * x + p[k]
+    return y
+
+
+def _trapezoid(y, x=None, dx=1.0, axis=-1):
+    """np.trapezoid: sum of d (y_k+1 + y_k) / 2 along axis, with d = diff(x) or dx."""
+    nd = _ndim(y)
+    axis = int(axis) % nd
+    if x is None:
+        d = dx
+    elif _ndim(x) == 1:
+        d = R["reshape"](np.diff(x), shape=tuple(-1 if i == axis else 1 for i in range(nd)))
+    else:
+        d = np.diff(x, axis=axis)
+    upper, lower = y[_along(axis, slice(1, None))], y[_along(axis, slice(None, -1))]
+    return R["sum"](d * (upper + lower) / 2.0, axis=axis)
+
+
+def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    ones = (1,) * ndim
+    shapes = [ones[:i] + (-1,) + ones[i + 1 :] for i in range(ndim)]
+    if indexing == "xy" and ndim > 1:
+        shapes[0], shapes[1] = (1, -1) + ones[2:], (-1, 1) + ones[2:]
+    output = [R["reshape"](x, shape=s) for x, s in zip(xi, shapes)]
+    if not sparse:
+        full = np.broadcast_shapes(*[shape_of(o) for o in output])
+        output = [R["broadcast_to"](o, shape=full) for o in output]
+    return tuple(output)
+
+
+def _nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    """np.nanvar: the variance of the entries that are not NaN (NaN entries: derivative 0)."""
+    _no_out("np.nanvar", out=out)
+    kept = ~np.isnan(primal(a))
+    mean = R["sum"](R["where"](kept, a, 0.0), axis=axis, keepdims=True) / np.sum(kept, axis=axis, keepdims=True)
+    dev = R["where"](kept, a - mean, 0.0)
+    total = R["sum"](dev * dev, axis=axis, keepdims=bool(keepdims))
+    return total / (np.sum(kept, axis=axis, keepdims=bool(keepdims)) - float(ddof))
+
+
+def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    return R["sqrt"](_nanvar(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+
+
+def _nan_fallback(name: str, plain: Callable[..., Any]) -> Callable[..., Any]:
+    """np.nanmedian / nanpercentile / nanquantile: without NaN, the plain function; with
+    NaN over the whole flattened array, the plain function of the other entries."""
+
+    def adapter(a, *args, axis=None, **kw):
+        mask = np.isnan(primal(a))
+        if not mask.any():
+            return plain(a, *args, axis=axis, **kw)
+        if axis is None and not kw.get("keepdims"):
+            return plain(a[(~mask,)], *args, **kw)
+        raise UnsupportedFunctionError(f"np.{name} along an axis of a traced array holding NaN: drop the NaN first")
+
+    return adapter
+
+
+def _nan_cumulative(name: str, fill: float) -> Callable[..., Any]:
+    def adapter(a, axis=None, dtype=None, out=None):
+        _no_out(f"np.nan{name}", out=out)
+        return getattr(np, name)(R["where"](np.isnan(primal(a)), fill, a), axis=axis)
+
+    return adapter
+
+
+def _cumulative(name: str, initial: float) -> Callable[..., Any]:
+    """np.cumulative_sum / cumulative_prod (numpy 2.1): np.cumsum / cumprod, with the
+    initial value first when include_initial=True."""
+
+    def adapter(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        _no_out(f"np.cumulative_{name}", out=out)
+        if axis is None:
+            if _ndim(x) > 1:
+                raise ValueError("For arrays which have more than one dimension ``axis`` argument is required.")
+            axis = 0
+        result = getattr(np, "cum" + name)(x, axis=axis)
+        if include_initial:
+            slot = tuple(1 if i == int(axis) % _ndim(x) else s for i, s in enumerate(shape_of(x)))
+            result = R["concatenate"](np.full(slot, initial), result, axis=axis)
+        return result
+
+    return adapter
+
+
+def _running_extreme(ufunc: Any, a: Any, axis: int) -> Any:
+    """np.maximum.accumulate / minimum.accumulate: a gather of the running arg-extremum
+    (found on the plain values; at ties the later entry)."""
+    values = np.asarray(primal(a))
+    axis = int(axis) % values.ndim
+    positions = np.arange(values.shape[axis]).reshape((-1,) + (1,) * (values.ndim - axis - 1))
+    hits = np.where(values == ufunc.accumulate(values, axis=axis), positions, 0)
+    return _take_along_axis(a, np.maximum.accumulate(hits, axis=axis), axis)
+
+
+def _ediff1d(ary, to_end=None, to_begin=None):
+    flat = R["reshape"](ary, shape=(-1,))
+    parts = [flat[1:] - flat[:-1]]
+    if to_begin is not None:
+        parts.insert(0, R["reshape"](_as_traced(to_begin), shape=(-1,)))
+    if to_end is not None:
+        parts.append(R["reshape"](_as_traced(to_end), shape=(-1,)))
+    return R["concatenate"](*parts, axis=0)
+
+
+def _resize(a, new_shape):
+    """np.resize: the flattened entries repeated cyclically (a gather)."""
+    return R["reshape"](a, shape=(-1,))[(np.resize(np.arange(math.prod(shape_of(a))), new_shape),)]
+
+
+def _partition(a, kth, axis=-1, kind="introselect", order=None):
+    """np.partition: a gather in the order numpy's argpartition gives (the same order)."""
+    if order is not None:
+        raise UnsupportedFunctionError("np.partition(..., order=) is not supported on traced values")
+    if axis is None:
+        a, axis = R["reshape"](a, shape=(-1,)), 0
+    return _take_along_axis(a, np.argpartition(primal(a), kth, axis=axis, kind=kind), axis)
+
+
+def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    """np.cov: (X - mean) (X - mean)^T / (n - ddof), rows as variables (rowvar=True)."""
+    if fweights is not None or aweights is not None:
+        raise UnsupportedFunctionError("np.cov(..., fweights=/aweights=) is not supported on traced values")
+    X = _atleast(2)(_as_traced(m))
+    if not rowvar and shape_of(X)[0] != 1:
+        X = R["transpose"](X)
+    if y is not None:
+        Y = _atleast(2)(_as_traced(y))
+        if not rowvar and shape_of(Y)[0] != 1:
+            Y = R["transpose"](Y)
+        X = R["concatenate"](X, Y, axis=0)
+    ddof = (0 if bias else 1) if ddof is None else int(ddof)
+    dev = X - R["mean"](X, axis=1, keepdims=True)
+    c = R["matmul"](dev, R["transpose"](dev)) / float(shape_of(X)[1] - ddof)
+    return R["reshape"](c, shape=tuple(n for n in shape_of(c) if n != 1))
+
+
+def _corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    """np.corrcoef: cov / (s_i s_j) with s the standard deviations (not clipped to [-1, 1];
+    numpy's clip only removes rounding)."""
+    c = _cov(x, y, rowvar)
+    if _ndim(c) == 0:
+        return c / c
+    s = R["sqrt"](_diagonal(c))
+    return c / s[:, None] / s[None, :]
+
+
+def _correlate(a, v, mode="valid"):
+    """np.correlate of real arrays: the convolution with v reversed (numpy's definition)."""
+    return np.convolve(a, _as_traced(v)[::-1], mode=mode)
+
+
+def _gradient(f, *varargs, axis=None, edge_order=1):
+    """np.gradient with uniform scalar spacings: central differences inside, one-sided
+    differences of order 1 or 2 at the edges (numpy's formulas)."""
+    n = _ndim(f)
+    axes = norm_axes(axis, n)
+    spacings = [1.0] * len(axes) if not varargs else list(varargs) * (len(axes) if len(varargs) == 1 else 1)
+    if len(spacings) != len(axes) or any(np.ndim(primal(d)) for d in spacings):
+        raise UnsupportedFunctionError("np.gradient on traced values takes scalar spacings (one, or one per axis)")
+    if edge_order not in (1, 2):
+        raise ValueError("'edge_order' greater than 2 not supported")
+    out = []
+    for ax, dx in zip(axes, spacings):
+        size = shape_of(f)[ax]
+        if size < edge_order + 1:
+            raise ValueError(
+                "Shape of array too small to calculate a numerical gradient, at least (edge_order + 1) elements are required."
+            )
+
+        def at(k):  # noqa: B023 (used within this iteration only)
+            return f[_along(ax, k)]
+
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * dx)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / dx
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / dx
+        else:
+            first = (-1.5 * at(slice(0, 1)) + 2.0 * at(slice(1, 2)) - 0.5 * at(slice(2, 3))) / dx
+            last = (0.5 * at(slice(-3, -2)) - 2.0 * at(slice(-2, -1)) + 1.5 * at(slice(-1, None))) / dx
+        out.append(R["concatenate"](first, inner, last, axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _block(arrays):
+    """np.block: the innermost lists concatenated along the last axis, the next along the
+    one before, ... (every piece first given as many dimensions as the deepest)."""
+
+    def depth(x):
+        return 1 + depth(x[0]) if isinstance(x, list) else 0
+
+    def leaves(x):
+        return [leaf for item in x for leaf in leaves(item)] if isinstance(x, list) else [x]
+
+    levels = depth(arrays)
+    nd = max([levels] + [_ndim(leaf) for leaf in leaves(arrays)])
+
+    def build(x, level):
+        if isinstance(x, list):
+            return R["concatenate"](*[build(item, level + 1) for item in x], axis=level - levels)
+        if isinstance(x, tuple):
+            raise TypeError("np.block: arrays is a tuple; only lists can be used to arrange blocks")
+        return R["reshape"](x, shape=(1,) * (nd - _ndim(x)) + shape_of(x))
+
+    return build(arrays, 0)
+
+
+def _delete(arr, obj, axis=None):
+    """np.delete: a gather of the entries numpy keeps (np.delete of their positions)."""
+    if axis is None:
+        arr, axis = R["reshape"](arr, shape=(-1,)), 0
+    axis = int(axis) % _ndim(arr)
+    return arr[_along(axis, np.delete(np.arange(shape_of(arr)[axis]), primal(obj)))]
+
+
+def _insert(arr, obj, values, axis=None):
+    """np.insert into a 1-D (or flattened) array: a gather from arr followed by the values,
+    in the order np.insert gives their positions."""
+    if axis is None or _ndim(arr) == 1:
+        arr = R["reshape"](arr, shape=(-1,))
+    else:
+        raise UnsupportedFunctionError("np.insert along an axis of a traced array: concatenate slices instead")
+    values = _as_traced(values)
+    n, k = shape_of(arr)[0], math.prod(shape_of(values))
+    index = np.insert(np.arange(n), primal(obj), n + np.arange(k).reshape(shape_of(values)))
+    return R["concatenate"](arr, R["reshape"](values, shape=(-1,)), axis=0)[(index,)]
+
+
+def _extract(condition, arr):
+    flat = R["reshape"](arr, shape=(-1,))
+    return flat[(np.flatnonzero(np.asarray(primal(condition))),)]
+
+
+def _unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, **kw):
+    """np.unique of a traced array: each distinct value is the entry where it first occurs
+    (a gather); equal entries are merged, so the derivative goes to that first entry."""
+    if axis is not None:
+        raise UnsupportedFunctionError("np.unique(..., axis=) is not supported on traced values")
+    plain = np.unique(primal(ar), return_index=True, return_inverse=True, return_counts=True, **kw)
+    result = [R["reshape"](ar, shape=(-1,))[(plain[1],)]]
+    result += [part for flag, part in zip((return_index, return_inverse, return_counts), plain[1:]) if flag]
+    return result[0] if len(result) == 1 else tuple(result)
+
+
+def _unwrap(p, discont=None, axis=-1, *, period=2 * math.pi):
+    """np.unwrap: p plus the multiples of the period numpy adds (piecewise constant)."""
+    values = np.asarray(primal(p))
+    return p + (np.unwrap(values, discont=discont, axis=axis, period=period) - values)
+
+
 # --- ufunc methods ----------------------------------------------------------------------------------------
 
 
 def ufunc_method(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """np.add.reduce / accumulate, np.multiply.reduce / accumulate, np.maximum.reduce,
-    np.minimum.reduce, and <binary ufunc>.outer, as the registry ops they are."""
+    """np.add.reduce / accumulate, np.multiply.reduce / accumulate, np.maximum and
+    np.minimum .reduce / .accumulate, and <binary ufunc>.outer, as registry ops."""
     reduce_ops = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}
     accumulate_ops = {np.add: np.cumsum, np.multiply: np.cumprod}
     if method == "outer" and ufunc.nin == 2 and not kwargs:
@@ -362,6 +699,8 @@ def ufunc_method(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[
                 return R[reduce_ops[ufunc]](a, axis=axis, keepdims=bool(keepdims))
             if method == "accumulate" and ufunc in accumulate_ops and not keepdims:
                 return accumulate_ops[ufunc](a, axis=axis)
+            if method == "accumulate" and ufunc in (np.maximum, np.minimum) and not keepdims:
+                return _running_extreme(ufunc, a, axis)
     return None
 
 
@@ -401,9 +740,48 @@ FUNCTIONS.update(
         np.percentile: _percentile,
         np.median: _median,
         np.interp: _interp,
+        np.take_along_axis: _take_along_axis,
+        np.average: _average,
+        np.ptp: _ptp,
+        np.linspace: _linspace,
+        np.logspace: _logspace,
+        np.polyval: _polyval,
+        np.trapezoid: _trapezoid,
+        np.meshgrid: _meshgrid,
+        np.nanvar: _nanvar,
+        np.nanstd: _nanstd,
+        np.nanmedian: _nan_fallback("nanmedian", _median),
+        np.nanpercentile: _nan_fallback("nanpercentile", _percentile),
+        np.nanquantile: _nan_fallback("nanquantile", _quantile),
+        np.nancumsum: _nan_cumulative("cumsum", 0.0),
+        np.nancumprod: _nan_cumulative("cumprod", 1.0),
+        np.ediff1d: _ediff1d,
+        np.resize: _resize,
+        np.partition: _partition,
+        np.matrix_transpose: lambda x: R["transpose"](
+            x, axes=tuple(range(_ndim(x) - 2)) + (_ndim(x) - 1, _ndim(x) - 2)
+        ),
+        np.cov: _cov,
+        np.corrcoef: _corrcoef,
+        np.correlate: _correlate,
+        np.gradient: _gradient,
+        np.block: _block,
+        np.delete: _delete,
+        np.insert: _insert,
+        np.extract: _extract,
+        np.unique: _unique,
+        np.unwrap: _unwrap,
         np.real: lambda val: val,  # traced values are real
         np.imag: lambda val: np.zeros(shape_of(val)),
     }
 )
+
+for _name in ("cumulative_sum", "cumulative_prod"):  # numpy >= 2.1
+    if hasattr(np, _name):
+        FUNCTIONS[getattr(np, _name)] = _cumulative(_name.split("_")[1], 0.0 if _name.endswith("sum") else 1.0)
+if hasattr(np, "vecdot"):  # numpy >= 2.0: a gufunc, reached through __array_ufunc__
+    UFUNC_COMPOSITES[np.vecdot] = lambda x1, x2: R["sum"](x1 * x2, axis=-1)
+CONSTANT_FUNCTIONS.update({np.nanargmax, np.nanargmin, np.unravel_index, np.ravel_multi_index})
+Tracer.flat = property(lambda self: R["reshape"](self, shape=(-1,)), doc="the entries, flattened (read-only)")
 
 __all__ = ["ufunc_method"]
