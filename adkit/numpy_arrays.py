@@ -268,7 +268,11 @@ def _quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
     _no_out("np.quantile", out=out)
     if method not in _METHODS or kw.get("interpolation") is not None:
         raise UnsupportedFunctionError(f"np.quantile(..., method={method!r}) on traced values: use one of {_METHODS}")
-    q = np.asarray(primal(q), dtype=float)
+    if isinstance(q, Tracer):
+        raise UnsupportedFunctionError(
+            "np.quantile / np.percentile with a traced q: the derivative with respect to q is not supported"
+        )
+    q = np.asarray(q, dtype=float)
     if np.any((q < 0) | (q > 1)):
         raise ValueError("Quantiles must be in the range [0, 1]")
     nd = _ndim(a)
@@ -304,11 +308,19 @@ def _quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
         result = R["reshape"](
             result, shape=q.shape + tuple(1 if axis is None or i == ax else s for i, s in enumerate(shape_of(a)))
         )
-    return result
+    return _nan_where_nan(a, result, axis, keepdims)
 
 
 def _percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, **kw):
-    return _quantile(a, np.asarray(primal(q), dtype=float) / 100.0, axis, out, overwrite_input, method, keepdims, **kw)
+    q = q if isinstance(q, Tracer) else np.asarray(q, dtype=float) / 100.0
+    return _quantile(a, q, axis, out, overwrite_input, method, keepdims, **kw)
+
+
+def _nan_where_nan(a: Any, result: Any, axis: Any, keepdims: bool) -> Any:
+    """numpy's median and quantiles are NaN over any slice holding a NaN (a sort would put
+    the NaN last and pick a number)."""
+    hit = np.isnan(primal(a)).any(axis=axis, keepdims=bool(keepdims))
+    return R["where"](hit, np.nan, result) if hit.any() else result
 
 
 def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
@@ -325,7 +337,7 @@ def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     if keepdims:
         axes = norm_axes(axis, _ndim(a))
         middle = R["reshape"](middle, shape=tuple(1 if i in axes else s for i, s in enumerate(shape_of(a))))
-    return middle
+    return _nan_where_nan(a, middle, axis, keepdims)
 
 
 def _interp(x, xp, fp, left=None, right=None, period=None):
@@ -471,16 +483,19 @@ def _nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     return R["sqrt"](_nanvar(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
 
 
-def _nan_fallback(name: str, plain: Callable[..., Any]) -> Callable[..., Any]:
+def _nan_fallback(name: str, plain: Callable[..., Any], takes_q: bool) -> Callable[..., Any]:
     """np.nanmedian / nanpercentile / nanquantile: without NaN, the plain function; with
     NaN over the whole flattened array, the plain function of the other entries."""
 
-    def adapter(a, *args, axis=None, **kw):
+    def adapter(a, *args, **kw):
+        args = list(args)
+        q = [args.pop(0) if args else kw.pop("q")] if takes_q else []
+        axis = args.pop(0) if args else kw.pop("axis", None)
         mask = np.isnan(primal(a))
         if not mask.any():
-            return plain(a, *args, axis=axis, **kw)
-        if axis is None and not kw.get("keepdims"):
-            return plain(a[(~mask,)], *args, **kw)
+            return plain(a, *q, axis, *args, **kw)
+        if axis is None and not kw.get("keepdims") and not args:
+            return plain(a[(~mask,)], *q, **kw)
         raise UnsupportedFunctionError(f"np.{name} along an axis of a traced array holding NaN: drop the NaN first")
 
     return adapter
@@ -750,9 +765,9 @@ FUNCTIONS.update(
         np.meshgrid: _meshgrid,
         np.nanvar: _nanvar,
         np.nanstd: _nanstd,
-        np.nanmedian: _nan_fallback("nanmedian", _median),
-        np.nanpercentile: _nan_fallback("nanpercentile", _percentile),
-        np.nanquantile: _nan_fallback("nanquantile", _quantile),
+        np.nanmedian: _nan_fallback("nanmedian", _median, takes_q=False),
+        np.nanpercentile: _nan_fallback("nanpercentile", _percentile, takes_q=True),
+        np.nanquantile: _nan_fallback("nanquantile", _quantile, takes_q=True),
         np.nancumsum: _nan_cumulative("cumsum", 0.0),
         np.nancumprod: _nan_cumulative("cumprod", 1.0),
         np.ediff1d: _ediff1d,

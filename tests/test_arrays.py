@@ -352,6 +352,20 @@ def test_jacobian_matches_central_differences(name, engine):
     np.testing.assert_allclose(got, expected, rtol=RTOL_FD, atol=ATOL_FD)
 
 
+def test_order_statistics_with_nan_are_nan_like_numpy():
+    x = np.array([[1.0, np.nan, 3.0], [0.5, 2.0, -1.0]])
+    for f in (np.median, lambda a: np.quantile(a, 0.3, axis=1), lambda a: np.percentile(a, [20, 60], axis=1)):
+        np.testing.assert_array_equal(traced_value(f, x), f(x))  # NaN where numpy has NaN
+    for f in (np.nanmedian, lambda a: np.nanpercentile(a, 30), lambda a: np.nanmedian(a[1], 0)):
+        np.testing.assert_allclose(traced_value(f, x), f(x), rtol=RTOL_VALUE)
+
+
+def test_traced_quantile_level_is_refused():
+    # the derivative with respect to q is not implemented: refused, never silently 0
+    with pytest.raises(AdkitError, match="traced q"):
+        ad.grad(lambda q: np.quantile(np.array([1.0, 3.0, 2.0]), q))(0.3)
+
+
 # a sample through all five engines: the gradient of a scalar made from each function
 FIVE_ENGINE_SAMPLE = [
     "tril",
