@@ -372,9 +372,9 @@ def test_norm_gradient_zero_vector_and_elsewhere(engine, norm):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_unsupported_numpy_function_unwrap(engine):
-    with pytest.raises(UnsupportedFunctionError, match=r"np\.unwrap"):
-        ad.grad(lambda x: np.sum(np.unwrap(x)), engine=engine)(np.ones(3))
+def test_unsupported_numpy_function_histogram(engine):
+    with pytest.raises(UnsupportedFunctionError, match=r"np\.histogram"):
+        ad.grad(lambda x: np.sum(np.histogram(x)[1]), engine=engine)(np.ones(3))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
