@@ -434,7 +434,7 @@ def value_and_grad(
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
         if seen:  # f's own value at the point: its shape (1,) or (1, 1), or its bools / integers
-            value = seen[0] if np.ndim(seen[0]) == 0 else np.reshape(seen[0], np.shape(seen[0]))
+            value = seen[0]
         return ((value, aux_box[-1] if aux_box else None), grads) if has_aux else (value, grads)
 
     return wrapped
@@ -451,11 +451,12 @@ def _scalar_output(f: Callable[..., Any], seen: list[Any]) -> Callable[..., Any]
         value = primal(out)
         if isinstance(value, (bool, int, np.bool_, np.integer, np.ndarray)) and np.asarray(value).dtype.kind in "biu":
             seen.append(value)
-            return np.zeros(np.shape(value))[()] if np.size(value) == 1 else np.zeros(np.shape(value))
-        if np.ndim(value) and np.size(value) == 1 and isinstance(value, (np.ndarray, np.number)):
+            out = value = np.zeros(np.shape(value))  # piecewise constant: derivative 0
+        elif np.ndim(value) and np.size(value) == 1 and isinstance(value, (np.ndarray, np.number)):
             seen.append(value)
-            return REGISTRY["reshape"](out, shape=())
-        return out
+        else:
+            return out
+        return REGISTRY["reshape"](out, shape=()) if np.size(value) == 1 else out
 
     return main
 
