@@ -200,9 +200,8 @@ def _reverse_value_and_grad(f, args, argnums, single):
         value = out.value if isinstance(out, Var) and out._trace is trace else out
         if shape_of(value) != ():
             raise TypeError(
-                f"grad needs f to return a scalar (or an array with one entry), but it returned an array of shape "
-                f"{shape_of(value)}: "
-                "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
+                f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
         if isinstance(out, Var) and out._trace is trace:
@@ -327,9 +326,8 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         value = out.value if is_ours else out
         if scalar_output and shape_of(value) != ():
             raise TypeError(
-                f"grad needs f to return a scalar (or an array with one entry), but it returned an array of shape "
-                f"{shape_of(value)}: "
-                "use adkit.jacobian(f) for the derivatives of every entry"
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
+                f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry"
             )
         out_shape = shape_of(value)
         pieces = []
