@@ -445,7 +445,12 @@ def _scalar_output(f: Callable[..., Any], seen: list[Any]) -> Callable[..., Any]
     `seen` receives f's own output for those two cases (the first call is at the point)."""
 
     def main(*args: Any) -> Any:
-        out = lift_object(f(*args))
+        out = value = f(*args)
+        while isinstance(value, Tracer):
+            value = value.value
+        if type(value) is float:  # the common case, kept cheap for small functions
+            return out
+        out = lift_object(out)
         value = primal(out)
         if isinstance(value, (bool, int, np.bool_, np.integer, np.ndarray)) and np.asarray(value).dtype.kind in "biu":
             seen.append(value)
