@@ -761,7 +761,6 @@ FUNCTIONS.update(
         np.linspace: _linspace,
         np.logspace: _logspace,
         np.polyval: _polyval,
-        np.trapezoid: _trapezoid,
         np.meshgrid: _meshgrid,
         np.nanvar: _nanvar,
         np.nanstd: _nanstd,
@@ -773,9 +772,6 @@ FUNCTIONS.update(
         np.ediff1d: _ediff1d,
         np.resize: _resize,
         np.partition: _partition,
-        np.matrix_transpose: lambda x: R["transpose"](
-            x, axes=tuple(range(_ndim(x) - 2)) + (_ndim(x) - 1, _ndim(x) - 2)
-        ),
         np.cov: _cov,
         np.corrcoef: _corrcoef,
         np.correlate: _correlate,
@@ -791,9 +787,13 @@ FUNCTIONS.update(
     }
 )
 
-for _name in ("cumulative_sum", "cumulative_prod"):  # numpy >= 2.1
-    if hasattr(np, _name):
-        FUNCTIONS[getattr(np, _name)] = _cumulative(_name.split("_")[1], 0.0 if _name.endswith("sum") else 1.0)
+NUMPY_2 = {  # functions numpy 1.x lacks (cumulative_*: numpy 2.1)
+    "trapezoid": _trapezoid,
+    "matrix_transpose": lambda x: R["transpose"](x, axes=tuple(range(_ndim(x) - 2)) + (_ndim(x) - 1, _ndim(x) - 2)),
+    "cumulative_sum": _cumulative("sum", 0.0),
+    "cumulative_prod": _cumulative("prod", 1.0),
+}
+FUNCTIONS.update({getattr(np, name): adapter for name, adapter in NUMPY_2.items() if hasattr(np, name)})
 if hasattr(np, "vecdot"):  # numpy >= 2.0: a gufunc, reached through __array_ufunc__
     UFUNC_COMPOSITES[np.vecdot] = lambda x1, x2: R["sum"](x1 * x2, axis=-1)
 CONSTANT_FUNCTIONS.update({np.nanargmax, np.nanargmin, np.unravel_index, np.ravel_multi_index})

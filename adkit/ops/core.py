@@ -360,7 +360,7 @@ class Tracer:
 
     @property
     def dtype(self) -> Any:
-        if sys._getframe(1).f_globals.get("__name__") == "numpy._core._methods":
+        if sys._getframe(1).f_globals.get("__name__") in _NUMPY_METHODS:
             # np.mean / np.std of an object array of tracers finish with
             # `ret.dtype.type(ret / n)`: np.object_ keeps ret (float64 would drop the derivative)
             return _OBJECT
@@ -604,6 +604,7 @@ def all_finite(a: np.ndarray) -> bool:
 
 
 _OBJECT = np.dtype(object)
+_NUMPY_METHODS = ("numpy._core._methods", "numpy.core._methods")  # numpy 2, numpy 1
 
 
 def object_array(x: Tracer) -> np.ndarray:
