@@ -344,7 +344,9 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     """np.interp as gathers: the interval [xp_j, xp_j+1] holding x is found on the plain
     values, then fp_j + (x - xp_j) (fp_j+1 - fp_j) / (xp_j+1 - xp_j), differentiable in x,
     xp and fp. At a knot the derivative in x is the slope of the interval to its right
-    (the last interval at the right end); outside [xp_0, xp_-1] it is 0 (left / right)."""
+    (the last interval at the right end), or 0 where the knot is a local extremum (the
+    slopes on its two sides have opposite signs: the registry's kink policy); outside
+    [xp_0, xp_-1] it is 0 (left / right)."""
     if period is not None:
         raise UnsupportedFunctionError("np.interp(..., period=) is not supported on traced values")
     x, xp, fp = _as_traced(x), _as_traced(xp), _as_traced(fp)
@@ -355,6 +357,12 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     if m == 1:
         return R["broadcast_to"](R["reshape"](fp, shape=()), shape=xv.shape)
     j = np.clip(np.searchsorted(xpv, xv, side="right") - 1, 0, m - 2)
+    fpv = np.asarray(primal(fp))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.diff(fpv) / np.diff(xpv)
+    extremum = (xv == xpv[j]) & (j > 0) & (slopes[j - 1] * slopes[j] < 0)
+    if np.any(extremum):  # the kink policy: derivative 0 at a local extremum
+        x = R["where"](extremum, xv, x)
     x0, x1, f0, f1 = xp[(j,)], xp[(j + 1,)], fp[(j,)], fp[(j + 1,)]
     width = x1 - x0
     inside = f0 + (x - x0) * ((f1 - f0) / R["where"](primal(width) == 0, 1.0, width))

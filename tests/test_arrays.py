@@ -360,6 +360,33 @@ def test_order_statistics_with_nan_are_nan_like_numpy():
         np.testing.assert_allclose(traced_value(f, x), f(x), rtol=RTOL_VALUE)
 
 
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "numeric"])
+def test_interp_at_knots_follows_the_kink_policy(engine):
+    xp, fp = [0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 1.0, 4.0]  # slopes 2, -1, 3
+
+    def at(x):
+        return ad.grad(lambda t: np.interp(t, xp, fp), engine=engine)(x)
+
+    # a knot between slopes of opposite signs is a local extremum: derivative 0
+    assert at(1.0) == 0.0 and at(2.0) == 0.0
+    # between knots, the slope of the interval (closed form)
+    assert at(0.5) == pytest.approx(2.0, rel=RTOL_FD) and at(2.5) == pytest.approx(3.0, rel=RTOL_FD)
+    # outside the knots the value is constant (fp[0] or fp[-1])
+    assert at(-1.0) == 0.0 and at(4.0) == 0.0
+
+
+def test_numeric_engine_at_an_interp_knot_averages_the_slopes():
+    # finite differences of numpy's own np.interp see (2 + (-1)) / 2 at the kink: the
+    # numeric engine is an oracle of the function, not of the kink policy
+    g = ad.grad(lambda t: np.interp(t, [0.0, 1.0, 2.0], [0.0, 2.0, 1.0]), engine="numeric")(1.0)
+    assert g == pytest.approx(0.5, rel=1e-6)  # 1e-6: Richardson's error at a kink is ~1e-12
+
+
+def test_interp_at_a_monotone_knot_takes_the_right_slope():
+    # slopes 1 and 3 on either side of x = 1: the interval to the right (documented choice)
+    assert ad.grad(lambda t: np.interp(t, [0.0, 1.0, 2.0], [0.0, 1.0, 4.0]))(1.0) == pytest.approx(3.0)
+
+
 def test_traced_quantile_level_is_refused():
     # the derivative with respect to q is not implemented: refused, never silently 0
     with pytest.raises(AdkitError, match="traced q"):
