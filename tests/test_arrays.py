@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import central_diff
 
 import adkit as ad
@@ -581,3 +583,57 @@ def test_bool_and_integer_outputs_have_zero_gradient(engine, f):
 def test_jacobian_of_a_bool_array_is_zero(engine):
     x = np.array([1.0, -2.0])
     np.testing.assert_array_equal(ad.jacobian(lambda z: z > 0, engine=engine)(x), np.zeros((2, 2)))
+
+
+# --- random parameters (hypothesis): values against numpy, Jacobians against differences ---------
+
+SHAPES = st.sampled_from([(5,), (3, 4), (2, 3, 2)])
+
+
+def _check_against_numpy(f, x):
+    np.testing.assert_allclose(traced_value(f, x), f(x), rtol=RTOL_VALUE, atol=1e-15)
+    np.testing.assert_allclose(ad.jacobian(f)(x), jacobian_fd(f, x), rtol=RTOL_FD, atol=ATOL_FD)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    shape=SHAPES,
+    mode=st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]),
+    widths=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=3, max_size=3),
+    seed=st.integers(0, 2**16),
+)
+def test_pad_with_random_widths_and_modes(shape, mode, widths, seed):
+    x = np.random.default_rng(seed).normal(size=shape)
+    pad = widths[: len(shape)]
+    if mode in ("reflect", "symmetric", "wrap"):
+        pad = [(min(b, n - 1), min(a, n - 1)) for (b, a), n in zip(pad, shape)]  # one reflection at most
+    kwargs = {"constant_values": 1.5} if mode == "constant" else {}
+    _check_against_numpy(lambda a: np.pad(a, pad, mode=mode, **kwargs), x)
+
+
+@settings(max_examples=15, deadline=None)
+@given(shape=SHAPES, shift=st.integers(-7, 7), k=st.integers(-5, 5), seed=st.integers(0, 2**16), data=st.data())
+def test_roll_rot90_diagonal_with_random_parameters(shape, shift, k, seed, data):
+    x = np.random.default_rng(seed).normal(size=shape)
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    _check_against_numpy(lambda a: np.roll(a, shift, axis=axis), x)
+    if len(shape) >= 2:
+        axes = data.draw(st.permutations(range(len(shape)))).__getitem__(slice(2))
+        _check_against_numpy(lambda a: np.rot90(a, k, axes=tuple(axes)), x)
+        offset = data.draw(st.integers(-2, 2))
+        _check_against_numpy(lambda a: np.trace(a, offset, axes[0], axes[1]), x)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    shape=SHAPES,
+    q=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    method=st.sampled_from(["linear", "lower", "higher", "midpoint", "nearest"]),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_quantile_with_random_levels_methods_and_axes(shape, q, method, seed, data):
+    x = np.random.default_rng(seed).normal(size=shape)  # distinct entries: no ties
+    axis = data.draw(st.sampled_from([None, *range(len(shape))]))
+    keepdims = data.draw(st.booleans())
+    _check_against_numpy(lambda a: np.quantile(a, q, axis=axis, method=method, keepdims=keepdims), x)
