@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitValueError, NestedEngineError, translate_numpy_refusals
-from adkit.ops.core import Op, Trace, Tracer, local_partials, primal, shape_of, zeros_are_structural
+from adkit.ops.core import Op, Trace, Tracer, lift_object, local_partials, primal, shape_of, zeros_are_structural
 
 NESTING_ADVICE = (
     "These engines run f on plain numbers, so the outer derivative would be lost. Nest forward "
@@ -467,7 +467,7 @@ def trace(
                 labels.append(label)
                 tracers.append(t)
             call_args[n] = tree_unflatten(treedef, tracers)
-        out = f(*call_args)
+        out = lift_object(f(*call_args))  # np.array([x, y]): one traced array
     output = out.node if isinstance(out, GraphTracer) and out._trace is gt else None
     return Graph(gt.nodes, input_ids, output, labels)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitValueError, UnsupportedFunctionError
-from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
+from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, lift_object, primal, shape_of
 
 R = REGISTRY
 
@@ -107,8 +107,14 @@ def _unsupported(what: str) -> UnsupportedFunctionError:
 
 
 def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    inputs = tuple(lift_object(x) for x in inputs)
     if method != "__call__":
-        raise _unsupported(f"{describe_function(ufunc)}.{method}")
+        from adkit.numpy_arrays import ufunc_method
+
+        result = ufunc_method(ufunc, method, inputs, dict(kwargs))
+        if result is None:
+            raise _unsupported(f"{describe_function(ufunc)}.{method}")
+        return result
     for key in kwargs:
         if key == "out":
             raise UnsupportedFunctionError(
@@ -135,12 +141,20 @@ def _is_float_dtype(dtype: Any) -> bool:
 
 
 def handle_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    args = _lift_tree(args)
     adapter = FUNCTIONS.get(func)
     if adapter is None:
         if func in CONSTANT_FUNCTIONS:
             return func(*_primal_tree(args), **_primal_tree(kwargs))
         raise _unsupported(describe_function(func))
     return adapter(*args, **kwargs)
+
+
+def _lift_tree(x: Any) -> Any:
+    """Object arrays of traced values (np.array([x, y])) inside the arguments, stacked."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_lift_tree(i) for i in x)
+    return lift_object(x)
 
 
 def _primal_tree(x: Any) -> Any:
@@ -212,8 +226,13 @@ def _swapaxes(a, axis1, axis2):
 
 def _moveaxis(a, source, destination):
     n = len(shape_of(a))
-    order = [i for i in range(n) if i != source % n]
-    order.insert(destination % n, source % n)
+    src = [int(s) % n for s in np.atleast_1d(source)]
+    dst = [int(d) % n for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number of elements")
+    order = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
     return R["transpose"](a, axes=tuple(order))
 
 
@@ -236,8 +255,8 @@ def _atleast(n):
         results = []
         for a in arys:
             s = shape_of(a)
-            if len(s) < n:
-                s = (1,) * (n - len(s)) + s if n < 3 or len(s) != 2 else s + (1,)
+            if len(s) < n:  # numpy's rule: (N,) -> (1, N) -> (1, N, 1); (M, N) -> (M, N, 1)
+                s = (1,) * (n - len(s)) + s if n < 3 or not s else (1,) * (2 - len(s)) + s + (1,)
                 a = R["reshape"](a, shape=s)
             results.append(a)
         return results[0] if len(results) == 1 else results
@@ -357,9 +376,8 @@ def _copy(a, *args, **kwargs):
 
 
 def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    if len(shape_of(a)) != 2 or offset:
-        raise UnsupportedFunctionError("np.trace is supported on traced 2-D arrays with offset 0 only")
-    return R["sum"](_diagonal(a))
+    _no_out("np.trace", out=out)
+    return R["sum"](_diagonal(a, offset, axis1, axis2), axis=-1)
 
 
 def _divide(x, y, *args):
@@ -543,12 +561,19 @@ def _repeat(a, repeats, axis=None):
 
 
 def _diagonal(a, offset=0, axis1=0, axis2=1):
-    """np.diagonal of a traced 2-D array: a gather of (i, i + offset)."""
-    shape = shape_of(a)
-    if len(shape) != 2 or (axis1, axis2) not in ((0, 1), (-2, -1)):
-        raise UnsupportedFunctionError("np.diagonal is supported on traced 2-D arrays (axis1=0, axis2=1) only")
-    rows = np.arange(max(0, -offset), min(shape[0], shape[1] - offset))
-    return a[(rows, rows + offset)]
+    """np.diagonal: axis1 and axis2 moved last, then a gather of (i, i + offset) (numpy
+    puts the diagonal last too)."""
+    n = len(shape_of(a))
+    if n < 2:
+        raise ValueError("diag requires an array of at least two dimensions")
+    a1, a2 = int(axis1) % n, int(axis2) % n
+    if a1 == a2:
+        raise ValueError("axis1 and axis2 cannot be the same")
+    moved = R["transpose"](a, axes=tuple(i for i in range(n) if i not in (a1, a2)) + (a1, a2))
+    rows_n, cols_n = shape_of(moved)[-2:]
+    start = max(0, -offset)
+    rows = np.arange(start, max(start, min(rows_n, cols_n - offset)))
+    return moved[(Ellipsis, rows, rows + offset)]
 
 
 def _compress(condition, a, axis=None, out=None):
@@ -655,5 +680,22 @@ CONSTANT_FUNCTIONS = {
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc
 NUMPY_HANDLERS["function"] = handle_function
+
+
+def _ufunc_method(ufunc: Any) -> Callable[..., Any]:
+    def method(self: Tracer, *others: Any) -> Any:
+        return ufunc(self, *others)
+
+    method.__name__ = ufunc.__name__
+    return method
+
+
+# numpy's object loops call x.sin(), x.exp(), ... on each entry of an object array
+# (np.sin(np.array([x, y]))): on a traced entry that is the ufunc itself
+for _ufunc in list(NUMPY_NAMES) + list(UFUNC_COMPOSITES):
+    if isinstance(_ufunc, np.ufunc) and not hasattr(Tracer, _ufunc.__name__):
+        setattr(Tracer, _ufunc.__name__, _ufunc_method(_ufunc))
+
+from adkit import numpy_arrays as _numpy_arrays  # noqa: E402, F401 (numpy's array vocabulary)
 
 __all__ = ["FUNCTIONS", "describe_function", "handle_function", "handle_ufunc", "public_names", "supported_names"]

@@ -28,7 +28,7 @@ from adkit.errors import (
     translate_numpy_refusals,
 )
 from adkit.graph import refuse_nesting
-from adkit.ops.core import REGISTRY, Tracer, all_finite, primal, shape_of
+from adkit.ops.core import REGISTRY, Tracer, all_finite, lift_object, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
@@ -78,14 +78,22 @@ def _is_scalar_list(x: Any) -> bool:
 
 
 def _output_value(out: Any) -> Any:
-    """Check f's output is numeric and return it (lists of scalars are stacked)."""
+    """Check f's output is numeric and return it (lists of scalars are stacked, and so
+    are object arrays of traced values: np.array([x, y]))."""
+    out = lift_object(out)
     if _is_scalar_list(out):
         out = REGISTRY["stack"](*out)
     if isinstance(out, Tracer):
         return out
-    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, float, np.number, np.ndarray)):
+    if not isinstance(out, (int, float, np.number, np.bool_, np.ndarray)):  # bools: derivative 0
         raise AdkitTypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
     return out
+
+
+def _lifted(out: Any) -> Any:
+    """f's output with its object arrays of traced values stacked, while f's trace is live."""
+    leaves, treedef = tree_flatten(out)
+    return tree_unflatten(treedef, [lift_object(leaf) for leaf in leaves])
 
 
 def _fresh(g: Any, like: Any) -> Any:
@@ -204,8 +212,8 @@ def _reverse_value_and_grad(f, args, argnums, single):
         value = out.value if isinstance(out, Var) and out._trace is trace else out
         if shape_of(value) != ():
             raise AdkitTypeError(
-                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
-                "use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
+                f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
         _check_value(value, lambda: _diagnose(f, args, argnums))
@@ -348,8 +356,8 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         value = out.value if is_ours else out
         if scalar_output and shape_of(value) != ():
             raise AdkitTypeError(
-                f"grad needs f to return a scalar, but it returned an array of shape {shape_of(value)}: "
-                "use adkit.jacobian(f) for the derivatives of every entry"
+                f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
+                f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry"
             )
         out_shape = shape_of(value)
         pieces = []
@@ -444,6 +452,8 @@ def value_and_grad(
         aux_box: list[Any] = []
         if has_aux:
             g = _split_aux(g, aux_box)
+        seen: list[Any] = []
+        g = _scalar_output(g, seen)
         nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "reverse":
@@ -455,9 +465,37 @@ def value_and_grad(
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
+        if seen:  # f's own value at the point: its shape (1,) or (1, 1), or its bools / integers
+            value = seen[0]
         return ((value, aux_box[-1] if aux_box else None), grads) if has_aux else (value, grads)
 
     return wrapped
+
+
+def _scalar_output(f: Callable[..., Any], seen: list[Any]) -> Callable[..., Any]:
+    """f for grad: an output with one entry (shape (1,) or (1, 1)) is that entry, as in
+    autograd and PyTorch (JAX refuses it); a bool or integer output (piecewise constant:
+    comparisons, counts, argmax) is a constant 0.0, so its gradient is 0 in every engine.
+    `seen` receives f's own output for those two cases (the first call is at the point)."""
+
+    def main(*args: Any) -> Any:
+        out = value = f(*args)
+        while isinstance(value, Tracer):
+            value = value.value
+        if type(value) is float:  # the common case, kept cheap for small functions
+            return out
+        out = lift_object(out)
+        value = primal(out)
+        if isinstance(value, (bool, int, np.bool_, np.integer, np.ndarray)) and np.asarray(value).dtype.kind in "biu":
+            seen.append(value)
+            out = value = np.zeros(np.shape(value))  # piecewise constant: derivative 0
+        elif np.ndim(value) and np.size(value) == 1 and isinstance(value, (np.ndarray, np.number)):
+            seen.append(value)
+        else:
+            return out
+        return REGISTRY["reshape"](out, shape=()) if np.size(value) == 1 else out
+
+    return main
 
 
 def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:
@@ -635,7 +673,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
                 duals.append(make_dual(leaf, tan, trace))
             args.append(tree_unflatten(pd, duals))
         with _gc_paused(), translate_numpy_refusals, trace:
-            out = f(*args)
+            out = _lifted(f(*args))
         leaves, treedef = tree_flatten(out)
         values, tans = [], []
         for o in leaves:
@@ -688,11 +726,13 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         try:
             with translate_numpy_refusals, trace:
                 prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
-                out = f(*prep.args)
+                out = _lifted(f(*prep.args))
         except BaseException:
             trace.release()
             raise
-    owner = _TapeOwner(trace, _StrictTape(lambda: _record(f, primals, nums, True, lambda raw: tree_flatten(raw)[0])))
+    owner = _TapeOwner(
+        trace, _StrictTape(lambda: _record(f, primals, nums, True, lambda raw: tree_flatten(_lifted(raw))[0]))
+    )
     leaves, treedef = tree_flatten(out)
     leaves = [_output_value(o) for o in leaves]
     values = [_plain(o.value) if isinstance(o, Var) and o._trace is trace else o for o in leaves]

@@ -372,9 +372,9 @@ def test_norm_gradient_zero_vector_and_elsewhere(engine, norm):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_unsupported_numpy_function_kron(engine):
-    with pytest.raises(UnsupportedFunctionError, match=r"np\.kron"):
-        ad.grad(lambda x: np.sum(np.kron(x, x)), engine=engine)(np.ones(3))
+def test_unsupported_numpy_function_histogram(engine):
+    with pytest.raises(UnsupportedFunctionError, match=r"np\.histogram"):
+        ad.grad(lambda x: np.sum(np.histogram(x)[1]), engine=engine)(np.ones(3))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -408,11 +408,9 @@ def test_grad_of_non_scalar_output_mentions_jacobian(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_np_array_of_traced_values_suggests_stack(engine):
-    with pytest.raises(TypeError, match=r"np\.stack"):
-        ad.grad(lambda x, y: np.sum(np.array([x, y])), argnums=(0, 1), engine=engine)(1.0, 2.0)
-    # and the suggested rewrite works
-    assert ad.grad(lambda x, y: np.sum(np.stack([x, y]) ** 2), argnums=(0, 1), engine=engine)(1.0, 2.0) == (
+def test_np_array_of_traced_values_is_stacked(engine):
+    # np.array([x, y]) is an object array of traced values; adkit stacks it where it meets it
+    assert ad.grad(lambda x, y: np.sum(np.array([x, y]) ** 2), argnums=(0, 1), engine=engine)(1.0, 2.0) == (
         2.0,
         4.0,
     )

@@ -405,6 +405,8 @@ class Tracer:
         return NUMPY_HANDLERS["function"](func, args, kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        if dtype is None or np.dtype(dtype) == object:
+            return object_array(self)  # np.array([x, y]): adkit stacks it where it meets it
         caller = _numpy_caller()
         if caller is not None:
             raise UnsupportedFunctionError(
@@ -433,6 +435,10 @@ class Tracer:
 
     @property
     def dtype(self) -> Any:
+        if sys._getframe(1).f_globals.get("__name__") in _NUMPY_METHODS:
+            # np.mean / np.std of an object array of tracers finish with
+            # `ret.dtype.type(ret / n)`: np.object_ keeps ret (float64 would drop the derivative)
+            return _OBJECT
         return np.result_type(primal(self))
 
     @property
@@ -723,6 +729,42 @@ def all_finite(a: np.ndarray) -> bool:
         return bool(np.isfinite(a).all())
 
 
+_OBJECT = np.dtype(object)
+_NUMPY_METHODS = ("numpy._core._methods", "numpy.core._methods")  # numpy 2, numpy 1
+
+
+def object_array(x: Tracer) -> np.ndarray:
+    """A traced value as numpy's object array of traced scalars (what np.array([x, y]) and
+    np.asarray(x) build from it). numpy's object loops compute on the entries; adkit turns
+    such an array back into one traced array (`lift_object`) wherever it meets one."""
+    shape = x.shape
+    out = np.empty(shape, dtype=object)
+    if shape == ():
+        out[()] = x
+    else:
+        for index in np.ndindex(shape):
+            out[index] = x[index]
+    return out
+
+
+def lift_object(a: Any) -> Any:
+    """An object array holding traced values -> one traced array (a `stack` of its entries,
+    reshaped); anything else unchanged. Numbers among the entries are constants."""
+    if type(a) is not np.ndarray or a.dtype is not _OBJECT:
+        return a
+    entries = a.reshape(-1).tolist()
+    if not any(isinstance(e, Tracer) for e in entries):
+        return a
+    for e in entries:
+        if not (isinstance(e, (Tracer, int, float, np.number)) and np.ndim(primal(e)) == 0):
+            raise TracerConversionError(
+                f"an object array mixing traced values with {type(e).__name__} entries of shape "
+                f"{np.shape(primal(e))}: adkit stacks object arrays of traced scalars and numbers only"
+            )
+    stacked = REGISTRY["stack"](*[e if isinstance(e, Tracer) else float(e) for e in entries])
+    return REGISTRY["reshape"](stacked, shape=a.shape)
+
+
 def primal(x: Any) -> Any:
     """The plain value under every level of tracing."""
     while isinstance(x, Tracer):
@@ -780,7 +822,7 @@ def evaluate(trace: Trace, op: Op, args: Sequence[Any], params: dict[str, Any]) 
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
     if op.nograd:
-        return op.impl(*[primal(a) for a in args], **params)
+        return op.impl(*[primal(lift_object(a)) for a in args], **params)
     top: Trace | None = None
     for a in args:
         if isinstance(a, Tracer):
@@ -793,6 +835,10 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
                 )
             if top is None or t.level > top.level:
                 top = t
+        elif type(a) is np.ndarray and a.dtype is _OBJECT:  # np.array([x, y]) of traced values
+            lifted = [lift_object(b) for b in args]
+            if any(b is not a for a, b in zip(args, lifted)):
+                return bind(op, lifted, params)
     if top is None:
         return op.impl(*args, **params)
     for a in args:
