@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.display import format_count, format_seconds
+from adkit.formatting import format_count, format_seconds
 from adkit.errors import AdkitError
 from adkit.families import FAMILIES, GraphSpec
 from adkit.transforms import ENGINES, grad

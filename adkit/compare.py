@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.display import format_seconds
+from adkit.formatting import format_seconds
 from adkit.transforms import ENGINES, grad
 from adkit.trees import tree_flatten
 
