@@ -665,7 +665,7 @@ def test_growth_verdict_on_exact_exponential_timings():
     depths = list(range(1, 11))
     fit = bench._fit("paths", 2, _cells(depths, [1e-6 * 2.0**d for d in depths], "paths"))
     assert fit.verdict == "exponential" and fit.per_layer == pytest.approx(2.0, rel=1e-9)
-    assert fit.r2_per_layer == pytest.approx(1.0, abs=1e-12) and fit.r2 < 0.95
+    assert fit.r2_per_layer == pytest.approx(1.0, abs=1e-12) and fit.r2 < 0.99  # a power law bends away
     assert "exponential" in fit.sentence() and "R² 1.000" in fit.sentence()
 
 
