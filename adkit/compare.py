@@ -38,7 +38,7 @@ from adkit.transforms import ENGINES, grad
 from adkit.trees import tree_flatten, tree_unflatten
 
 TIME_BUDGET = 10.0  # seconds per engine and for the reference
-MAX_PROBED_INPUTS = 64  # one-sided probes cost 5 calls of f per input entry
+MAX_PROBED_INPUTS = 64  # one-sided probes cost 7 calls of f per input entry
 EXACT = "exact"
 DIGITS = "30 digits"
 NUMERIC = "numeric"
@@ -258,7 +258,9 @@ def compare(
         if probe is None or status[i] == UNDEFINED or status[i].startswith(BEYOND_FLOAT64):
             continue
         shape, left, right = probe
-        if shape == "kink":
+        if shape == "kink" and (reference[i] is None or _between(reference[i], left, right)):
+            # (a reference outside the one-sided slopes means the probe was fooled, by an
+            # oscillation faster than its steps: at a true kink any value sympy gives lies between)
             status[i], one_sided[i], reference[i] = KINK, (left, right), None
         elif shape == "jump":  # the reference stays: the pieces' derivative, which the policy gives
             status[i] = JUMP
@@ -308,10 +310,16 @@ def _errors(flat: list[float], reference: list[float | None] | None) -> tuple[fl
 
 
 # Membership of an engine's value in [left, right] at a kink allows for the error of the
-# one-sided estimates: their rounding (~ eps |f| / h with h = 1e-5 / 16) and the
+# one-sided estimates: their rounding (~ eps |f| / h with h = 1e-4 / 256) and the
 # curvature left after the one-step extrapolation; 1e-6 relative covers both for f of
 # moderate size and is far below any kink jump the probe reports (>= 1e-6 scale too).
 KINK_RTOL = 1e-6
+
+
+def _between(value: float, left: float, right: float) -> bool:
+    lo, hi = sorted((left, right))
+    slack = KINK_RTOL * max(1.0, abs(lo), abs(hi))
+    return lo - slack <= value <= hi + slack
 
 
 def _verdict(
@@ -325,8 +333,7 @@ def _verdict(
         name = names[i] if len(names) == len(flat) else f"#{i}"
         if st == KINK and one_sided[i] is not None:
             lo, hi = sorted(one_sided[i])
-            slack = KINK_RTOL * max(1.0, abs(lo), abs(hi))
-            if lo - slack <= value <= hi + slack:
+            if _between(value, lo, hi):
                 parts.append(f"{name}: kink, follows the policy")
             else:
                 parts.append(f"{name}: WRONG at the kink: {value:.6g} is outside [{lo:.6g}, {hi:.6g}]")
@@ -431,7 +438,9 @@ def _probe_kinks(
 ) -> list[tuple[str, float, float] | None]:
     """Per input entry: ("smooth" | "kink" | "jump", left, right) from one-sided
     differences of f along that entry, or None where f cannot be probed (a non-scalar or
-    non-finite output, an entry at the edge of f's domain, too many inputs)."""
+    non-finite output, an entry at the edge of f's domain, too many inputs). Which ops f
+    uses cannot rule kinks out: np.where and comparisons make them from analytic pieces
+    and leave no op in the trace."""
     if n_inputs > MAX_PROBED_INPUTS:
         return [None] * n_inputs
     flat_args = [tree_flatten(a) for a in args]
@@ -462,51 +471,55 @@ def _probe_kinks(
 
 
 def _one_sided_shape(fn: Callable[[float], float], x0: float) -> tuple[str, float, float] | None:
-    """Classify the point x0 of fn from one-sided differences at h and h/16:
-    "smooth", "kink" (the gap D+ - D- stays), "jump" (f(x0 +- h) - f(x0) does not
-    shrink with h) or "unbounded" (a one-sided slope grows as h shrinks: sqrt at 0).
-
-    h = 1e-5 max(1, |x0|): a kink farther than h from x0 never shows, and one between
-    h/16 and h shows at h only (the gap then shrinks: smooth). Each one-sided slope is
-    extrapolated once, (16 D(h/16) - D(h)) / 15, removing its O(h) curvature term.
-    Differences count only above rounding: 1e3 eps max|f| / step.
+    """Classify the point x0 of fn from one-sided differences at three steps h, h/16,
+    h/256 (h = 1e-4 max(1, |x0|)): "smooth", "kink" (the gap D+ - D- stays the same at
+    every step while each side's slope settles), "jump" (f(x0 +- h) - f(x0) does not
+    shrink with h) or "unbounded" (a one-sided slope keeps growing as h shrinks: sqrt at
+    0). A pattern must hold over both ratios of steps: a kink between h/256 and h from
+    x0, or an oscillation faster than the steps, breaks it at one of them. The slopes
+    returned at a kink are extrapolated once, (16 D(h/256) - D(h/16)) / 15, which removes
+    their O(h) curvature term. Differences count only above rounding, 1e3 eps max|f| / step.
     """
     eps = float(np.finfo(float).eps)
-    h1 = 1e-5 * max(1.0, abs(x0))
-    h2 = h1 / 16
+    steps = [1e-4 * max(1.0, abs(x0)) / 16**k for k in range(3)]
     f0 = fn(x0)
     if not math.isfinite(f0):
         return None
-    sides: dict[int, tuple[float, float]] = {}  # +1 right, -1 left: (slope at h1, slope at h2)
-    changes: dict[int, tuple[float, float]] = {}  # f(x0 + side h) - f(x0) at h1 and h2
+    changes: dict[int, list[float]] = {}  # +1 right, -1 left: f(x0 + side h) - f(x0), per step
+    slopes: dict[int, list[float]] = {}
     size = abs(f0)
-    for sign in (1, -1):
+    for side in (1, -1):
         try:
-            points = [(x0 + sign * h, fn(x0 + sign * h)) for h in (h1, h2)]
+            points = [(x0 + side * h, fn(x0 + side * h)) for h in steps]
         except Exception:  # noqa: BLE001 (outside f's domain on this side)
             continue
         if all(math.isfinite(v) for _, v in points):
-            (xa, va), (xb, vb) = points
-            changes[sign] = (va - f0, vb - f0)
-            sides[sign] = ((va - f0) / (xa - x0), (vb - f0) / (xb - x0))
-            size = max(size, abs(va), abs(vb))
+            changes[side] = [v - f0 for _, v in points]
+            slopes[side] = [(v - f0) / (x - x0) for x, v in points]  # the true (rounded) step
+            size = max(size, *(abs(v) for _, v in points))
     rounding = 1e3 * eps * size
-    noise = rounding / h2
-    for change1, change2 in changes.values():  # f itself moves by a step that does not shrink with h
-        if abs(change2) > 0.9 * abs(change1) and abs(change2) > max(rounding, KINK_RTOL * max(1.0, abs(f0))):
+    noise = rounding / steps[-1]
+    pairs = ((0, 1), (1, 2))
+    for c in changes.values():  # f itself moves by a step that does not shrink with h
+        if all(abs(c[j]) > 0.9 * abs(c[i]) for i, j in pairs) and abs(c[-1]) > max(
+            rounding, KINK_RTOL * max(1.0, abs(f0))
+        ):
             return "jump", math.nan, math.nan
-    for slope1, slope2 in sides.values():  # grows like h**(a-1), 0 < a < 1: sqrt, cbrt at 0
-        if abs(slope2) > 2 * abs(slope1) + noise:
+    for d in slopes.values():  # grows like h**(a-1), 0 < a < 1: sqrt, cbrt at 0
+        if all(abs(d[j]) > 2 * abs(d[i]) + noise for i, j in pairs):
             return "unbounded", math.nan, math.nan
-    if len(sides) < 2:
+    if len(slopes) < 2:
         return None
-    (right1, right2), (left1, left2) = sides[1], sides[-1]
-    gap1, gap2 = right1 - left1, right2 - left2
-    threshold = max(noise, KINK_RTOL * max(1.0, abs(left2), abs(right2)))
-    right, left = (16 * right2 - right1) / 15, (16 * left2 - left1) / 15
-    if abs(gap2) <= threshold:
+    right_d, left_d = slopes[1], slopes[-1]
+    gaps = [r - left for r, left in zip(right_d, left_d)]
+    right, left = (16 * right_d[2] - right_d[1]) / 15, (16 * left_d[2] - left_d[1]) / 15
+    threshold = max(noise, KINK_RTOL * max(1.0, abs(left_d[2]), abs(right_d[2])))
+    if abs(gaps[2]) <= threshold:
         return "smooth", left, right
-    if abs(gap2) >= 0.5 * abs(gap1):  # stays: a jump of f'
+    stays = all(abs(gaps[j]) >= 0.5 * abs(gaps[i]) for i, j in pairs)
+    # each side smooth: D(h) = slope + c h, so its change shrinks 16-fold with the step
+    settles = all(abs(d[2] - d[1]) <= min(0.25 * abs(gaps[2]), abs(d[1] - d[0]) / 4 + noise) for d in slopes.values())
+    if stays and settles:  # a jump of f'
         return "kink", left, right
     return "smooth", left, right
 

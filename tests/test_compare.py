@@ -151,10 +151,28 @@ def test_without_sympy_a_one_sided_blow_up_is_undefined():
         (lambda x: float(x > 0), 0.0, "jump"),
         (lambda x: math.copysign(1.0, x) if x else 0.0, 0.0, "jump"),
         (lambda x: max(x - 1e-3, 0.0), 0.0, "smooth"),  # the kink is 100 steps away
+        (lambda x: abs(math.sin(1e3 * x)), 0.0, "kink"),
     ],
 )
 def test_one_sided_shapes(fn, x0, shape):
     assert _one_sided_shape(fn, x0)[0] == shape
+
+
+@pytest.mark.parametrize("frequency", [1e7, 1e6, 3e5, 1e5])
+def test_an_oscillation_faster_than_the_steps_is_not_a_kink(frequency):
+    # sin(k x) is smooth but turns many times within the probe's largest step; with
+    # only a steady gap required, 8 of these 400 points at k = 3e5 passed for kinks.
+    # Each side's slope must also settle linearly in the step, and none does here.
+    kinks = [
+        x0 for x0 in np.arange(1, 400) / 97 if _one_sided_shape(lambda x: math.sin(frequency * x), x0)[0] == "kink"
+    ]
+    assert kinks == []
+
+
+def test_a_kink_between_smooth_curved_pieces():
+    # max(x, 2) + 5 x**2 at 2: one-sided derivatives 20 and 21 (closed form)
+    shape, left, right = _one_sided_shape(lambda x: max(x, 2.0) + 5 * x * x, 2.0)
+    assert shape == "kink" and (left, right) == pytest.approx((20.0, 21.0), rel=1e-7)
 
 
 # --- budgets ---------------------------------------------------------------------------------------
