@@ -255,13 +255,17 @@ def compare(
     except TimeBudgetExceeded as exc:
         probes, kind = [], f"{kind}; kinks not probed: {exc}"
     for i, probe in enumerate(probes):
-        if probe is None or status[i] == UNDEFINED or status[i].startswith(BEYOND_FLOAT64):
+        if probe is None or status[i].startswith(BEYOND_FLOAT64):
             continue
         shape, left, right = probe
         if shape == "kink" and (reference[i] is None or _between(reference[i], left, right)):
-            # (a reference outside the one-sided slopes means the probe was fooled, by an
-            # oscillation faster than its steps: at a true kink any value sympy gives lies between)
+            # A reference outside the one-sided slopes means the probe was fooled (an
+            # oscillation faster than its steps): at a true kink any value sympy gives lies
+            # between. Settled finite slopes on both sides also overrule a sympy form that
+            # is undefined at its own kink (a Heaviside(0) left as nan).
             status[i], one_sided[i], reference[i] = KINK, (left, right), None
+        elif status[i] == UNDEFINED:
+            continue
         elif shape == "jump":  # the reference stays: the pieces' derivative, which the policy gives
             status[i] = JUMP
         elif shape == "unbounded" and status[i] == NUMERIC:  # sympy's finite value outranks the probe

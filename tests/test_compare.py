@@ -251,3 +251,14 @@ def test_cli_kink_and_fraction_reference(capsys):
     assert data["reference_status"] == [KINK, KINK] and data["reference"] == [None, None]
     assert data["one_sided"] == [pytest.approx([0.0, 1.0], abs=ONE_SIDED_ATOL)] * 2
     assert all("follows the policy" in row["verdict"] for row in data["engines"])
+
+
+def test_a_sympy_form_undefined_at_its_own_kink_is_overruled_by_the_one_sided_slopes(monkeypatch):
+    # relu written as x Heaviside(x, nan): its sympy derivative is nan at 0, but both
+    # one-sided derivatives (0 and 1) exist: a kink, not an infinite derivative
+    from adkit.ops import REGISTRY
+
+    monkeypatch.setattr(REGISTRY["relu"], "sympy", lambda sp, x: x * sp.Heaviside(x, sp.nan))
+    res = _compare(lambda x: ad.relu(x), 0.0, engines=("reverse",))
+    assert res.status == [KINK] and res.one_sided[0] == pytest.approx((0.0, 1.0), abs=ONE_SIDED_ATOL)
+    assert "follows the policy" in res["reverse"].verdict
