@@ -3,15 +3,19 @@
 For each engine x width x depth cell: a warm-up call (which also gives the gradient and
 its relative error against the family's exact value), then repeats until a minimum time,
 reporting the median and the spread. Before anything is timed, every engine must agree
-with the exact gradient on the smallest graph. An engine that exceeds its time budget
-in a cell is not run on larger graphs of that width: those cells are shown as skipped,
-with the time its fitted growth predicts. A hard per-cell timeout keeps one engine from
-hanging the run.
+with the exact gradient on the smallest graph. A cell is "ok" when its error is within
+the engine's expected accuracy (expected_accuracy), "inaccurate" beyond it, "failed"
+when the engine raised. An engine that exceeds its time budget in a cell is not run on
+larger graphs of that width: those cells are shown as skipped, with the time its fitted
+growth predicts. A hard per-cell timeout keeps one engine from hanging the run; Ctrl-C
+stops the sweep and keeps the finished cells (BenchInterrupted).
 
-The growth fit per engine says, in plain words, what the lectures predict: path
-enumeration multiplies its time by about `width` per added layer (a semilog fit), the
-other engines grow polynomially in the number of edges (a log-log fit over the larger
-graphs; exponent about 1 for reverse mode, with R^2 near 1).
+The growth verdict per engine says, in plain words, what the lectures predict when the
+timings show it: path enumeration multiplies its time by about `width` per added layer
+(log-time linear in depth), the other engines grow polynomially in the number of edges
+(log-time linear in log-edges, exponent about 1 for reverse mode). Both models are
+fitted to the same cells and a verdict is declared only when one clearly explains the
+data better (classify_growth); otherwise it is "undecided", with both fits' R^2.
 """
 
 from __future__ import annotations
@@ -170,6 +174,8 @@ MIN_PER_LAYER = 1.3
 
 @dataclass
 class GrowthFit:
+    """classify_growth's answer: both models' parameters and R^2, the verdict, and why."""
+
     per_layer: float | None
     r2_exponential: float | None
     exponent: float | None
@@ -419,9 +425,6 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-_timeout = time_limit
-
-
 def _is_main_thread() -> bool:
     import threading
 
@@ -537,7 +540,6 @@ def run(
     limit per cell. progress(cell, done, total) is called after each cell. Ctrl-C
     (KeyboardInterrupt) raises BenchInterrupted, whose `.result` has the finished cells.
     """
-
     installed = available_engines()
     engines = installed if engines is None else list(engines)
     for e in engines:
