@@ -10,16 +10,19 @@ what is known at the point:
   derivative does not exist; the kink policy (DESIGN.md) picks a value between the
   one-sided derivatives, so an engine is judged by whether its value lies between them,
   never by its distance to whichever side sympy's Piecewise happened to pick;
-* "infinite/undefined at this point" (sqrt, log or x**0.5 at 0; f jumps here): no
-  finite number is right, so none is shown as the reference, and an engine returning a
-  finite value there is flagged;
-* "beyond float64": the derivative exists but no float holds it (7**123456789).
+* "infinite/undefined at this point" (sqrt, log or x**0.5 at 0): no finite number is
+  right, so none is shown as the reference, and an engine returning a finite value
+  there is marked WRONG;
+* "beyond float64": the derivative exists but no float holds it (7**123456789);
+* "f jumps here" (floor, sign at their steps): no derivative; the reference stays the
+  derivative of the pieces, which is what the engines give for steps.
 
-Kinks and jumps are found by one-sided finite differences: with D+(h) = (f(x+h) - f(x))/h
-and D-(h) = (f(x) - f(x-h))/h, the gap D+ - D- is about h f''(x) where f is smooth (it
-shrinks with h), tends to the jump of f' at a kink (it stays), and grows like 1/h where f
-itself jumps. Every engine call and the reference run under a time budget (SIGALRM, in
-the main thread), so no formula keeps compare busy for long.
+Kinks, jumps and blow-ups are found by one-sided finite differences: with
+D+(h) = (f(x+h) - f(x))/h and D-(h) = (f(x) - f(x-h))/h, the gap D+ - D- is about
+h f''(x) where f is smooth (it shrinks with h), tends to the jump of f' at a kink (it
+stays), and grows like 1/h where f itself jumps (_one_sided_shape). Every engine call,
+the reference and the probe run under a time budget (SIGALRM, in the main thread only),
+so no formula keeps compare busy for long.
 """
 
 from __future__ import annotations
@@ -250,28 +253,14 @@ def compare(
     symbolic, symbolic_error = _symbolic(f, exact_args, time_budget)
     reference, status, kind = _reference(f, args, nums, symbolic, symbolic_error, time_budget)
     one_sided: list[tuple[float, float] | None] = [None] * len(status)
-    try:
-        probes = _budgeted(time_budget, "the kink probe", lambda: _probe_kinks(f, args, nums, len(status)))
-    except TimeBudgetExceeded as exc:
-        probes, kind = [], f"{kind}; kinks not probed: {exc}"
-    for i, probe in enumerate(probes):
-        if probe is None or status[i].startswith(BEYOND_FLOAT64):
-            continue
-        shape, left, right = probe
-        if shape == "kink" and (reference[i] is None or _between(reference[i], left, right)):
-            # A reference outside the one-sided slopes means the probe was fooled (an
-            # oscillation faster than its steps): at a true kink any value sympy gives lies
-            # between. Settled finite slopes on both sides also overrule a sympy form that
-            # is undefined at its own kink (a Heaviside(0) left as nan).
-            status[i], one_sided[i], reference[i] = KINK, (left, right), None
-        elif status[i] == UNDEFINED:
-            continue
-        elif shape == "jump":  # the reference stays: the pieces' derivative, which the policy gives
-            status[i] = JUMP
-        elif shape == "unbounded" and status[i] == NUMERIC:  # sympy's finite value outranks the probe
-            status[i], reference[i] = UNDEFINED, None
-    if probes and not any(p is not None for p in probes) and len(status) > MAX_PROBED_INPUTS:
+    if len(status) > MAX_PROBED_INPUTS:
         kind += f"; kinks not probed ({len(status)} inputs, more than {MAX_PROBED_INPUTS})"
+    else:
+        try:
+            probes = _budgeted(time_budget, "the kink probe", lambda: _probe_kinks(f, args, nums, len(status)))
+            one_sided = _apply_probes(probes, reference, status)
+        except TimeBudgetExceeded as exc:
+            kind += f"; kinks not probed: {exc}"
     names = _input_names(f, args, nums)
     rows = []
     for engine in engines:
@@ -296,6 +285,31 @@ def compare(
     except Exception:  # noqa: BLE001
         value = None
     return CompareResult(rows, reference, kind, value, names, status, one_sided)
+
+
+def _apply_probes(
+    probes: list[tuple[str, float, float] | None], reference: list[float | None], status: list[str]
+) -> list[tuple[float, float] | None]:
+    """Update reference and status (in place) with what the one-sided probes found; the
+    one-sided derivatives at kinks."""
+    one_sided: list[tuple[float, float] | None] = [None] * len(status)
+    for i, probe in enumerate(probes):
+        if probe is None or status[i].startswith(BEYOND_FLOAT64):
+            continue
+        shape, left, right = probe
+        if shape == "kink" and (reference[i] is None or _between(reference[i], left, right)):
+            # A reference outside the one-sided slopes means the probe was fooled (an
+            # oscillation faster than its steps): at a true kink any value sympy gives lies
+            # between. Settled finite slopes on both sides also overrule a sympy form that
+            # is undefined at its own kink (a Heaviside(0) left as nan).
+            status[i], one_sided[i], reference[i] = KINK, (left, right), None
+        elif status[i] == UNDEFINED:
+            continue
+        elif shape == "jump":  # the reference stays: the pieces' derivative, which the policy gives
+            status[i] = JUMP
+        elif shape == "unbounded" and status[i] == NUMERIC:  # sympy's finite value outranks the probe
+            status[i], reference[i] = UNDEFINED, None
+    return one_sided
 
 
 def _errors(flat: list[float], reference: list[float | None] | None) -> tuple[float | None, float | None]:
@@ -442,11 +456,9 @@ def _probe_kinks(
 ) -> list[tuple[str, float, float] | None]:
     """Per input entry: ("smooth" | "kink" | "jump", left, right) from one-sided
     differences of f along that entry, or None where f cannot be probed (a non-scalar or
-    non-finite output, an entry at the edge of f's domain, too many inputs). Which ops f
+    non-finite output, an entry at the edge of f's domain). Which ops f
     uses cannot rule kinks out: np.where and comparisons make them from analytic pieces
     and leave no op in the trace."""
-    if n_inputs > MAX_PROBED_INPUTS:
-        return [None] * n_inputs
     flat_args = [tree_flatten(a) for a in args]
     slots = [(n, k, idx) for n in nums for k, leaf in enumerate(flat_args[n][0]) for idx in np.ndindex(np.shape(leaf))]
     if len(slots) != n_inputs:

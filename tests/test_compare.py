@@ -262,3 +262,10 @@ def test_a_sympy_form_undefined_at_its_own_kink_is_overruled_by_the_one_sided_sl
     res = _compare(lambda x: ad.relu(x), 0.0, engines=("reverse",))
     assert res.status == [KINK] and res.one_sided[0] == pytest.approx((0.0, 1.0), abs=ONE_SIDED_ATOL)
     assert "follows the policy" in res["reverse"].verdict
+
+
+def test_many_inputs_are_not_probed_and_the_reference_says_so():
+    x = np.linspace(0.5, 1.5, 70)
+    res = _compare(lambda x: np.sum(np.sin(x)), x, engines=("reverse",))
+    assert "kinks not probed (70 inputs" in res.reference_kind
+    assert res.reference == pytest.approx(np.cos(x).tolist(), rel=1e-15)
