@@ -753,6 +753,15 @@ def test_csv_to_stdout_is_pure_csv(capsys):
     assert "growth fits" in err  # the table moved to stderr
 
 
+def test_json_to_stdout_is_pure_json(capsys):
+    argv = ["bench", "--width", "2", "--depth", "1,2", "--engines", "reverse", "--min-time", "0", "--json", "-"]
+    code, out, err = _cli(argv, capsys)
+    assert code == 0
+    data = json.loads(out)  # the whole of stdout is the JSON
+    assert [c["depth"] for c in data["cells"]] == [1, 2] and data["config"]["interrupted"] is False
+    assert "growth fits" in err
+
+
 def _interrupt_at(monkeypatch, depth: int) -> None:
     """The product family, but f raises KeyboardInterrupt (as Ctrl-C does) from `depth` on."""
     real = bench.FAMILIES["product"]
