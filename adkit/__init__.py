@@ -11,6 +11,7 @@ differentiated unchanged.
 
 from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
+from adkit import numpy_arrays as _numpy_arrays  # noqa: F401 (adds numpy's array vocabulary to it)
 from adkit.compare import compare
 from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget

@@ -3,20 +3,25 @@
 For each engine x width x depth cell: a warm-up call (which also gives the gradient and
 its relative error against the family's exact value), then repeats until a minimum time,
 reporting the median and the spread. Before anything is timed, every engine must agree
-with the exact gradient on the smallest graph. An engine that exceeds its time budget
-in a cell is not run on larger graphs of that width: those cells are shown as skipped,
-with the time its fitted growth predicts. A hard per-cell timeout keeps one engine from
-hanging the run.
+with the exact gradient on the smallest graph. A cell is "ok" when its error is within
+the engine's expected accuracy (expected_accuracy), "inaccurate" beyond it, "failed"
+when the engine raised. An engine that exceeds its time budget in a cell is not run on
+larger graphs of that width: those cells are shown as skipped, with the time its fitted
+growth predicts. A hard per-cell timeout keeps one engine from hanging the run; Ctrl-C
+stops the sweep and keeps the finished cells (BenchInterrupted).
 
-The growth fit per engine says, in plain words, what the lectures predict: path
-enumeration multiplies its time by about `width` per added layer (a semilog fit), the
-other engines grow polynomially in the number of edges (a log-log fit over the larger
-graphs; exponent about 1 for reverse mode, with R^2 near 1).
+The growth verdict per engine says, in plain words, what the lectures predict when the
+timings show it: path enumeration multiplies its time by about `width` per added layer
+(log-time linear in depth), the other engines grow polynomially in the number of edges
+(log-time linear in log-edges, exponent about 1 for reverse mode). Both models are
+fitted to the same cells and a verdict is declared only when one clearly explains the
+data better (classify_growth); otherwise it is "undecided", with both fits' R^2.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -24,16 +29,16 @@ import platform
 import signal
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from adkit.display import format_count, format_seconds
 from adkit.errors import AdkitError
 from adkit.families import FAMILIES, GraphSpec
+from adkit.formatting import format_count, format_seconds
 from adkit.transforms import ENGINES, grad
 
 DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
@@ -45,6 +50,44 @@ class BenchError(AdkitError, RuntimeError):
     """The harness cannot run as asked (engines disagree, bad sizes)."""
 
 
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run`: `.result` holds the cells finished before it (and their fits)."""
+
+    def __init__(self, result: BenchResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+EPS = float(np.finfo(np.float64).eps)
+EXACT_ULPS = 4.0
+NUMERIC_FACTOR = 100.0
+
+
+def expected_accuracy(engine: str, nodes: int, edges: int) -> float:
+    """The relative error an engine is expected to stay within on a graph of this size.
+
+    Forward, reverse and paths apply exact local rules, and symbolic evaluates sympy's
+    derivative at 30 digits: their only error is rounding, at most half an ulp per
+    operation, and an operation per node and per edge (a local derivative, a product, an
+    accumulation) compounds to gamma_n ~ n eps/2 for n operations when nothing cancels
+    (Higham, Accuracy and Stability of Numerical Algorithms, ch. 3). Allowed:
+    EXACT_ULPS (4) eps per node and edge, eight times that bound.
+
+    The numeric engine uses Richardson's table of central differences with base step
+    h = eps^(1/5) max(1, |x|): its truncation error is O(h^6) = O(eps^(6/5)) where f's
+    higher derivatives are of f's size, and its rounding error is about eps |f| / h =
+    eps^(4/5) (3e-13), amplified by the table's weights and by the rounding in f itself
+    (again one per node and edge). Allowed: NUMERIC_FACTOR (100) eps^(4/5) per node and
+    edge. On the product graphs, whose f = C w**N has higher derivatives N times larger
+    at each order, the truncation term takes over past depth ~8 at width 2: those cells
+    are reported "inaccurate", which they are.
+    """
+    size = max(nodes + edges, 1)
+    if engine == "numeric":
+        return NUMERIC_FACTOR * EPS**0.8 * size
+    return EXACT_ULPS * EPS * size
+
+
 @dataclass
 class Cell:
     engine: str
@@ -53,7 +96,7 @@ class Cell:
     nodes: int
     edges: int
     paths: int
-    status: str  # ok | skipped | timeout | error
+    status: str  # ok | inaccurate | failed | skipped | timeout | overflow
     seconds: float | None = None  # median
     spread: tuple[float, float] | None = None  # (min, max) over repeats
     repeats: int = 0
@@ -61,37 +104,129 @@ class Cell:
     predicted_seconds: float | None = None
     message: str = ""
     work: int = 0  # path steps (paths engine) or edges (others): what the cost scales with
+    expected_error: float | None = None  # the relative error within which the cell is "ok"
+
+    @property
+    def measured(self) -> bool:
+        """The cell was timed (its gradient may still be inaccurate)."""
+        return self.status in ("ok", "inaccurate") and self.seconds is not None
 
 
 @dataclass
 class Fit:
+    """The growth of one engine's time with depth, and the verdict the fits support.
+
+    per_layer, r2_per_layer: exp(slope) and R^2 of log(seconds) against depth (the
+    exponential model); exponent, r2: slope and R^2 of log(seconds) against log(edges)
+    (the polynomial model), both over the same measured cells. verdict: "exponential",
+    "polynomial" or "undecided" (see classify_growth), reason: the evidence in words.
+    """
+
     engine: str
     width: int
-    per_layer: float | None  # time multiplies by this per added layer (semilog fit)
-    exponent: float | None  # time ~ edges**exponent (log-log fit over the larger graphs)
+    per_layer: float | None
+    exponent: float | None
     r2: float | None
     points: int
+    r2_per_layer: float | None = None
+    verdict: str = "undecided"
+    reason: str = ""
 
     @property
     def exponential(self) -> bool:
-        """Time multiplies by a clear factor per added layer (1.3 or more)."""
-        return self.per_layer is not None and self.per_layer >= 1.3
+        return self.verdict == "exponential"
 
     def sentence(self) -> str:
         parts = [f"{self.engine} (width {self.width}):"]
         if self.per_layer is not None:
-            parts.append(f"time x{self.per_layer:.2f} per added layer")
+            parts.append(f"time x{self.per_layer:.2f} per added layer (R² {_r2_text(self.r2_per_layer)}),")
         if self.exponent is not None:
-            parts.append(f"~ edges^{self.exponent:.2f} (R² {self.r2:.3f}) over the larger graphs")
+            parts.append(f"~ edges^{self.exponent:.2f} (R² {_r2_text(self.r2)})")
         if len(parts) == 1:
-            return parts[0] + " too few measured sizes to fit"
-        if self.per_layer is not None:
-            parts.append(
-                f"-> exponential: the paths multiply by {self.width} per layer"
-                if self.exponential
-                else "-> polynomial in the graph's size"
-            )
+            return parts[0] + f" too few measured sizes to fit ({self.points})"
+        if self.verdict == "exponential":
+            parts.append(f"-> exponential: the paths multiply by {self.width} per layer")
+        elif self.verdict == "polynomial":
+            parts.append("-> polynomial in the graph's size")
+        else:
+            parts.append(f"-> undecided ({self.reason})")
         return " ".join(parts)
+
+
+def _r2_text(r2: float | None) -> str:
+    return "—" if r2 is None else f"{r2:.3f}"
+
+
+# The growth verdict. Both models have two parameters, so their residual sums of
+# squares compare directly: under Gaussian noise in log-time the log-likelihood ratio of
+# model a over model b is (n/2) ln(SSE_b / SSE_a). A verdict needs: at least
+# MIN_GROWTH_POINTS sizes; the chosen model explaining the data (R^2 >= GOOD_FIT_R2); a
+# log-likelihood ratio of at least MIN_LOG_LIKELIHOOD_RATIO over the other model (3: the
+# data are e^3 ~ 20 times likelier, "strong" evidence; with 4 sizes the other model must
+# leave 4.5 times more residual, with 8 sizes 2.1 times); and, for "exponential", a
+# factor per layer of at least MIN_PER_LAYER (1.05 per layer over a few depths is noise
+# or overhead, not the lectures' width**depth).
+MIN_GROWTH_POINTS = 4
+GOOD_FIT_R2 = 0.95
+MIN_LOG_LIKELIHOOD_RATIO = 3.0
+MIN_PER_LAYER = 1.3
+
+
+@dataclass
+class GrowthFit:
+    """classify_growth's answer: both models' parameters and R^2, the verdict, and why."""
+
+    per_layer: float | None
+    r2_exponential: float | None
+    exponent: float | None
+    r2_polynomial: float | None
+    verdict: str
+    reason: str
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Slope, residual sum of squares and R^2 of the least-squares line y ~ x."""
+    slope, intercept = np.polyfit(x, y, 1)
+    sse = float(np.sum((y - (slope * x + intercept)) ** 2))
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return float(slope), sse, (1.0 - sse / ss if ss > 0 else 0.0)
+
+
+def classify_growth(depths: Sequence[float], sizes: Sequence[float], seconds: Sequence[float]) -> GrowthFit:
+    """Exponential in depth (log t ~ depth) or polynomial in size (log t ~ log size)?
+
+    Fits both models to the same cells and decides only when the data separate them
+    (thresholds above); otherwise "undecided", with both fits' quality in the reason.
+    """
+    n = len(seconds)
+    if n < 2:
+        return GrowthFit(None, None, None, None, "undecided", f"{n} measured size(s): nothing to fit")
+    y = np.log(np.asarray(seconds, float))
+    per_layer_slope, sse_exp, r2_exp = _line_fit(np.asarray(depths, float), y)
+    exponent, sse_poly, r2_poly = _line_fit(np.log(np.asarray(sizes, float)), y)
+    per_layer = math.exp(per_layer_slope)
+    quality = (
+        f"R² {r2_exp:.2f} exponential vs {r2_poly:.2f} polynomial over {n} sizes, depths {min(depths)}-{max(depths)}"
+    )
+    if n < MIN_GROWTH_POINTS:
+        return GrowthFit(per_layer, r2_exp, exponent, r2_poly, "undecided", f"{n} sizes are too few; {quality}")
+
+    def clearly_better(sse_a: float, sse_b: float) -> bool:
+        if sse_b <= 0:
+            return False
+        return sse_a <= 0 or n / 2 * math.log(sse_b / sse_a) >= MIN_LOG_LIKELIHOOD_RATIO
+
+    if r2_exp >= GOOD_FIT_R2 and per_layer >= MIN_PER_LAYER and clearly_better(sse_exp, sse_poly):
+        return GrowthFit(per_layer, r2_exp, exponent, r2_poly, "exponential", quality)
+    if r2_poly >= GOOD_FIT_R2 and clearly_better(sse_poly, sse_exp):
+        return GrowthFit(per_layer, r2_exp, exponent, r2_poly, "polynomial", quality)
+    if per_layer < MIN_PER_LAYER and r2_exp < GOOD_FIT_R2 and r2_poly < GOOD_FIT_R2 and abs(exponent) < 0.5:
+        why = "time hardly changes with size: overhead and noise dominate"
+    elif r2_exp < GOOD_FIT_R2 and r2_poly < GOOD_FIT_R2:
+        why = "neither model fits: noisy timings"
+    else:
+        why = "both models fit about equally: more or farther-apart depths would separate them"
+    return GrowthFit(per_layer, r2_exp, exponent, r2_poly, "undecided", f"{why}; {quality}")
 
 
 @dataclass
@@ -109,15 +244,19 @@ class BenchResult:
             "fits": [asdict(f) | {"summary": f.sentence()} for f in self.fits],
         }
 
-    def to_json(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "w") as fh:
+    def to_json(self, path: str | os.PathLike[str] | IO[str]) -> None:
+        """Every cell, the fits, the configuration and the environment; path "-" or a
+        text stream writes to it."""
+        with _text_output(path) as fh:
             json.dump(self.to_dict(), fh, indent=2, default=_json_default)
+            fh.write("\n")
 
-    def to_csv(self, path: str | os.PathLike[str]) -> None:
-        fields = list(asdict(self.cells[0]).keys()) if self.cells else []
-        with open(path, "w", newline="") as fh:
-            fh.write("# " + json.dumps(self.environment, default=_json_default) + "\n")
-            writer = csv.DictWriter(fh, fieldnames=fields)
+    def to_csv(self, path: str | os.PathLike[str] | IO[str]) -> None:
+        """One row per cell (a header line, then data: no comment line, so any CSV
+        reader takes it; the environment is in the JSON). Path "-" or a stream too."""
+        fields = [f.name for f in dataclasses.fields(Cell)]
+        with _text_output(path) as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
             writer.writeheader()
             for c in self.cells:
                 row = asdict(c)
@@ -175,7 +314,7 @@ class BenchResult:
 
         engines, widths = list(self.config["engines"]), list(self.config["widths"])
         fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(13, 5.2))
-        measured = [c.seconds for c in self.cells if c.status == "ok" and c.seconds]
+        measured = [c.seconds for c in self.cells if c.measured and c.seconds]
         cap = min(86400.0, 1e4 * max(measured)) if measured else 86400.0  # predictions drawn up to here
         n_series = len(engines) * len(widths)
         zero_rows = {}  # (engine, width) -> y of its row in the "exactly 0" band
@@ -186,7 +325,7 @@ class BenchResult:
                 kw = {"color": color, "ls": style, "marker": marker, "ms": 5, "lw": 1.6}
                 name = f"{engine}, width {width}"
                 cs = [c for c in self.cells if c.engine == engine and c.width == width]
-                ok = [c for c in cs if c.status == "ok" and c.seconds]
+                ok = [c for c in cs if c.measured and c.seconds]
                 if not ok:
                     continue
                 ax_t.plot([c.depth for c in ok], [c.seconds for c in ok], label=name, gid="time", **kw)
@@ -313,6 +452,21 @@ def _depth_axis(ax: Any, depths: Sequence[int], fig: Any) -> None:
     ax.set_xlabel("depth (layers)")
 
 
+@contextmanager
+def _text_output(path: str | os.PathLike[str] | IO[str]) -> Iterator[IO[str]]:
+    """An open text stream: "-" is stdout, a stream is used as is, a path is opened."""
+    import sys
+
+    if isinstance(path, str) and path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+    elif hasattr(path, "write"):
+        yield path  # type: ignore[misc]
+    else:
+        with open(path, "w", newline="") as fh:  # type: ignore[arg-type]
+            yield fh
+
+
 def _finite_or_text(x: Any) -> Any:
     """JSON has no inf: an infinite prediction is written as the string "inf"."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -363,7 +517,7 @@ def _cpu_name() -> str:
 
 
 @contextmanager
-def _timeout(seconds: float):
+def time_limit(seconds: float):
     """Raise TimeoutError in the main thread after `seconds` (SIGALRM; no-op elsewhere)."""
     usable = hasattr(signal, "setitimer") and _is_main_thread() and seconds > 0
 
@@ -445,7 +599,7 @@ def _predict(done: list[Cell], depth: int, units: int) -> float | None:
     """Seconds the engine would take on a graph of `units` work, scaled linearly in work
     from its largest measured cell (exponential for paths, since its work is the number
     of path steps); None before anything was measured, inf past the float range."""
-    ok = [c for c in done if c.status == "ok" and c.seconds]
+    ok = [c for c in done if c.measured and c.seconds]
     if not ok:
         return None
     last = ok[-1]
@@ -494,10 +648,9 @@ def run(
 
     budget: seconds per gradient beyond which an engine is not run on larger depths
     (those cells are reported as skipped, with the predicted time). timeout: a hard
-    limit per cell. progress(cell, done, total) is called after each cell.
+    limit per cell. progress(cell, done, total) is called after each cell. Ctrl-C
+    (KeyboardInterrupt) raises BenchInterrupted, whose `.result` has the finished cells.
     """
-    from adkit.engines.paths import paths_budget
-
     installed = available_engines()
     engines = installed if engines is None else list(engines)
     for e in engines:
@@ -519,76 +672,115 @@ def run(
             f"the harness stops at {MAX_EDGES:,} (a traced graph of that size does not fit in memory): "
             "use smaller --width / --depth"
         )
-    for width in widths:
-        check_agreement(engines, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
     cells: list[Cell] = []
-    total = len(engines) * len(widths) * len(depths)
-    done_count = 0
-    for width in widths:
-        for engine in engines:
-            history: list[Cell] = []
-            over_budget = False
-            for depth in depths:
-                spec = make(depth=depth, width=width) if family != "chain" else make(depth=depth)
-                cell = Cell(
-                    engine, width, depth, spec.n_nodes, spec.n_edges, spec.n_paths, "ok", work=work(engine, spec)
-                )
-                predicted = _predict(history, depth, cell.work)
-                if over_budget or (predicted is not None and predicted > timeout):
-                    over_budget = True
-                    cell.status = "skipped"
-                    cell.predicted_seconds = predicted
-                    cell.message = "over the time budget"
-                elif spec.overflow and engine != "symbolic":
-                    cell.status = "overflow"
-                    cell.message = f"exact gradient ~1e{spec.exact_grad_log10:.0f} is beyond float64"
-                else:
-                    g = grad(spec.f, engine=engine)
-                    try:
-                        with _timeout(timeout), paths_budget(10**12):
-                            result, times = _measure(lambda g=g, spec=spec: g(*spec.args), min_time, max_repeats)
-                        cell.seconds = statistics.median(times)
-                        cell.spread = (min(times), max(times))
-                        cell.repeats = len(times)
-                        cell.rel_error = _rel_error(result, spec.exact_grad)
-                        if cell.seconds > budget:
-                            over_budget = True
-                    except TimeoutError:
-                        cell.status = "timeout"
-                        cell.message = f"over the {timeout:g} s hard limit"
+    try:
+        for width in widths:
+            check_agreement(engines, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
+        total = len(engines) * len(widths) * len(depths)
+        done_count = 0
+        for width in widths:
+            for engine in engines:
+                history: list[Cell] = []
+                over_budget = False
+                for depth in depths:
+                    spec = make(depth=depth, width=width) if family != "chain" else make(depth=depth)
+                    cell = Cell(
+                        engine, width, depth, spec.n_nodes, spec.n_edges, spec.n_paths, "ok", work=work(engine, spec)
+                    )
+                    predicted = _predict(history, depth, cell.work)
+                    if over_budget or (predicted is not None and predicted > timeout):
                         over_budget = True
-                    except Exception as exc:  # noqa: BLE001 (a failing cell is reported, the run goes on)
-                        cell.status = "error"
-                        cell.message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-                history.append(cell)
-                cells.append(cell)
-                done_count += 1
-                if progress is not None:
-                    progress(cell, done_count, total)
-    fits = [
-        _fit(engine, width, [c for c in cells if c.engine == engine and c.width == width])
-        for width in widths
-        for engine in engines
-    ]
-    config = {
-        "engines": engines,
-        "widths": widths,
-        "depths": depths,
+                        cell.status = "skipped"
+                        cell.predicted_seconds = predicted
+                        cell.message = "over the time budget"
+                    elif spec.overflow and engine != "symbolic":
+                        cell.status = "overflow"
+                        cell.message = f"exact gradient ~1e{spec.exact_grad_log10:.0f} is beyond float64"
+                    else:
+                        over_budget = _measure_cell(cell, spec, timeout, budget, min_time, max_repeats)
+                    history.append(cell)
+                    cells.append(cell)
+                    done_count += 1
+                    if progress is not None:
+                        progress(cell, done_count, total)
+    except KeyboardInterrupt:  # Ctrl-C: keep what was measured
+        config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=True)
+        raise BenchInterrupted(_result(cells, config)) from None
+    return _result(cells, _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False))
+
+
+def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, min_time: float, repeats: int) -> bool:
+    """Time one cell and judge its accuracy (in place); True when the engine should stop
+    growing (over the budget, or cut off by the hard timeout)."""
+    from adkit.engines.paths import paths_budget
+
+    g = grad(spec.f, engine=cell.engine)
+    try:
+        with time_limit(timeout), paths_budget(10**12):
+            result, times = _measure(lambda: g(*spec.args), min_time, repeats)
+    except TimeoutError:
+        cell.status = "timeout"
+        cell.message = f"over the {timeout:g} s hard limit"
+        return True
+    except Exception as exc:  # noqa: BLE001 (a failing cell is reported, the run goes on)
+        cell.status = "failed"
+        cell.message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        return False
+    cell.seconds = statistics.median(times)
+    cell.spread = (min(times), max(times))
+    cell.repeats = len(times)
+    cell.rel_error = _rel_error(result, spec.exact_grad)
+    cell.expected_error = expected_accuracy(cell.engine, cell.nodes, cell.edges)
+    if cell.rel_error is not None and not cell.rel_error <= cell.expected_error:  # nan is inaccurate too
+        cell.status = "inaccurate"
+        cell.message = f"relative error above the expected {cell.expected_error:.1e}"
+    return cell.seconds > budget
+
+
+def _config(
+    engines: Sequence[str],
+    widths: Sequence[int],
+    depths: Sequence[int],
+    family: str,
+    budget: float,
+    timeout: float,
+    min_time: float,
+    interrupted: bool,
+) -> dict[str, Any]:
+    return {
+        "engines": list(engines),
+        "widths": list(widths),
+        "depths": list(depths),
         "family": family,
         "budget": budget,
         "timeout": timeout,
         "min_time": min_time,
+        "interrupted": interrupted,
     }
+
+
+def _result(cells: list[Cell], config: dict[str, Any]) -> BenchResult:
+    fits = [
+        _fit(engine, width, [c for c in cells if c.engine == engine and c.width == width])
+        for width in config["widths"]
+        for engine in config["engines"]
+    ]
     return BenchResult(cells, fits, config, environment_info())
 
 
 def _fit(engine: str, width: int, cells: list[Cell]) -> Fit:
-    ok = [c for c in cells if c.status == "ok" and c.seconds]
-    tail = ok[-4:]
-    per_layer = semilog_fit([c.depth for c in tail], [c.seconds for c in tail])
-    larger = ok[len(ok) // 2 :]
-    exponent, r2 = loglog_fit([c.edges for c in larger], [c.seconds for c in larger])
-    return Fit(engine, width, per_layer, exponent, r2, len(ok))
+    """The growth verdict over the measured depths from a quarter of the largest one on
+    (at least MIN_GROWTH_POINTS): the growth is about large graphs, and on the smallest
+    ones a per-call overhead flattens every engine's time; a factor of 4 in depth still
+    separates d -> c**d from d -> d**p (over depths 12-20 both fit any timing)."""
+    measured = sorted((c for c in cells if c.measured and c.seconds), key=lambda c: c.depth)
+    top = measured[-1].depth if measured else 0
+    larger = [c for c in measured if 4 * c.depth >= top]
+    larger = measured[-max(MIN_GROWTH_POINTS, len(larger)) :]
+    g = classify_growth([c.depth for c in larger], [c.edges for c in larger], [c.seconds for c in larger])
+    return Fit(
+        engine, width, g.per_layer, g.exponent, g.r2_polynomial, len(measured), g.r2_exponential, g.verdict, g.reason
+    )
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -650,14 +842,57 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=20.0, help="hard limit per cell in seconds (default 20)")
     p.add_argument("--min-time", type=float, default=0.2, help="minimum measured time per cell (default 0.2 s)")
-    p.add_argument("--json", metavar="FILE", help="write every cell and the environment as JSON")
-    p.add_argument("--csv", metavar="FILE", help="write every cell as CSV")
+    p.add_argument(
+        "--json", metavar="FILE", help="write every cell, the fits and the environment as JSON ('-': stdout)"
+    )
+    p.add_argument("--csv", metavar="FILE", help="write every cell as CSV ('-': stdout; the table goes to stderr)")
     p.add_argument("--plot", metavar="FILE", help="write a PNG plot: time and error vs depth")
     p.set_defaults(run=main)
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
+
+def check_outputs(json_path: str | None, csv_path: str | None, plot_path: str | None) -> None:
+    """Refuse, before anything runs, output paths that cannot be written (ValueError)."""
+    import importlib.util
+
+    given = {flag: path for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)) if path}
+    if list(given.values()).count("-") > 1:
+        raise ValueError("only one of --json and --csv can write to stdout ('-')")
+    seen: dict[str, str] = {}
+    for flag, path in given.items():
+        if path == "-":
+            if flag == "--plot":
+                raise ValueError("--plot -: a picture cannot go to stdout; give a file name like bench.png")
+            continue
+        full = os.path.abspath(path)
+        folder = os.path.dirname(full)
+        if full in seen:
+            raise ValueError(f"{seen[full]} and {flag} both write {path}: give each its own file")
+        seen[full] = flag
+        if os.path.isdir(full):
+            raise ValueError(f"{flag} {path}: is a folder; give a file name")
+        if not os.path.exists(folder):
+            raise ValueError(f"{flag} {path}: cannot write it: the folder {folder} does not exist")
+        if not os.path.isdir(folder):
+            raise ValueError(f"{flag} {path}: cannot write it: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(full) and not os.access(full, os.W_OK)):
+            raise ValueError(f"{flag} {path}: cannot write it: permission denied")
+    if plot_path and plot_path != "-":
+        ext = os.path.splitext(plot_path)[1].lower()
+        if ext and ext not in PLOT_FORMATS:
+            raise ValueError(
+                f"--plot {plot_path}: unknown picture format {ext!r}; use one of {', '.join(PLOT_FORMATS)}"
+            )
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ValueError("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+
+
 def main(args: Any) -> int:
-    """Run the sweep with a progress bar on stderr; the table and the fits on stdout."""
+    """Run the sweep with a progress bar on stderr; the table and the fits on stdout
+    (on stderr when --csv - or --json - takes stdout). Ctrl-C stops the sweep: the
+    finished cells are shown and written, and the exit code is 130."""
     import sys
 
     from rich.console import Console
@@ -671,12 +906,11 @@ def main(args: Any) -> int:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
         if args.budget <= 0 or args.timeout <= 0 or args.min_time < 0:
             raise ValueError("--budget and --timeout must be positive, --min-time non-negative")
-        for path in (args.json, args.csv, args.plot):
-            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                raise ValueError(f"cannot write {path}: its folder does not exist")
+        check_outputs(args.json, args.csv, args.plot)
     except ValueError as exc:
         print(f"adkit bench: {exc}", file=sys.stderr)
         return 2
+    interrupted = False
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -706,9 +940,15 @@ def main(args: Any) -> int:
         except BenchError as exc:
             print(f"adkit bench: {exc}", file=sys.stderr)
             return 1 if "disagree" in str(exc) else 2
-    out = Console(soft_wrap=False, width=max(120, Console().width))
+        except BenchInterrupted as exc:
+            result, interrupted = exc.result, True
+    stdout_taken = "-" in (args.json, args.csv)
+    out = Console(stderr=stdout_taken, soft_wrap=False, width=max(120, Console().width))
     header, body = result.rows()
-    table = Table(title=f"adkit bench: {args.family} graphs", header_style="bold")
+    title = f"adkit bench: {args.family} graphs" + (
+        " (interrupted: the cells finished before Ctrl-C)" if interrupted else ""
+    )
+    table = Table(title=title, header_style="bold")
     for h in header:
         table.add_column(
             h, justify="right" if h in ("width", "depth", "edges", "paths", "time", "rel error") else "left"
@@ -719,13 +959,21 @@ def main(args: Any) -> int:
     out.print("growth fits:")
     for f in result.fits:
         out.print("  " + f.sentence(), soft_wrap=True, markup=False, highlight=False)
-    if args.json:
-        result.to_json(args.json)
-        err.print(f"wrote {args.json}")
-    if args.csv:
-        result.to_csv(args.csv)
-        err.print(f"wrote {args.csv}")
-    if args.plot:
-        result.plot(args.plot)
-        err.print(f"wrote {args.plot}")
-    return 0
+    code = 130 if interrupted else 0
+    for path, write in ((args.json, result.to_json), (args.csv, result.to_csv), (args.plot, result.plot)):
+        if not path:
+            continue
+        if write == result.plot and not any(c.measured for c in result.cells):
+            err.print(f"not writing {path}: no cell was measured")
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            print(f"adkit bench: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            code = code or 1
+            continue
+        if path != "-":
+            err.print(f"wrote {path}")
+    if interrupted:
+        print(f"adkit bench: interrupted after {len(result.cells)} cell(s)", file=sys.stderr)
+    return code

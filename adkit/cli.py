@@ -300,9 +300,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     formula, point, values = _prepare(args)
     engines = _engine_list(args.engines)
-    result = ad.compare(formula, *values, engines=engines)
-    if any(isinstance(v, fractions.Fraction) for v in point.values()):
-        _exact_reference(result, formula, list(point.values()))
+    exact = list(point.values()) if any(isinstance(v, fractions.Fraction) for v in point.values()) else None
+    result = ad.compare(formula, *values, engines=engines, time_budget=args.time_budget, reference_args=exact)
     ok = [r for r in result.rows if r.error is None]
     if args.json:
         _print_json({"formula": formula.text, "variables": list(formula.variables), "point": point, **result.to_dict()})
@@ -313,26 +312,6 @@ def _compare(args: argparse.Namespace) -> int:
         print("adkit compare: every engine failed (see the table)", file=sys.stderr)
         return 1
     return 0
-
-
-def _exact_reference(result: Any, formula: Any, exact: list[Any]) -> None:
-    """compare() got floats for fractions: redo the reference from the exact values."""
-    try:
-        from adkit.engines.symbolic import symbolic_derivative
-
-        res = symbolic_derivative(formula, *exact)
-        reference = [float(v) for v in res.values]
-    except Exception:  # noqa: BLE001 (keep compare's own reference)
-        return
-    if not all(math.isfinite(v) for v in reference):
-        return
-    result.reference = reference
-    result.reference_kind = "symbolic, exact" if res.exact else "symbolic, 30 digits"
-    scale = max((abs(r) for r in reference), default=0.0)
-    for row in result.rows:
-        if row.gradient is not None and len(row.gradient) == len(reference):
-            row.abs_error = max((abs(a - b) for a, b in zip(row.gradient, reference)), default=0.0)
-            row.rel_error = row.abs_error / scale if scale > 0 else row.abs_error
 
 
 @_guarded("trace")
@@ -458,6 +437,16 @@ def _positive_int(text: str) -> int:
     return int(value)
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, like 10 or 0.5") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
+
+
 def _top_k(text: str) -> int:
     try:
         value = int(text)
@@ -496,6 +485,13 @@ def add_formula_parsers(sub: Any) -> None:
     )
     _add_formula_arguments(compare)
     compare.add_argument("--engines", metavar="LIST", help="comma-separated engines (default: all five)")
+    compare.add_argument(
+        "--time-budget",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time budget per engine and for the reference (default 10); past it the row says so",
+    )
     compare.set_defaults(run=_compare)
 
     trace = sub.add_parser(

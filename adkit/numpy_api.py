@@ -696,6 +696,5 @@ for _ufunc in list(NUMPY_NAMES) + list(UFUNC_COMPOSITES):
     if isinstance(_ufunc, np.ufunc) and not hasattr(Tracer, _ufunc.__name__):
         setattr(Tracer, _ufunc.__name__, _ufunc_method(_ufunc))
 
-from adkit import numpy_arrays as _numpy_arrays  # noqa: E402, F401 (numpy's array vocabulary)
 
 __all__ = ["FUNCTIONS", "describe_function", "handle_function", "handle_ufunc", "public_names", "supported_names"]

@@ -19,12 +19,12 @@ The parts, one file each:
   command.py   `adkit check MODULE:FUNC`
 """
 
-from .checker import assert_grad, check_grad
-from .params import leaf_names
-from .periodic import PeriodicGradCheck, check_every
-from .report import EntryResult, GradCheckReport, GradCheckWarning
-from .taylor import TaylorDirection, TaylorResult, taylor_test
-from .verdict import FAILED, INCONCLUSIVE, PASSED
+from adkit.check.checker import assert_grad, check_grad
+from adkit.check.params import leaf_names
+from adkit.check.periodic import PeriodicGradCheck, check_every
+from adkit.check.report import EntryResult, GradCheckReport, GradCheckWarning
+from adkit.check.taylor import TaylorDirection, TaylorResult, taylor_test
+from adkit.check.verdict import FAILED, INCONCLUSIVE, PASSED
 
 __all__ = [
     "FAILED",

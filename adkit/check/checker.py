@@ -15,15 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from adkit.engines import numeric as _num
-from adkit.trees import as_input, tree_flatten, tree_unflatten
-
-from . import evidence
-from .evidence import GuardedCall, _check_entries, _Context, _first_change, _Row
-from .params import _analytic_side, _describe, _label, _Leaf, _match_analytic, leaf_names
-from .report import GradCheckReport, ParamSummary, to_entry, warn_user
-from .sampling import check_projection, sample_entries
-from .verdict import (
+from adkit.check import evidence
+from adkit.check.evidence import GuardedCall, _check_entries, _Context, _first_change, _Row
+from adkit.check.params import _analytic_side, _describe, _label, _Leaf, _match_analytic, leaf_names
+from adkit.check.report import GradCheckReport, ParamSummary, to_entry, warn_user
+from adkit.check.sampling import check_projection, sample_entries
+from adkit.check.verdict import (
     FLOOR,
     INCONCLUSIVE_FD,
     KINK_THRESHOLD,
@@ -35,6 +32,8 @@ from .verdict import (
     overall,
     resolution,
 )
+from adkit.engines import numeric as _num
+from adkit.trees import as_input, tree_flatten, tree_unflatten
 
 MODES = ("entries", "projection")
 

@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from adkit.check.params import _label, _Leaf
 from adkit.engines import numeric as _num
 from adkit.trees import tree_flatten, tree_unflatten
-
-from .params import _label, _Leaf
 
 REPEATS = 3  # evaluations of f at the point itself: a nondeterministic f shows a spread
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .checker import check_grad
-from .report import GradCheckReport, warn_user
+from adkit.check.checker import check_grad
+from adkit.check.report import GradCheckReport, warn_user
 
 
 class PeriodicGradCheck:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .evidence import _Row
-from .params import _label, _Leaf
-from .verdict import FAILED, FD_MULTIPLE, PASSED
+from adkit.check.evidence import _Row
+from adkit.check.params import _label, _Leaf
+from adkit.check.verdict import FAILED, FD_MULTIPLE, PASSED
 
 _ADKIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PLUGIN_FILE = "adkit_pytest.py"

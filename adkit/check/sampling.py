@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from adkit.check.evidence import _check_entries, _Context, _Row
+from adkit.check.params import _Leaf
+from adkit.check.verdict import FLOOR, _judge
 from adkit.engines import numeric as _num
-
-from .evidence import _check_entries, _Context, _Row
-from .params import _Leaf
-from .verdict import FLOOR, _judge
 
 BLOCK = 16  # projection re-checks stop bisecting at blocks this small
 MAX_CULPRITS = 10  # ... and stop once this many failing entries are named

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from adkit.check.params import leaf_names
+from adkit.check.report import _num_json
+from adkit.check.verdict import FAILED, INCONCLUSIVE, PASSED
 from adkit.engines import numeric as _num
 from adkit.trees import as_input, tree_flatten, tree_unflatten
-
-from .params import leaf_names
-from .report import _num_json
-from .verdict import FAILED, INCONCLUSIVE, PASSED
 
 DIRECTIONS = 4
 MAX_STEPS = 60  # halvings of h0 when n_steps is not given (2^-64 is below any float64 point's ulp)

@@ -32,10 +32,9 @@ from collections import Counter
 
 import numpy as np
 
+from adkit.check.evidence import _Row
+from adkit.check.params import _label, _Leaf
 from adkit.engines import numeric as _num
-
-from .evidence import _Row
-from .params import _label, _Leaf
 
 # thresholds on rho per dtype (of the parameters, i.e. of the analytic gradient), when the
 # finite differences are evaluated in that dtype too; float32 central differences are good

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitError, AdkitTypeError, AdkitValueError, NonFiniteDerivativeError
+from adkit.formatting import format_count, format_seconds
 from adkit.graph import Graph, trace
 
 DEFAULT_BUDGET = 1_000_000
@@ -91,8 +92,6 @@ def check_budget(g: Graph, counts: Sequence[int], sources: Sequence[int], budget
     lengths = path_lengths_total(g, counts)
     edges = sum(lengths[s] for s in sources)
     seconds = math.exp(min(math.log(edges) + math.log(SECONDS_PER_PATH_EDGE), 700.0))
-    from adkit.display import format_count, format_seconds
-
     raise PathBudgetExceeded(
         f"the paths engine would enumerate {format_count(n)} paths ({format_count(edges)} edge steps, "
         f"{_about(format_seconds(seconds))}) "

@@ -25,6 +25,10 @@ from adkit.graph import Graph, trace
 from adkit.ops.core import primal
 
 MAX_SYMBOLS = 400
+# Exact evaluation builds every integer power exactly: 7**123456789 has 3.5e8 bits and
+# takes minutes and gigabytes. A power whose exact value would have more bits than this
+# is evaluated at 30 significant digits instead (mpmath: its size is then only its exponent).
+EXACT_EVALUATION_BITS = 100_000
 
 
 def _sympy():
@@ -81,6 +85,7 @@ class SymbolicDerivative:
     point: dict[Any, Any]
     exact: bool
     values: list[Any] = field(default_factory=list)
+    inexact_reason: str = ""  # why exact inputs were evaluated at 30 digits (the exact-evaluation budget)
 
     @property
     def count_ops(self) -> int:
@@ -187,8 +192,42 @@ def symbolic_derivative(
         else:
             derivs.append(sp.diff(expr, s))
     result = SymbolicDerivative(graph, symbols, expr, derivs, point, exact)
+    if exact:
+        huge = _exact_power_too_large(_flat(derivs), point)
+        if huge:
+            result.exact = exact = False
+            result.inexact_reason = (
+                f"evaluated at 30 digits: exactly, {huge} would exceed the exact-evaluation budget "
+                f"of {EXACT_EVALUATION_BITS:,} bits"
+            )
+            point = {s: sp.Float(v, 30) for s, v in point.items()}
     result.values = [_evaluate(d, point, exact) for d in derivs]
     return result
+
+
+def _exact_power_too_large(expressions: Sequence[Any], point: dict[Any, Any]) -> str:
+    """The first power b**e whose exact value at the point would have more than
+    EXACT_EVALUATION_BITS bits (|e| log2|b|, estimated at 15 digits), as text; else ''."""
+    import mpmath
+
+    sp = _sympy()
+    for expr in expressions:
+        for power in sp.sympify(expr).atoms(sp.Pow):
+            try:
+                base = mpmath.mpf(abs(sp.N(power.base, 15, subs=point)))
+                exponent = mpmath.mpf(abs(sp.N(power.exp, 15, subs=point)))
+                bits = exponent * abs(mpmath.log(base, 2)) if base > 0 else mpmath.mpf(0)
+            except (TypeError, ValueError, ArithmeticError):  # complex or undefined: not our concern here
+                continue
+            if bits > EXACT_EVALUATION_BITS:  # named by the estimates: the exact values are what we avoid
+                return f"{_number_text(base)}**{_number_text(exponent)} (~{mpmath.nstr(bits, 2)} bits)"
+    return ""
+
+
+def _number_text(m: Any) -> str:
+    import mpmath
+
+    return str(int(m)) if m == int(m) and abs(m) < 10**15 else mpmath.nstr(m, 6)
 
 
 def _evaluate(d: Any, point: dict[Any, Any], exact: bool) -> Any:
@@ -241,7 +280,7 @@ def _to_number(v: Any) -> float:
     except TypeError as exc:
         raise NonFiniteDerivativeError(f"the symbolic derivative does not evaluate to a real number here: {v}") from exc
     if x != x or x in (float("inf"), float("-inf")):
-        raise NonFiniteDerivativeError(f"the symbolic derivative is not finite here: {v}")
+        raise NonFiniteDerivativeError(f"the symbolic derivative is not finite here: {v!s}")
     return x
 
 
