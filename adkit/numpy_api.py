@@ -16,6 +16,7 @@ import numpy as np
 
 from adkit.errors import UnsupportedFunctionError
 from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
+from adkit.ops.special import scipy_ufunc, ufunc_name
 
 R = REGISTRY
 
@@ -47,9 +48,9 @@ def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[
             )
     op = NUMPY_NAMES.get(ufunc)
     if op is None:
-        composite = UFUNC_COMPOSITES.get(ufunc)
+        composite = UFUNC_COMPOSITES.get(ufunc) or scipy_ufunc(ufunc)  # scipy.special's ufuncs
         if composite is None:
-            raise _unsupported(f"np.{ufunc.__name__}")
+            raise _unsupported(ufunc_name(ufunc))
         return composite(*inputs)
     return op(*inputs)
 
@@ -528,6 +529,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.tile: _tile,
     np.split: _split,
     np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),
+    np.sinc: lambda x: R["sinc"](x),
 }
 
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
@@ -573,6 +575,7 @@ CONSTANT_FUNCTIONS = {
     np.isinf,
     np.floor,
     np.ceil,
+    np.fix,
 }
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc
