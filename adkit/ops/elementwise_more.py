@@ -11,6 +11,7 @@ import numpy as np
 
 from adkit.ops.core import Op, register
 from adkit.ops.elementwise import AWAY_FROM_ZERO, REAL, _ties_apart, domain, piecewise, uniform
+from adkit.ops.special import sp_abs
 
 # --- inverse hyperbolic functions ----------------------------------------------------
 register(
@@ -57,7 +58,7 @@ register(
         scalar="x * (pi / 180.0)",
         partials=("pi / 180.0",),
         sympy=lambda sp, x: x * sp.pi / 180,
-        domain=domain(uniform(-360.0, 360.0)),
+        domain=domain(REAL),
         linear=True,
         numpy_names=(np.deg2rad, np.radians),
     )
@@ -129,7 +130,8 @@ register(
         np.sinc,
         partials=("sinc_derivative(x, k=1)",),
         sympy=lambda sp, x: sp.sinc(sp.pi * x),
-        domain=domain(uniform(-2.5, 2.5)),
+        # away from sinc's stationary points (derivative 0)
+        domain=domain(uniform(-2.5, 2.5, avoid=(-2.459, -1.4303, 0.0, 1.4303, 2.459), gap=0.1)),
         reached_by="np.sinc(x) on a traced x",
         doc="np.sinc(x) = sin(pi x) / (pi x), 1 at 0; its derivatives are summed as series near 0.",
     )
@@ -222,7 +224,7 @@ register(
         "cbrt",
         np.cbrt,
         partials=("1.0 / (3.0 * out * out)",),
-        sympy=lambda sp, x: sp.sign(x) * sp.Abs(x) ** sp.Rational(1, 3),
+        sympy=lambda sp, x: piecewise(sp, (-((-x) ** sp.Rational(1, 3)), x < 0), (x ** sp.Rational(1, 3), True)),
         domain=domain(AWAY_FROM_ZERO),
         complex_step=False,
         kinks="cbrt'(0) = +inf (refused); numpy's cbrt is real-only, so complex-step does not apply",
@@ -237,7 +239,7 @@ register(
         scalar="math.copysign(x, y)",
         # |x| * (±1 by y's sign bit): d/dx = sign(x) * that; the sign of y carries no derivative
         partials=("sign(x) * copysign(1.0, y)", "0.0 * y"),
-        sympy=lambda sp, x, y: sp.Abs(x) * sp.sign(y),
+        sympy=lambda sp, x, y: piecewise(sp, (-sp_abs(sp, x), y < 0), (sp_abs(sp, x), True)),
         domain=domain(AWAY_FROM_ZERO, AWAY_FROM_ZERO),
         complex_step=False,
         kinks="|x| with y's sign: d/dx at x = 0 is 0 (the kink of |x|); no derivative in y (a jump at 0)",
