@@ -257,7 +257,7 @@ def test_traced_orders_are_refused_by_name():
         ad.grad(lambda v: sc.jv(v, 1.5))(0.5)
     with pytest.raises(UnsupportedFunctionError, match="scipy.special.polygamma"):
         ad.grad(lambda n: asc.polygamma(n, 1.5))(1.0)
-    with pytest.raises(ValueError, match="non-negative integer"):
+    with pytest.raises(ValueError, match="scipy.special.yn: the order must be an integer"):
         ad.grad(lambda x: sc.yn(1.5, x))(2.0)
     with pytest.raises(ValueError, match="non-negative integer"):
         asc.polygamma(-1, 2.0)

@@ -93,7 +93,7 @@ def _sinc_derivative(x: Any, k: int = 1) -> Any:
     k = int(k)
     if not 0 <= k <= _SINC_MAX_ORDER:
         raise ValueError(f"sinc: derivatives of order {k} are not supported (0 to {_SINC_MAX_ORDER} are)")
-    x = np.asarray(x, dtype=np.result_type(x, float))
+    x = np.asarray(x, dtype=np.result_type(x, 1.0))  # float32 stays float32
     near = np.abs(x.real) < 1.0
     xs = np.where(near, x, 0.0)
     series = np.zeros_like(x)

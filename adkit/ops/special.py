@@ -148,7 +148,7 @@ def _erfcx_derivative(x: Any, n: int = 1) -> Any:
     n = int(n)
     if not 0 <= n <= _ERFCX_MAX_ORDER:
         raise ValueError(f"erfcx: derivatives of order {n} are not supported (0 to {_ERFCX_MAX_ORDER} are)")
-    x = np.asarray(x, dtype=np.result_type(x, float))
+    x = np.asarray(x, dtype=np.result_type(x, 1.0))  # float32 stays float32
     far = x.real >= _ERFCX_ASYMPTOTIC
     y = np.where(far, 0.0, x)
     e_prev, e = None, scipy_special().erfcx(y)
@@ -493,8 +493,9 @@ _special(
 )
 
 
-def _plain_order(function: str, order: Any, integer: bool) -> Any:
-    """The order argument of a Bessel function or polygamma, as a plain number, or a refusal."""
+def _plain_order(function: str, order: Any, kind: str = "real") -> Any:
+    """The order argument of a Bessel function or polygamma as a plain number (kind "real",
+    "integer" or "natural"), or a refusal naming the function."""
     if isinstance(order, Tracer):
         raise UnsupportedFunctionError(
             f"{function}: the derivative with respect to the order is not supported (it has no "
@@ -505,14 +506,19 @@ def _plain_order(function: str, order: Any, integer: bool) -> Any:
             f"{function}: an array of orders is not supported on traced values; call it once per order"
         )
     value = order.item() if isinstance(order, np.generic) else order
-    if integer and (not float(value).is_integer() or value < 0 and function.endswith("polygamma")):
-        raise ValueError(f"{function}: the order must be a non-negative integer, got {value!r}")
-    return int(value) if integer else value
+    if kind == "real":
+        return value
+    if not float(value).is_integer() or (kind == "natural" and value < 0):
+        wanted = "a non-negative integer" if kind == "natural" else "an integer"
+        raise ValueError(f"{function}: the order must be {wanted}, got {value!r}")
+    return int(value)
 
 
-def _order_adapter(op_name: str, scipy_name: str, integer: bool) -> Any:
+def _order_adapter(op_name: str, scipy_name: str) -> Any:
+    kind = "integer" if scipy_name == "yn" else "real"
+
     def adapter(order: Any, x: Any) -> Any:
-        return REGISTRY[op_name](x, v=_plain_order(f"scipy.special.{scipy_name}", order, integer))
+        return REGISTRY[op_name](x, v=_plain_order(f"scipy.special.{scipy_name}", order, kind))
 
     return adapter
 
@@ -544,7 +550,7 @@ def _bessel(
         doc=f"scipy.special.{name}(v, x); the order v is a parameter (no derivative).",
     )
     for n in scipy_names:
-        SCIPY_UFUNCS[n] = _order_adapter(name, n, integer=n == "yn")
+        SCIPY_UFUNCS[n] = _order_adapter(name, n)
     REGISTRY[name].reached_by = " / ".join(f"scipy.special.{n}(v, x)" for n in scipy_names) + " on a traced x"
 
 
@@ -645,7 +651,7 @@ def ufunc_name(ufunc: Any) -> str:
 
 def polygamma(n: Any, x: Any) -> Any:
     """scipy.special.polygamma(n, x) on traced x (n a plain non-negative integer)."""
-    return REGISTRY["polygamma"](x, n=_plain_order("scipy.special.polygamma", n, integer=True))
+    return REGISTRY["polygamma"](x, n=_plain_order("scipy.special.polygamma", n, "natural"))
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
