@@ -237,12 +237,12 @@ register(
         np.copysign,
         args=("x", "y"),
         scalar="math.copysign(x, y)",
-        # |x| * (±1 by y's sign bit): d/dx = sign(x) * that; the sign of y carries no derivative
+        # |x| * (±1 by y's sign bit): d/dx = sign(x) * that; derivative 0 in y (a sign)
         partials=("sign(x) * copysign(1.0, y)", "0.0 * y"),
         sympy=lambda sp, x, y: piecewise(sp, (-sp_abs(sp, x), y < 0), (sp_abs(sp, x), True)),
         domain=domain(AWAY_FROM_ZERO, AWAY_FROM_ZERO),
         complex_step=False,
-        kinks="|x| with y's sign: d/dx at x = 0 is 0 (the kink of |x|); no derivative in y (a jump at 0)",
+        kinks="|x| with y's sign: d/dx at x = 0 is 0 (the kink of |x|); d/dy is 0 (it jumps at y = 0, like sign)",
         numpy_names=(np.copysign,),
     )
 )
@@ -251,12 +251,12 @@ register(
         "heaviside",
         np.heaviside,
         args=("x", "h0"),
-        # a step in x (no derivative); the value at x == 0 is h0, so d/dh0 is 1 there
+        # a step in x (derivative 0 off the step); the value at x == 0 is h0, so d/dh0 is 1 there
         partials=("0.0 * x", "where(x == 0.0, 1.0, 0.0)"),
         sympy=lambda sp, x, h0: piecewise(sp, (0, x < 0), (h0, sp.Eq(x, 0)), (1, True)),
         domain=domain(AWAY_FROM_ZERO, REAL),
         complex_step=False,
-        kinks="a step at x = 0: no derivative in x; the value there is h0 (derivative 1 in h0)",
+        kinks="a step at x = 0: d/dx is 0 (as for sign); the value there is h0 (derivative 1 in h0)",
         numpy_names=(np.heaviside,),
     )
 )
