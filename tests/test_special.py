@@ -221,6 +221,23 @@ def test_erfcx_derivatives_against_mpmath(order, x):
     assert_close(REGISTRY["erfcx_derivative"](x, n=order), want, rtol, f"erfcx^({order})({x})")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scipy_copies_of_elementary_functions(engine):
+    x = np.array([0.3, -0.6, 2.5])  # inside log1p's domain
+    cases = [  # (scipy function, its derivative written here)
+        (sc.exp2, lambda t: np.log(2.0) * 2.0**t),
+        (sc.exp10, lambda t: np.log(10.0) * 10.0**t),
+        (sc.sindg, lambda t: np.pi / 180 * np.cos(np.deg2rad(t))),
+        (sc.cosdg, lambda t: -np.pi / 180 * np.sin(np.deg2rad(t))),
+        (sc.log1p, lambda t: 1 / (1 + t)),
+        (sc.cbrt, lambda t: 1 / (3 * np.cbrt(t) ** 2)),
+        (sc.round, lambda t: 0 * t),
+    ]
+    for fn, slope in cases:
+        g = ad.grad(lambda t: np.sum(fn(t)), engine=engine)(x)
+        np.testing.assert_allclose(g, slope(x), rtol=1e-14, atol=0, err_msg=fn.__name__)  # a few ulps
+
+
 # --- refusals: infinite derivatives, traced orders, unsupported functions ---------------
 
 

@@ -615,6 +615,18 @@ _bessel(
 
 
 _adopted: dict[Any, Any] = {}
+_DEGREE = math.pi / 180.0
+# scipy ufuncs that are compositions of registry ops (scipy's copies of numpy functions too)
+_SCIPY_COMPOSITES: dict[str, Any] = {
+    "log1p": lambda x: REGISTRY["log1p"](x),
+    "expm1": lambda x: REGISTRY["expm1"](x),
+    "cbrt": lambda x: REGISTRY["cbrt"](x),
+    "exp2": lambda x: REGISTRY["exp"](x * math.log(2.0)),
+    "exp10": lambda x: REGISTRY["exp"](x * math.log(10.0)),
+    "sindg": lambda x: REGISTRY["sin"](x * _DEGREE),
+    "cosdg": lambda x: REGISTRY["cos"](x * _DEGREE),
+    "round": lambda x: scipy_special().round(primal(x)),  # piecewise constant: derivative 0
+}
 
 
 def scipy_ufunc(ufunc: Any) -> Any:
@@ -629,11 +641,10 @@ def scipy_ufunc(ufunc: Any) -> Any:
             fn = getattr(sc, attr, None)
             if isinstance(fn, np.ufunc):  # the first name wins where scipy has aliases (jn is jv)
                 _adopted.setdefault(fn, REGISTRY[target] if isinstance(target, str) else target)
-        # scipy's own copies of numpy functions
-        for attr, np_name in (("log1p", "log1p"), ("expm1", "expm1"), ("cbrt", "cbrt")):
+        for attr, handler in _SCIPY_COMPOSITES.items():
             fn = getattr(sc, attr, None)
-            if isinstance(fn, np.ufunc) and np_name in REGISTRY:
-                _adopted.setdefault(fn, REGISTRY[np_name])
+            if isinstance(fn, np.ufunc):
+                _adopted.setdefault(fn, handler)
     return _adopted.get(ufunc)
 
 
