@@ -9,10 +9,9 @@ differentiated unchanged.
     >>> ad.grad(lambda x, y: np.sin(x * y) + x, argnums=(0, 1))(1.0, 2.0)
 """
 
-from adkit import bench, families
 from adkit import numpy_api as _numpy_api  # noqa: F401 (installs numpy dispatch)
 from adkit import numpy_arrays as _numpy_arrays  # noqa: F401 (adds numpy's array vocabulary to it)
-from adkit.compare import compare
+from adkit.compare import compare  # eager: the submodule of the same name must not shadow it
 from adkit.engines.numeric import numeric_grad, numeric_jacobian
 from adkit.engines.paths import PathBudgetExceeded, heaviest_paths, iter_paths, paths_budget
 from adkit.engines.symbolic import symbolic_derivative
@@ -46,17 +45,22 @@ conv2d = _R["conv2d"]
 
 __version__ = "0.1.0"
 
-# the gradient checker loads on first use (it is not needed to differentiate anything)
-_LAZY = {"check_grad": "adkit.check", "assert_grad": "adkit.check", "taylor_test": "adkit.check", "check": None}
-# the training lectures' modules load on first use too: ad.optim, ad.nn, ad.data
-_LAZY_MODULES = ("optim", "nn", "data")
+# what is not needed to differentiate anything loads on first use: the gradient checker,
+# the harness and its graph families, the training lectures' modules
+_LAZY = {
+    "check_grad": "adkit.check",
+    "assert_grad": "adkit.check",
+    "taylor_test": "adkit.check",
+    "check": "adkit.check",
+}
+_LAZY_MODULES = ("optim", "nn", "data", "bench", "families")
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        module = importlib.import_module("adkit.check")
+        module = importlib.import_module(_LAZY[name])
         return module if name == "check" else getattr(module, name)
     if name in _LAZY_MODULES:
         import importlib

@@ -17,6 +17,7 @@ import numpy as np
 
 from adkit.errors import AdkitValueError, UnsupportedFunctionError
 from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, lift_object, primal, shape_of
+from adkit.ops.special import scipy_ufunc
 
 R = REGISTRY
 
@@ -129,7 +130,7 @@ def handle_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[
             )
     op = NUMPY_NAMES.get(ufunc)
     if op is None:
-        composite = UFUNC_COMPOSITES.get(ufunc)
+        composite = UFUNC_COMPOSITES.get(ufunc) or scipy_ufunc(ufunc)  # scipy.special's ufuncs
         if composite is None:
             raise _unsupported(describe_function(ufunc))
         return composite(*inputs)
@@ -632,6 +633,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.vander: _vander,
     np.split: _split,
     np.array_split: lambda a, indices_or_sections, axis=0: _split(a, indices_or_sections, axis, strict=False),
+    np.sinc: lambda x: R["sinc"](x),
 }
 
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
@@ -676,6 +678,7 @@ CONSTANT_FUNCTIONS = {
     np.isinf,
     np.floor,
     np.ceil,
+    np.fix,
 }
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc

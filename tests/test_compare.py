@@ -129,13 +129,13 @@ def test_an_infinite_derivative_is_never_a_finite_reference(f, zero):
             assert "WRONG" in row.verdict, row
 
 
-def test_without_sympy_a_one_sided_blow_up_has_no_finite_reference():
-    # np.cbrt has no registry entry: no symbolic reference, and the numeric one refuses (the
-    # one-sided slopes grow like h**(-2/3), Richardson does not converge): no finite number
-    # is the reference, and the reason is said
-    res = _compare(lambda x: np.cbrt(x), 0.0, engines=("numeric",))
-    assert all(r is None for r in res.reference) and "do not converge" in res.reference_kind
+def test_a_one_sided_blow_up_has_no_finite_reference():
+    # cbrt at 0: the one-sided slopes grow like h**(-2/3); sympy says infinite, the numeric
+    # engine's Richardson does not converge and refuses, the exact engines refuse by name
+    res = _compare(lambda x: np.cbrt(x), 0.0, engines=("numeric", "reverse"))
+    assert res.status == [UNDEFINED] and res.reference == [None]
     assert res["numeric"].gradient is None and "do not converge" in res["numeric"].error
+    assert res["reverse"].gradient is None and "cbrt" in res["reverse"].error
 
 
 # --- the one-sided probe on closed forms ----------------------------------------------------------

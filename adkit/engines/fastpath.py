@@ -73,4 +73,16 @@ def install(cls: type, templates: dict[str, str], extra_names: dict[str, Any] | 
             setattr(cls, dunder, compile_template(templates[side], by_name[name], side, names))
     for op in by_name.values():
         side = "unary" if len(op.args) == 1 else "left"
-        op.fast[cls] = compile_template(templates[side], op, side, names)
+        op.fast[cls] = _compiled_on_first_call(op, cls, templates[side], side, names)
+
+
+def _compiled_on_first_call(op: Op, cls: type, template: str, side: str, names: dict[str, Any]) -> Any:
+    """op's fast function for `cls`, compiled when first called (most of the registry's
+    ops are never called on a float tracer in a given program: compiling them all would
+    cost `import adkit` ~1 ms per op)."""
+
+    def first_call(*args: Any) -> Any:
+        fast = op.fast[cls] = compile_template(template, op, side, names)
+        return fast(*args)
+
+    return first_call

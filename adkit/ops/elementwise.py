@@ -538,7 +538,7 @@ maximum = register(
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient (what central differences give; JAX does the same)",
-        numpy_names=(np.maximum, np.fmax),
+        numpy_names=(np.maximum,),
     )
 )
 minimum = register(
@@ -553,7 +553,7 @@ minimum = register(
         domain=_ties_apart,
         complex_step=False,
         kinks="on a tie x == y each input gets half the gradient",
-        numpy_names=(np.minimum, np.fmin),
+        numpy_names=(np.minimum,),
     )
 )
 clip = register(
