@@ -378,10 +378,18 @@ def _convolve(a, v, mode="full"):
     return full[start : start + size]
 
 
-def _einsum(subscripts, *operands, out=None, optimize=False, **kw):
+def _einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
+    """np.einsum in both of numpy's forms (a subscripts string, or operands each followed by a
+    list of integer labels); `optimize` is accepted and ignored (the value is the same)."""
+    from adkit.ops.einsum import from_operand_lists
+
     _no_out("np.einsum", out=out)
-    if not isinstance(subscripts, str):
-        raise UnsupportedFunctionError("np.einsum on traced values takes the subscripts string form ('ij,jk->ik')")
+    if not _is_float_dtype(dtype):
+        raise UnsupportedFunctionError(f"np.einsum(..., dtype={dtype}) on traced values: only float dtypes")
+    if isinstance(operands[0], str):
+        subscripts, operands = operands[0], list(operands[1:])
+    else:
+        subscripts, operands = from_operand_lists(operands)
     return R["einsum"](*operands, subscripts=subscripts)
 
 
