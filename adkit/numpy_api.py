@@ -574,7 +574,6 @@ EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
 EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
 SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
 QRResult = namedtuple("QRResult", ["Q", "R"])
-LstsqResult = namedtuple("LstsqResult", ["x", "residuals", "rank", "singular_values"])
 
 
 def _slogdet(a):
@@ -694,7 +693,7 @@ def _lstsq(a, b, rcond=None):
         residuals = R["reshape"](residuals, shape=(1,)) if len(shape_of(b)) == 1 else residuals
     else:
         residuals = np.empty((0,))
-    return LstsqResult(x, residuals, rank, R["svdvals"](a))
+    return x, residuals, rank, R["svdvals"](a)  # a plain tuple, as numpy's
 
 
 def _cond(x, p=None):

@@ -17,8 +17,11 @@ with several outputs (eigh, svd, qr) is one op whose value packs the outputs int
 array; np.linalg.eigh & co unpack it (getitem, reshape), so the decomposition is computed
 once. Where a derivative does not exist (eigenvectors at a repeated eigenvalue, singular
 vectors at a repeated singular value, a rank-deficient pinv) it is refused by name
-(UndefinedDerivativeError); in reverse mode only when the cotangent actually depends on the
-arbitrary choice of basis (a loss invariant to it, such as V V^T, is differentiated).
+(UndefinedDerivativeError): in forward mode always, in reverse mode when the loss uses
+those vectors (a cotangent reaches them). A loss that is invariant to the arbitrary basis
+(a projector V V^T) does have a derivative, but a check at one basis cannot tell such a
+loss from one that is merely stationary there (sum(v_0^3) at the identity), so both are
+refused rather than risk a wrong number.
 sympy has no counterpart of eigh, svd and qr that matches numpy's conventions: the
 symbolic engine refuses them by name (`sympy_refusal`).
 """
@@ -38,10 +41,6 @@ R = REGISTRY
 # magnitude, are one repeated value: 1 / (w_j - w_i) would be rounding noise (a few ulps
 # of differences of numbers computed to ~n eps relative accuracy), not a derivative.
 DEGENERATE_RTOL = 1e-10
-# A cotangent depends on the arbitrary basis of a repeated eigenvalue's eigenspace when
-# V^T G is not symmetric there; a basis-invariant loss gives a symmetric block up to
-# rounding of the products (~n eps relative), so 1e-8 relative tells the two apart.
-GAUGE_RTOL = 1e-8
 
 
 # --- helpers on the last two axes (leading axes broadcast; forward mode's batch too) --------
@@ -199,14 +198,17 @@ def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 def _solve_jvp(tangents, xs, out, nb):
     a, b = xs
     ta, tb = tangents
+    from adkit.ops.array import expand_to
+
     vector = len(shape_of(b)) == 1
     a_ndim = len(shape_of(a))
     x = _col(out) if vector else out
+    full = len(shape_of(x))  # a tangent's own batch axes go before the stack's (broadcasting)
     rhs = None
     if tb is not None:
-        rhs = _as_columns(tb, vector, a_ndim, nb)
+        rhs = _as_columns(tb, vector, a_ndim, nb) if vector else expand_to(tb, full, nb)
     if ta is not None:
-        term = -R["matmul"](ta, x)
+        term = -R["matmul"](expand_to(ta, full, nb), x)
         rhs = term if rhs is None else rhs + term
     dx = R["solve"](a, rhs)
     if vector:
@@ -258,7 +260,9 @@ register(
 
 
 def _inverse_transpose(a: Any, name: str) -> Any:
-    if not np.all(np.isfinite(np.linalg.cond(primal(a)))):
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(primal(a))
+    if not np.all(cond < 1.0 / np.finfo(float).eps):  # numerically singular (NaN, inf: singular too)
         raise UndefinedDerivativeError(
             f"np.linalg.{name}: the derivative's formula needs A^-1 and A is singular here (its determinant is 0)"
         )
@@ -407,23 +411,22 @@ def _gaps(values: Any, op_name: str, what: str) -> tuple[Any, np.ndarray]:
 
 def _refuse_degenerate(op_name: str, what: str, advice: str) -> UndefinedDerivativeError:
     return UndefinedDerivativeError(
-        f"np.linalg.{op_name}: {what} are repeated here, so the {advice} are not unique and have no "
-        "derivative. In reverse mode a loss that does not depend on the choice of basis (projectors V V^T, "
-        "|values|) is differentiated; for the values alone use "
+        f"np.linalg.{op_name}: {what} are repeated here, so the {advice} are not unique (any basis of their "
+        "space is one) and have no derivative. For the values alone use "
         + ("np.linalg.eigvalsh." if op_name == "eigh" else "np.linalg.svd(a, compute_uv=False).")
     )
 
 
-def _check_gauge(k: Any, degenerate: np.ndarray, op_name: str, what: str, advice: str) -> None:
-    """Refuse when the cotangent depends on the basis chosen inside a repeated value's space:
-    the block of K (= V^T G_V, summed for both factors) on the repeated pairs is not symmetric."""
-    if not degenerate.any():
-        return
-    kp = np.asarray(primal(k))
-    asym = np.abs(kp - np.swapaxes(kp, -1, -2))
-    bound = GAUGE_RTOL * (np.max(np.abs(kp)) + np.finfo(float).tiny)
-    if np.any(asym[np.broadcast_to(degenerate, asym.shape)] > bound):
-        raise _refuse_degenerate(op_name, what, advice)
+def _check_unused(cotangent: Any, columns: np.ndarray, error: Any) -> None:
+    """Refuse when a cotangent reaches vectors (`columns`, a mask over the last axis) that have
+    no derivative: an exact zero cotangent there means the loss does not use them."""
+    if columns.any() and np.any(np.asarray(primal(cotangent))[..., np.broadcast_to(columns, columns.shape)] != 0):
+        raise error
+
+
+def _repeated_columns(degenerate: np.ndarray) -> np.ndarray:
+    """Which columns (of every matrix in a stack) belong to a repeated value."""
+    return np.any(degenerate, axis=tuple(range(degenerate.ndim - 1)))
 
 
 # --- eigh, eigvalsh -------------------------------------------------------------------------------
@@ -455,8 +458,8 @@ def _eigh_vjp(g, xs, out, needed, UPLO="L"):
     w, v = _unpack_eigh(out)
     gw, gv = _unpack_eigh(g)
     f, degenerate = _gaps(w, "eigh", "eigenvalues")
+    _check_unused(gv, _repeated_columns(degenerate), _refuse_degenerate("eigh", "eigenvalues", "eigenvectors"))
     k = R["matmul"](mT(v), gv)
-    _check_gauge(k, degenerate, "eigh", "eigenvalues", "eigenvectors")
     m = _mm(v, _diag_embed(gw) + f * k, mT(v))
     return (_triangle_cotangent(m, upper=UPLO == "U"),)
 
@@ -483,7 +486,7 @@ register(
         reached_by="np.linalg.eigh(a) and np.linalg.eig of a symmetric matrix (eigenvalues, eigenvectors)",
         complex_step=False,
         kinks="eigenvectors at a repeated eigenvalue have no derivative: refused (forward mode), or in reverse "
-        "mode unless the cotangent ignores the basis of the eigenspace; complex input means a Hermitian "
+        "mode when the loss uses them; complex input means a Hermitian "
         "matrix (conjugates), not the analytic extension",
         doc="Symmetric eigendecomposition, eigenvalues ascending (value packed as [w; V], shape (..., n+1, n)); "
         "numpy reads one triangle (UPLO). dw = diag(V^T dA V), dV = V (F o V^T dA V), F_ij = 1/(w_j - w_i). "
@@ -588,7 +591,7 @@ def _svd_jvp(tangents, xs, out, nb, full_matrices=True):
         raise UndefinedDerivativeError(
             "np.linalg.svd(a, full_matrices=True) of a non-square matrix in forward mode: the extra columns of "
             f"{'U' if m > n else 'Vh'} span the orthogonal complement in a basis numpy picks arbitrarily, which has "
-            "no derivative. Use full_matrices=False, or reverse mode (which checks that the loss ignores that basis)"
+            "no derivative. Use full_matrices=False (or reverse mode, when the loss does not use those columns)"
         )
     da = tangents[0]
     p = _mm(mT(uk), da, vk)
@@ -615,14 +618,16 @@ def _svd_vjp(g, xs, out, needed, full_matrices=True):
     gu, gs, gv = unpack_svd(g, shape_of(a), full_matrices)
     if cu > k:  # the complement's cotangent, carried onto U: <gP, -U dU^T P> = <-P gP^T U, dU>
         perp, gperp = u[..., :, k:], gu[..., :, k:]
-        _check_complement(perp, gperp, "U")
+        _check_complement(gperp, "U")
         gu = gu[..., :, :k] - _mm(perp, mT(gperp), uk)
     if cv > k:
         perp, gperp = v[..., :, k:], gv[..., :, k:]
-        _check_complement(perp, gperp, "Vh")
+        _check_complement(gperp, "Vh")
         gv = gv[..., :, :k] - _mm(perp, mT(gperp), vk)
+    refusal = _refuse_degenerate("svd", "singular values", "singular vectors")
+    _check_unused(gu, _repeated_columns(degenerate), refusal)
+    _check_unused(gv, _repeated_columns(degenerate), refusal)
     ku, kv = R["matmul"](mT(uk), gu), R["matmul"](mT(vk), gv)
-    _check_gauge(ku + kv, degenerate, "svd", "singular values", "singular vectors")
     sm = _diag_embed(s)
     inner = R["matmul"](f * (ku - mT(ku)), sm) + _diag_embed(gs) + R["matmul"](sm, f * (kv - mT(kv)))
     ga = _mm(uk, inner, mT(vk))
@@ -634,17 +639,16 @@ def _svd_vjp(g, xs, out, needed, full_matrices=True):
     return (ga,)
 
 
-def _check_complement(perp: Any, gperp: Any, which: str) -> None:
-    """The complement's basis is arbitrary when it has two or more columns: the cotangent must
-    not depend on it (P^T G_P symmetric), as for a repeated singular value."""
-    if shape_of(perp)[-1] < 2:
-        return
-    k = np.asarray(primal(perp)).swapaxes(-1, -2) @ np.asarray(primal(gperp))
-    if np.max(np.abs(k - k.swapaxes(-1, -2)), initial=0.0) > GAUGE_RTOL * (np.max(np.abs(k), initial=0.0) + 1e-300):
-        raise UndefinedDerivativeError(
-            f"np.linalg.svd(a, full_matrices=True): the loss depends on the extra columns of {which}, a basis of the "
+def _check_complement(gperp: Any, which: str) -> None:
+    """The complement's basis is arbitrary when it has two or more columns: refused when the
+    loss uses it (one column is unique up to its sign, and differentiated)."""
+    if shape_of(gperp)[-1] >= 2:
+        columns = np.ones(shape_of(gperp)[-1], dtype=bool)
+        error = UndefinedDerivativeError(
+            f"np.linalg.svd(a, full_matrices=True): the loss uses the extra columns of {which}, a basis of the "
             "orthogonal complement that numpy picks arbitrarily (it has no derivative). Use full_matrices=False"
         )
+        _check_unused(gperp, columns, error)
 
 
 register(
@@ -665,8 +669,8 @@ register(
         reached_by="np.linalg.svd(a, full_matrices=..., compute_uv=True) -> (U, S, Vh)",
         complex_step=False,
         kinks="singular vectors at a repeated singular value (or a zero one of a non-square matrix) have no "
-        "derivative: refused, in reverse mode only when the loss depends on the basis; the complement columns "
-        "of full_matrices=True are refused in forward mode when there are two or more (an arbitrary basis)",
+        "derivative: refused (in reverse mode when the loss uses them); so are the extra columns of "
+        "full_matrices=True when there are two or more (an arbitrary basis of the complement)",
         doc="Singular value decomposition (value packed as [U, S, V] flattened); rules of Townsend 2016: "
         "dS = diag(U^T dA V), dU = U (F o (P S + S P^T)) + (I - U U^T) dA V S^-1, F_ij = 1/(s_j^2 - s_i^2). "
         "The symbolic engine refuses it (sympy has no SVD).",
