@@ -677,14 +677,14 @@ def _multi_dot(arrays, *, out=None):
 
 
 def _lstsq(a, b, rcond=None):
-    """np.linalg.lstsq of a full-column-rank a (m >= n): x = pinv(a) b, numpy's residuals (squared
-    residual norms when m > n), rank and singular values."""
+    """np.linalg.lstsq of a full-rank 2-D a: x = pinv(a) b (the minimum-norm solution when a is
+    wide), numpy's residuals (squared residual norms when m > n), rank and singular values."""
     m, n = shape_of(a)[-2:]
     rank = int(np.linalg.matrix_rank(primal(a)))
-    if rank < n or len(shape_of(a)) != 2:
+    if rank < min(m, n) or len(shape_of(a)) != 2:
         raise UnsupportedFunctionError(
-            "np.linalg.lstsq on traced values takes one 2-D matrix of full column rank (m >= n, rank n): "
-            "the least-squares solution of a rank-deficient system has no derivative"
+            "np.linalg.lstsq on traced values takes one 2-D matrix of full rank: the least-squares "
+            "solution of a rank-deficient system has no derivative"
         )
     x = R["matmul"](R["pinv"](a), b)
     if m > n:
@@ -702,6 +702,14 @@ def _cond(x, p=None):
     s = R["svdvals"](x)
     ratio = s[..., 0] / s[..., -1]
     return 1.0 / ratio if p == -2 else ratio
+
+
+def _vector_norm(x, axis, keepdims, ord):
+    """np.linalg.vector_norm: a vector norm over all entries (axis=None) or the given axis."""
+    if axis is not None:
+        return _norm(x, ord, axis, keepdims)
+    result = _norm(R["reshape"](x, shape=(-1,)), ord, 0, False)
+    return R["reshape"](result, shape=(1,) * len(shape_of(x))) if keepdims else result
 
 
 def _matrix_norm(x, ord, axes, keepdims):
@@ -798,6 +806,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
 
 if hasattr(np.linalg, "svdvals"):  # numpy >= 2
     FUNCTIONS[np.linalg.svdvals] = lambda x: R["svdvals"](x)
+    FUNCTIONS[np.linalg.matrix_norm] = lambda x, keepdims=False, ord="fro": _matrix_norm(x, ord, (-2, -1), keepdims)
+    FUNCTIONS[np.linalg.vector_norm] = lambda x, axis=None, keepdims=False, ord=2: _vector_norm(x, axis, keepdims, ord)
 
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.log2: lambda x: R["log"](x) / math.log(2.0),
@@ -841,6 +851,7 @@ CONSTANT_FUNCTIONS = {
     np.isinf,
     np.floor,
     np.ceil,
+    np.linalg.matrix_rank,
 }
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc

@@ -275,6 +275,7 @@ def test_values_equal_numpy():
         (lambda x: np.linalg.slogdet(x), s),
         (lambda x: np.linalg.pinv(x), a),
         (lambda x: np.linalg.lstsq(x, np.arange(4.0)), a),
+        (lambda x: np.linalg.lstsq(x.T, np.arange(6.0).reshape(3, 2)), a),
     ]
     for call, x in calls:
         seen = []
@@ -417,3 +418,20 @@ def test_against_jax():
     ]
     for ours, theirs, x in pairs:
         np.testing.assert_allclose(ad.grad(ours)(x), np.asarray(jax.grad(theirs)(x)), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not hasattr(np.linalg, "matrix_norm"), reason="numpy < 2 has no matrix_norm / vector_norm")
+def test_numpy2_norm_functions():
+    a = rng_for("norm2").uniform(-1, 1, size=(3, 4))
+    check(
+        lambda x: (
+            np.linalg.matrix_norm(x, ord="nuc")
+            + np.linalg.matrix_norm(x)
+            + np.sum(np.linalg.vector_norm(x, axis=0, ord=3))
+            + np.sum(np.linalg.vector_norm(x, keepdims=True))
+            + np.sum(np.linalg.svdvals(x) ** 3)
+        ),
+        a,
+    )
+    # the rank is an integer: a constant in the derivative
+    np.testing.assert_array_equal(ad.grad(lambda x: np.linalg.matrix_rank(x) * np.sum(x))(a), np.full(a.shape, 3.0))

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitTypeError, UndefinedDerivativeError, UnsupportedFunctionError
+from adkit.ops.array import expand_to, unbroadcast
 from adkit.ops.core import REGISTRY, Op, primal, register, shape_of
 
 R = REGISTRY
@@ -125,6 +126,11 @@ def _check_square(a: Any, name: str) -> None:
         )
 
 
+def _check_matrix(a: Any, name: str) -> None:
+    if np.ndim(a) < 2:
+        raise np.linalg.LinAlgError(f"np.linalg.{name} takes a matrix or a stack of them, got shape {np.shape(a)}")
+
+
 def _call(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
     """numpy's routine, with a LinAlgError that names it (a singular matrix, ...)."""
     try:
@@ -189,17 +195,9 @@ def _as_columns(t: Any, vector: bool, a_ndim: int, nb: int = 0) -> Any:
     return R["reshape"](t, shape=s[:nb] + (1,) * (a_ndim - 2) + s[nb:] + (1,))
 
 
-def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    from adkit.ops.array import unbroadcast
-
-    return unbroadcast(g, shape)
-
-
 def _solve_jvp(tangents, xs, out, nb):
     a, b = xs
     ta, tb = tangents
-    from adkit.ops.array import expand_to
-
     vector = len(shape_of(b)) == 1
     a_ndim = len(shape_of(a))
     x = _col(out) if vector else out
@@ -223,10 +221,10 @@ def _solve_vjp(g, xs, out, needed):
     ga = None
     if needed[0]:
         x = _col(out) if vector else out
-        ga = _unbroadcast(-R["matmul"](gb, mT(x)), shape_of(a))
+        ga = unbroadcast(-R["matmul"](gb, mT(x)), shape_of(a))
     if needed[1]:
         gb = R["reshape"](gb, shape=shape_of(gb)[:-1]) if vector else gb
-        gb = _unbroadcast(gb, shape_of(b))
+        gb = unbroadcast(gb, shape_of(b))
     return ga, gb if needed[1] else None
 
 
@@ -396,7 +394,7 @@ register(
 # --- repeated eigenvalues / singular values -----------------------------------------------------
 
 
-def _gaps(values: Any, op_name: str, what: str) -> tuple[Any, np.ndarray]:
+def _gaps(values: Any) -> tuple[Any, np.ndarray]:
     """(F, degenerate): F_ij = 1 / (v_j - v_i) off the diagonal and 0 where the two values are
     one repeated value (`degenerate`, a plain boolean mask), from registry ops on `values`."""
     v = np.asarray(primal(values))
@@ -444,7 +442,7 @@ def _unpack_eigh(out: Any) -> tuple[Any, Any]:
 
 def _eigh_jvp(tangents, xs, out, nb, UPLO="L"):
     w, v = _unpack_eigh(out)
-    f, degenerate = _gaps(w, "eigh", "eigenvalues")
+    f, degenerate = _gaps(w)
     if degenerate.any():
         raise _refuse_degenerate("eigh", "eigenvalues", "eigenvectors")
     ds = _symmetric_from_triangle(tangents[0], upper=UPLO == "U")
@@ -457,7 +455,7 @@ def _eigh_jvp(tangents, xs, out, nb, UPLO="L"):
 def _eigh_vjp(g, xs, out, needed, UPLO="L"):
     w, v = _unpack_eigh(out)
     gw, gv = _unpack_eigh(g)
-    f, degenerate = _gaps(w, "eigh", "eigenvalues")
+    f, degenerate = _gaps(w)
     _check_unused(gv, _repeated_columns(degenerate), _refuse_degenerate("eigh", "eigenvalues", "eigenvectors"))
     k = R["matmul"](mT(v), gv)
     m = _mm(v, _diag_embed(gw) + f * k, mT(v))
@@ -544,8 +542,7 @@ def _svd_shapes(shape: tuple[int, ...], full_matrices: bool) -> tuple[int, int, 
 
 
 def _svd_impl(a: Any, full_matrices: bool = True) -> Any:
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(f"np.linalg.svd takes a matrix or a stack of them, got shape {np.shape(a)}")
+    _check_matrix(a, "svd")
     u, s, vh = _call("svd", np.linalg.svd, a, full_matrices=full_matrices)
     batch = np.shape(a)[:-2]
     v = np.swapaxes(vh, -1, -2)
@@ -572,7 +569,7 @@ def _svd_factors(xs, out, full_matrices):
     m, n, k, cu, cv = _svd_shapes(shape_of(a), full_matrices)
     u, s, v = unpack_svd(out, shape_of(a), full_matrices)
     uk, vk = u[..., :, :k], v[..., :, :k]
-    f, degenerate = _gaps(s * s, "svd", "singular values")
+    f, degenerate = _gaps(s * s)
     sp = np.asarray(primal(s))
     smallest = sp[..., -1] if k else np.ones(1)
     if m != n and np.any(smallest <= DEGENERATE_RTOL * np.max(np.abs(sp), initial=0.0)):
@@ -679,8 +676,7 @@ register(
 
 
 def _svdvals_impl(a: Any) -> Any:
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(f"np.linalg.svd takes a matrix or a stack of them, got shape {np.shape(a)}")
+    _check_matrix(a, "svd")
     return _call("svd", np.linalg.svd, a, compute_uv=False)
 
 
@@ -793,8 +789,7 @@ register(
 
 
 def _pinv_impl(a: Any) -> Any:
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(f"np.linalg.pinv takes a matrix or a stack of them, got shape {np.shape(a)}")
+    _check_matrix(a, "pinv")
     return _call("pinv", np.linalg.pinv, a)
 
 
@@ -863,7 +858,7 @@ def _eig_impl(a: Any) -> Any:
 
 def _eig_factors(out: Any) -> tuple[Any, Any, Any]:
     w, v = _unpack_eigh(out)
-    f, degenerate = _gaps(w, "eig", "eigenvalues")
+    f, degenerate = _gaps(w)
     if degenerate.any() or not np.all(np.isfinite(np.linalg.cond(np.asarray(primal(v))))):
         raise UndefinedDerivativeError(
             "np.linalg.eig: eigenvalues are repeated here (or the matrix is defective), so the eigenvectors, and "
