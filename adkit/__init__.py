@@ -24,6 +24,7 @@ from adkit.errors import (
     NestedEngineError,
     NonFiniteDerivativeError,
     TracerConversionError,
+    UndefinedDerivativeError,
     UnsupportedFunctionError,
 )
 from adkit.graph import Graph, label, trace
@@ -94,6 +95,7 @@ __all__ = [
     "NonFiniteDerivativeError",
     "Op",
     "UnsupportedFunctionError",
+    "UndefinedDerivativeError",
     "grad",
     "hard_tanh",
     "hessian",
