@@ -604,7 +604,13 @@ def _svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     from adkit.ops.linalg import mT, unpack_svd
 
     if not compute_uv:
-        return R["svdvals"](a)
+        return R["svdvals"](a)  # hermitian=True gives the same values
+    if hermitian:
+        raise UnsupportedFunctionError(
+            "np.linalg.svd(..., hermitian=True) is not supported on traced values: numpy then builds U and Vh "
+            "from an eigendecomposition, with other signs than the general SVD; use hermitian=False (the same "
+            "singular values) or np.linalg.eigh"
+        )
     u, s, v = unpack_svd(R["svd"](a, full_matrices=bool(full_matrices)), shape_of(a), bool(full_matrices))
     return SVDResult(u, s, mT(v))
 

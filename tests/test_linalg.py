@@ -398,6 +398,10 @@ def test_unsupported_modes_are_named():
     a = np.ones((4, 2)) + np.eye(4, 2)
     with pytest.raises(UnsupportedFunctionError, match="mode='complete'"):
         ad.grad(lambda x: np.sum(np.linalg.qr(x, mode="complete")[0]))(a)
+    with pytest.raises(UnsupportedFunctionError, match="hermitian=True"):
+        ad.grad(lambda x: np.sum(np.linalg.svd(x.T @ x, hermitian=True)[0]))(a)
+    s = spd(rng_for("hermitian"), 3, 3)  # the values alone: the same singular values
+    check(lambda x: np.sum(np.linalg.svd(x + x.T, compute_uv=False, hermitian=True) ** 2), s)
     with pytest.raises(ValueError, match="invalid norm order"):
         ad.grad(lambda x: np.linalg.norm(x, 3))(a)
 
