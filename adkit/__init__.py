@@ -24,6 +24,7 @@ from adkit.errors import (
     NestedEngineError,
     NonFiniteDerivativeError,
     TracerConversionError,
+    UndefinedDerivativeError,
     UnsupportedFunctionError,
 )
 from adkit.graph import Graph, label, trace
@@ -99,6 +100,7 @@ __all__ = [
     "NonFiniteDerivativeError",
     "Op",
     "UnsupportedFunctionError",
+    "UndefinedDerivativeError",
     "grad",
     "hard_tanh",
     "hessian",

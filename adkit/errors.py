@@ -66,3 +66,9 @@ class _TranslateNumpyRefusals:
 
 
 translate_numpy_refusals = _TranslateNumpyRefusals()
+
+
+class UndefinedDerivativeError(AdkitError, ValueError):
+    """The derivative asked for does not exist at this point: eigenvectors at a repeated
+    eigenvalue, singular vectors at a repeated singular value (their directions are not
+    unique there), a rank-deficient pseudo-inverse. The message names the op and the fix."""

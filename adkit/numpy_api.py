@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
 
@@ -349,6 +350,8 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     vector norms ord = 1, inf, -inf and p > 0 as the reductions they are."""
     nd = len(shape_of(x))
     vector = isinstance(axis, (int, np.integer)) or (axis is None and nd == 1)
+    if not vector and ord is not None and (axis is None and nd == 2 or axis is not None and len(axis) == 2):
+        return _matrix_norm(x, ord, (-2, -1) if axis is None else tuple(axis), keepdims)
     if ord in (None, "fro") or (ord == 2 and vector):
         return R["norm"](x, axis=axis, keepdims=keepdims)
     if vector and isinstance(ord, (int, float, np.integer, np.floating)) and ord != 0:
@@ -397,10 +400,18 @@ def _convolve(a, v, mode="full"):
     return full[start : start + size]
 
 
-def _einsum(subscripts, *operands, out=None, optimize=False, **kw):
+def _einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
+    """np.einsum in both of numpy's forms (a subscripts string, or operands each followed by a
+    list of integer labels); `optimize` is accepted and ignored (the value is the same)."""
+    from adkit.ops.einsum import from_operand_lists
+
     _no_out("np.einsum", out=out)
-    if not isinstance(subscripts, str):
-        raise UnsupportedFunctionError("np.einsum on traced values takes the subscripts string form ('ij,jk->ik')")
+    if not _is_float_dtype(dtype):
+        raise UnsupportedFunctionError(f"np.einsum(..., dtype={dtype}) on traced values: only float dtypes")
+    if isinstance(operands[0], str):
+        subscripts, operands = operands[0], list(operands[1:])
+    else:
+        subscripts, operands = from_operand_lists(operands)
     return R["einsum"](*operands, subscripts=subscripts)
 
 
@@ -582,10 +593,200 @@ def _compress(condition, a, axis=None, out=None):
     return _gather(a, np.flatnonzero(np.asarray(primal(condition), dtype=bool)), axis)
 
 
+# --- np.linalg: decompositions unpack their registry op's packed value --------------------------
+
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+def _slogdet(a):
+    """(sign, log|det|): the sign is piecewise constant (a plain value), log|det| the registry op."""
+    return SlogdetResult(np.linalg.slogdet(primal(a))[0], R["logabsdet"](a))
+
+
+def _cholesky(a, /, *, upper=False):
+    if upper:  # numpy reads the upper triangle and returns L^T
+        from adkit.ops.linalg import mT
+
+        return mT(R["cholesky"](mT(a)))
+    return R["cholesky"](a)
+
+
+def _eigh(a, UPLO="L"):
+    out = R["eigh"](a, UPLO=UPLO)
+    return EighResult(out[..., 0, :], out[..., 1:, :])
+
+
+def _eig(a):
+    out = R["eig"](a)
+    return EigResult(out[..., 0, :], out[..., 1:, :])
+
+
+def _svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """np.linalg.svd: (U, S, Vh) unpacked from the svd op, or the svdvals op for compute_uv=False."""
+    from adkit.ops.linalg import mT, unpack_svd
+
+    if not compute_uv:
+        return R["svdvals"](a)  # hermitian=True gives the same values
+    if hermitian:
+        raise UnsupportedFunctionError(
+            "np.linalg.svd(..., hermitian=True) is not supported on traced values: numpy then builds U and Vh "
+            "from an eigendecomposition, with other signs than the general SVD; use hermitian=False (the same "
+            "singular values) or np.linalg.eigh"
+        )
+    u, s, v = unpack_svd(R["svd"](a, full_matrices=bool(full_matrices)), shape_of(a), bool(full_matrices))
+    return SVDResult(u, s, mT(v))
+
+
+def _qr(a, mode="reduced"):
+    """np.linalg.qr, modes 'reduced', 'complete' (square or wide: the same) and 'r'. A wide matrix
+    [X Y] is X = Q R_X (square) and R = [R_X, Q^T Y], as numpy's Householder steps give."""
+    from adkit.ops.linalg import mT
+
+    m, n = shape_of(a)[-2:]
+    if mode not in ("reduced", "complete", "r") or (mode == "complete" and m > n):
+        raise UnsupportedFunctionError(
+            f"np.linalg.qr(..., mode={mode!r}) is not supported on traced values: modes 'reduced' and 'r' are "
+            "('complete' for square or wide matrices; for a tall one its extra columns are an arbitrary basis)"
+        )
+    if m < n:
+        q, r_x = _qr(a[..., :, :m])
+        r = R["concatenate"](r_x, R["matmul"](mT(q), a[..., :, m:]), axis=-1)
+    else:
+        out = R["qr"](a)
+        q, r = out[..., :m, :], out[..., m:, :]
+    return r if mode == "r" else QRResult(q, r)
+
+
+def _pinv(a, rcond=None, hermitian=False, **kw):
+    """np.linalg.pinv of a full-rank matrix (the derivative refuses a rank-deficient one). A
+    cut-off (rcond / rtol) only changes the value of a matrix with tiny singular values: refused."""
+    cutoff = kw.get("rtol", rcond)
+    if cutoff is not None:
+        s = np.linalg.svd(primal(a), compute_uv=False)
+        if np.any(s[..., -1:] <= np.asarray(cutoff)[..., None] * s[..., :1]):
+            raise UnsupportedFunctionError(
+                "np.linalg.pinv(..., rcond/rtol=) cuts off singular values of this matrix: the pseudo-inverse of a "
+                "rank-deficient matrix has no derivative (adkit differentiates the full-rank case)"
+            )
+    return R["pinv"](a)
+
+
+def _matrix_power(a, n):
+    """A^n by repeated squaring (matmuls); n < 0 through the inverse; A^0 = I (a constant)."""
+    if not isinstance(n, (int, np.integer)):
+        raise TypeError(f"np.linalg.matrix_power: the exponent must be an integer, got {n!r}")
+    shape = shape_of(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise np.linalg.LinAlgError(f"np.linalg.matrix_power takes square matrices, got shape {shape}")
+    n = int(n)
+    if n == 0:
+        return np.broadcast_to(np.eye(shape[-1]), shape).copy()
+    if n < 0:
+        a, n = R["inv"](a), -n
+    result = None
+    while n:
+        if n & 1:
+            result = a if result is None else R["matmul"](result, a)
+        n >>= 1
+        if n:
+            a = R["matmul"](a, a)
+    return result
+
+
+def _multi_dot(arrays, *, out=None):
+    _no_out("np.linalg.multi_dot", out=out)
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("np.linalg.multi_dot expects at least two arrays")
+    result = arrays[0]
+    for x in arrays[1:]:
+        result = R["matmul"](result, x)
+    return result
+
+
+def _lstsq(a, b, rcond=None):
+    """np.linalg.lstsq of a full-rank 2-D a: x = pinv(a) b (the minimum-norm solution when a is
+    wide), numpy's residuals (squared residual norms when m > n), rank and singular values."""
+    m, n = shape_of(a)[-2:]
+    rank = int(np.linalg.matrix_rank(primal(a)))
+    if rank < min(m, n) or len(shape_of(a)) != 2:
+        raise UnsupportedFunctionError(
+            "np.linalg.lstsq on traced values takes one 2-D matrix of full rank: the least-squares "
+            "solution of a rank-deficient system has no derivative"
+        )
+    x = R["matmul"](R["pinv"](a), b)
+    if m > n:
+        r = b - R["matmul"](a, x)
+        residuals = R["sum"](r * r, axis=0)
+        residuals = R["reshape"](residuals, shape=(1,)) if len(shape_of(b)) == 1 else residuals
+    else:
+        residuals = np.empty((0,))
+    return x, residuals, rank, R["svdvals"](a)  # a plain tuple, as numpy's
+
+
+def _cond(x, p=None):
+    if p not in (None, 2, -2):
+        return _matrix_norm(x, p, (-2, -1), False) * _matrix_norm(R["inv"](x), p, (-2, -1), False)
+    s = R["svdvals"](x)
+    ratio = s[..., 0] / s[..., -1]
+    return 1.0 / ratio if p == -2 else ratio
+
+
+def _vector_norm(x, axis, keepdims, ord):
+    """np.linalg.vector_norm: a vector norm over all entries (axis=None) or the given axis."""
+    if axis is not None:
+        return _norm(x, ord, axis, keepdims)
+    result = _norm(R["reshape"](x, shape=(-1,)), ord, 0, False)
+    return R["reshape"](result, shape=(1,) * len(shape_of(x))) if keepdims else result
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    """Matrix norms over two axes: 'fro', 'nuc' / 2 / -2 (singular values), 1 / -1 (column sums
+    of |x|), inf / -inf (row sums)."""
+    nd = len(shape_of(x))
+    row_axis, col_axis = (int(ax) % nd for ax in axes)
+    if ord in (None, "fro"):
+        result = R["norm"](x, axis=(row_axis, col_axis), keepdims=False)
+    elif ord in ("nuc", 2, -2):
+        batch = tuple(i for i in range(nd) if i not in (row_axis, col_axis))
+        s = R["svdvals"](R["transpose"](x, axes=batch + (row_axis, col_axis)))
+        result = R["sum"](s, axis=-1) if ord == "nuc" else (s[..., 0] if ord == 2 else s[..., -1])
+    elif ord in (1, -1, np.inf, -np.inf):
+        summed, other = (row_axis, col_axis) if ord in (1, -1) else (col_axis, row_axis)
+        sums = R["sum"](R["abs"](x), axis=summed, keepdims=True)
+        result = (R["max"] if ord > 0 else R["min"])(sums, axis=other, keepdims=True)
+        result = R["reshape"](
+            result, shape=tuple(n for i, n in enumerate(shape_of(x)) if i not in (row_axis, col_axis))
+        )
+    else:
+        raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for matrices")
+    if keepdims:
+        shape = tuple(1 if i in (row_axis, col_axis) else n for i, n in enumerate(shape_of(x)))
+        result = R["reshape"](result, shape=shape)
+    return result
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
     np.linalg.det: lambda a: R["det"](a),
+    np.linalg.slogdet: _slogdet,
+    np.linalg.cholesky: _cholesky,
+    np.linalg.eigh: _eigh,
+    np.linalg.eigvalsh: lambda a, UPLO="L": R["eigvalsh"](a, UPLO=UPLO),
+    np.linalg.eig: _eig,
+    np.linalg.eigvals: lambda a: _eig(a).eigenvalues,
+    np.linalg.svd: _svd,
+    np.linalg.qr: _qr,
+    np.linalg.pinv: _pinv,
+    np.linalg.matrix_power: _matrix_power,
+    np.linalg.multi_dot: _multi_dot,
+    np.linalg.lstsq: _lstsq,
+    np.linalg.cond: _cond,
     np.var: _var,
     np.std: _std,
     np.cumsum: _cumsum,
@@ -636,6 +837,11 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.sinc: lambda x: R["sinc"](x),
 }
 
+if hasattr(np.linalg, "svdvals"):  # numpy >= 2
+    FUNCTIONS[np.linalg.svdvals] = lambda x: R["svdvals"](x)
+    FUNCTIONS[np.linalg.matrix_norm] = lambda x, keepdims=False, ord="fro": _matrix_norm(x, ord, (-2, -1), keepdims)
+    FUNCTIONS[np.linalg.vector_norm] = lambda x, axis=None, keepdims=False, ord=2: _vector_norm(x, axis, keepdims, ord)
+
 UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     np.log2: lambda x: R["log"](x) / math.log(2.0),
     np.log10: lambda x: R["log"](x) / math.log(10.0),
@@ -679,6 +885,7 @@ CONSTANT_FUNCTIONS = {
     np.floor,
     np.ceil,
     np.fix,
+    np.linalg.matrix_rank,
 }
 
 NUMPY_HANDLERS["ufunc"] = handle_ufunc
