@@ -567,6 +567,9 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.convolve: _convolve,
     np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),
+    np.real: lambda val: R["real"](val),
+    np.imag: lambda val: R["imag"](val),
+    np.angle: lambda z, deg=False: R["angle"](z, deg=bool(deg)),
     np.mean: _reduction("mean", "np.mean"),
     np.max: _reduction("max", "np.max"),
     np.amax: _reduction("max", "np.amax"),
@@ -616,7 +619,6 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     # piecewise constant (derivative 0) and x - floor(x / y) y (derivatives 1 and -floor(x / y))
     np.floor_divide: lambda x, y: R["floor"](x / y),
     np.remainder: lambda x, y: x - R["floor"](x / y) * y,
-    np.conjugate: lambda x: R["pos"](x),  # traced values are real
 }
 
 # functions whose result carries no derivative: computed on the plain values

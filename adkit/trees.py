@@ -52,7 +52,7 @@ def _build(d: Any, it: Iterator[Any]) -> Any:
 
 def as_input(x: Any, where: str) -> Any:
     """A leaf ready to be traced: ints promoted to float; anything else refused by name
-    (bools, complex numbers, masked arrays, np.matrix, non-numeric objects), so that the
+    (bools, masked arrays, np.matrix, non-numeric objects), so that the
     five engines accept exactly the same inputs."""
     if isinstance(x, Tracer):
         return x
@@ -64,13 +64,15 @@ def as_input(x: Any, where: str) -> Any:
         return float(x)
     if isinstance(x, np.floating):
         return float(x) if x.dtype == np.float64 else np.asarray(x)
-    if isinstance(x, (complex, np.complexfloating)) or (isinstance(x, np.ndarray) and x.dtype.kind == "c"):
-        raise AdkitTypeError(f"{where}: {_COMPLEX}")
+    if isinstance(x, complex):
+        return complex(x)
+    if isinstance(x, np.complexfloating):
+        return complex(x) if x.dtype == np.complex128 else np.asarray(x)
     if isinstance(x, np.ndarray):
         if type(x) is not np.ndarray and not isinstance(x, np.memmap):
             raise AdkitTypeError(f"{where}: got a {type(x).__module__}.{type(x).__name__}; {NDARRAY_SUBCLASS_ADVICE}")
         kind = x.dtype.kind
-        if kind == "f":
+        if kind == "f" or kind == "c":
             return x
         if kind in "iu":
             return x.astype(np.float64)
@@ -80,10 +82,15 @@ def as_input(x: Any, where: str) -> Any:
     )
 
 
-_COMPLEX = (
-    "complex inputs are not supported yet: adkit's engines differentiate real functions of real inputs. "
-    "Pass the real and imaginary parts as two real arguments."
-)
+def refuse_complex_inputs(leaves: Sequence[Any], who: str) -> None:
+    """Refuse complex inputs in an engine that differentiates along real directions only."""
+    for leaf in leaves:
+        if isinstance(leaf, (complex, np.complexfloating)) or (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "c"):
+            raise AdkitTypeError(
+                f"{who} differentiates real inputs only, and got a complex input: use engine='reverse' "
+                "(adkit.grad's default), which follows JAX's convention for complex inputs (README, "
+                '"Complex numbers"), or pass the real and imaginary parts as two real arguments.'
+            )
 
 
 def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:

@@ -19,6 +19,8 @@ Registering a custom op (every engine and the registry-wide tests pick it up)::
 from adkit.ops import array, conv, einsum, elementwise, linalg
 from adkit.ops.core import NUMPY_NAMES, REGISTRY, Op, Trace, Tracer, bind, compile_all, primal, register, unregister
 
+for _name in elementwise.COMPLEX_SAFE:
+    REGISTRY[_name].complex_ok = True
 compile_all()
 
 __all__ = [
