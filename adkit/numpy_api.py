@@ -556,6 +556,48 @@ def _compress(condition, a, axis=None, out=None):
     return _gather(a, np.flatnonzero(np.asarray(primal(condition), dtype=bool)), axis)
 
 
+def _fft(name: str, c2r: bool = False, ndim: int | None = None) -> Callable[..., Any]:
+    """np.fft.<1-d / 2-d / n-d transform> as the n-d op with numpy's (n, axis) or (s, axes)."""
+
+    def adapter(a, *args, **kw):
+        if ndim == 1:
+            n, axis, norm = _fft_args(args, kw, ("n", "axis", "norm"), (None, -1, None))
+            s, axes = (None if n is None else (n,)), (axis,)
+        else:
+            s, axes, norm = _fft_args(args, kw, ("s", "axes", "norm"), (None, (-2, -1) if ndim == 2 else None, None))
+        return R[name](a, s=None if s is None else tuple(s), axes=None if axes is None else tuple(axes), norm=norm)
+
+    return adapter
+
+
+def _fft_args(
+    args: tuple[Any, ...], kw: dict[str, Any], names: tuple[str, ...], defaults: tuple[Any, ...]
+) -> list[Any]:
+    if kw.pop("out", None) is not None:
+        raise UnsupportedFunctionError("np.fft.*(..., out=...) is not supported on traced values")
+    values = list(args) + [kw.pop(n, d) for n, d in zip(names[len(args) :], defaults[len(args) :])]
+    if kw:
+        raise UnsupportedFunctionError(f"np.fft: keyword(s) {sorted(kw)} are not supported on traced values")
+    return values
+
+
+FFT_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.fft.fft: _fft("fftn", ndim=1),
+    np.fft.ifft: _fft("ifftn", ndim=1),
+    np.fft.rfft: _fft("rfftn", ndim=1),
+    np.fft.irfft: _fft("irfftn", ndim=1),
+    np.fft.fft2: _fft("fftn", ndim=2),
+    np.fft.ifft2: _fft("ifftn", ndim=2),
+    np.fft.rfft2: _fft("rfftn", ndim=2),
+    np.fft.irfft2: _fft("irfftn", ndim=2),
+    np.fft.fftn: _fft("fftn"),
+    np.fft.ifftn: _fft("ifftn"),
+    np.fft.rfftn: _fft("rfftn"),
+    np.fft.irfftn: _fft("irfftn"),
+    np.fft.fftshift: lambda x, axes=None: R["fftshift"](x, axes=axes),
+    np.fft.ifftshift: lambda x, axes=None: R["ifftshift"](x, axes=axes),
+}
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -568,6 +610,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),
     np.real: lambda val: R["real"](val),
+    **FFT_FUNCTIONS,
     np.imag: lambda val: R["imag"](val),
     np.angle: lambda z, deg=False: R["angle"](z, deg=bool(deg)),
     np.mean: _reduction("mean", "np.mean"),

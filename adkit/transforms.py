@@ -702,6 +702,11 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             for leaf, tan in zip(pl, tl):
                 leaf = as_input(leaf, f"primal {n}")
                 tan = as_input(tan, f"tangent {n}")
+                if is_complex(tan) and not is_complex(leaf):
+                    raise AdkitTypeError(
+                        f"tangent {n} is complex but its primal is real: a real input moves along real "
+                        "directions only. Pass a complex primal (z + 0j) to differentiate along complex ones"
+                    )
                 if shape_of(tan) != shape_of(leaf):
                     raise AdkitValueError(
                         f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}"
@@ -779,6 +784,8 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         for k, (o, c, v) in enumerate(zip(leaves, cl, values)):
             if shape_of(c) != shape_of(v):
                 raise AdkitValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
+            if is_complex(primal(c)) and not is_complex(primal(v)):
+                raise AdkitTypeError("a complex cotangent for a real output: the cotangent of a real value is real")
             if isinstance(o, Var) and o._trace is trace:
                 seeds.append((k, o, as_input(c, "cotangent")))
         explain = trace.find_nonfinite

@@ -240,3 +240,26 @@ def test_against_jax():
     np.testing.assert_allclose(
         ad.grad(np.sin, holomorphic=True)(z), complex(jax.grad(jnp.sin, holomorphic=True)(z)), rtol=1e-12
     )
+
+
+def test_structural_ops_on_complex_arrays():
+    """matmul, einsum, indexing, concatenate, stack, transpose, reshape, broadcasting, mean:
+    the complex-safe structural ops, through a real-valued f of a complex matrix."""
+    A = np.array([[1 - 1j, 0.5], [2j, -1.0 + 0.3j]])
+
+    def f(z):
+        m = z.reshape(2, 2)
+        y = np.einsum("ij,jk->ik", A, m) + m.T @ A
+        w = np.concatenate([y[0], np.stack([y[1, 0], z[3]])]) * np.ones((3, 1))
+        return np.sum(np.abs(w) ** 2) + np.real(np.mean(w * w)) + np.sum(np.imag(np.where(np.abs(z) > 1, z, 2 * z)))
+
+    z = np.array([0.3 + 0.2j, -1.1 + 0.4j, 0.8 - 0.9j, 0.1 + 0.5j])
+    np.testing.assert_allclose(ad.grad(f)(z), fd_conj_gradient(f, z), rtol=RTOL, atol=1e-7)
+
+
+def test_complex_tangent_or_cotangent_of_a_real_value_is_refused():
+    with pytest.raises(AdkitTypeError, match="tangent 0 is complex"):
+        ad.jvp(np.sin, (1.0,), (1j,))
+    _, pullback = ad.vjp(np.sin, 1.0)
+    with pytest.raises(AdkitTypeError, match="complex cotangent"):
+        pullback(1j)

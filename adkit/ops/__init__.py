@@ -16,7 +16,7 @@ Registering a custom op (every engine and the registry-wide tests pick it up)::
     cube(2.0)            # 8.0; differentiable by every engine
 """
 
-from adkit.ops import array, conv, einsum, elementwise, linalg
+from adkit.ops import array, conv, einsum, elementwise, fft, linalg
 from adkit.ops.core import NUMPY_NAMES, REGISTRY, Op, Trace, Tracer, bind, compile_all, primal, register, unregister
 
 for _name in elementwise.COMPLEX_SAFE:
@@ -37,5 +37,6 @@ __all__ = [
     "conv",
     "einsum",
     "elementwise",
+    "fft",
     "linalg",
 ]

@@ -104,6 +104,7 @@ class Op:
     multilinear: bool = False
     complex_ok: bool = False
     complex_variant: str | None = None
+    sympy_refusal: str = ""  # why an op has no sympy form (fft, svd): the symbolic engine says so
     label: str = ""
     doc: str = ""
     reached_by: str = ""  # how users reach an op that has no numpy name nor adkit.<name>
