@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitValueError, UnsupportedFunctionError
-from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, primal, shape_of
+from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, is_complex, primal, shape_of
 
 R = REGISTRY
 
@@ -302,6 +302,8 @@ def _inner(a, b):
 
 
 def _vdot(a, b):
+    if is_complex(primal(a)):
+        a = R["conj"](a)  # np.vdot conjugates its first argument
     return R["sum"](R["mul"](R["reshape"](a, shape=(-1,)), R["reshape"](b, shape=(-1,))))
 
 
@@ -329,6 +331,8 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     vector norms ord = 1, inf, -inf and p > 0 as the reductions they are."""
     nd = len(shape_of(x))
     vector = isinstance(axis, (int, np.integer)) or (axis is None and nd == 1)
+    if is_complex(primal(x)) and (vector or ord not in (2, -2, "nuc")):
+        x = R["abs"](x)  # these norms of complex entries are the same norms of their moduli
     if ord in (None, "fro") or (ord == 2 and vector):
         return R["norm"](x, axis=axis, keepdims=keepdims)
     if vector and isinstance(ord, (int, float, np.integer, np.floating)) and ord != 0:
@@ -394,7 +398,8 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     n = math.prod(shape[i] for i in _axes(axis, len(shape)))
     if n - ddof <= 0:
         raise AdkitValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
-    return R["sum"](dev * dev, axis=axis, keepdims=keepdims) / float(n - ddof)
+    square = R["real"](dev * R["conj"](dev)) if is_complex(primal(dev)) else dev * dev  # |dev|^2: np.var is real
+    return R["sum"](square, axis=axis, keepdims=keepdims) / float(n - ddof)
 
 
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):

@@ -263,3 +263,25 @@ def test_complex_tangent_or_cotangent_of_a_real_value_is_refused():
     _, pullback = ad.vjp(np.sin, 1.0)
     with pytest.raises(AdkitTypeError, match="complex cotangent"):
         pullback(1j)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["norm", "vdot", "var_std", "prod", "cumprod", "convolve"],
+)
+def test_numpy_functions_on_complex_arrays(name):
+    """numpy's complex semantics: norms of moduli, vdot conjugates its first argument, var is
+    real (mean |z - mean|^2); products and convolution are complex-bilinear."""
+    w = np.array([1 - 2j, 0.5j, 3.0, -1 + 1j])
+    f = {
+        "norm": lambda z: np.linalg.norm(z) + np.linalg.norm(z.reshape(2, 2)) + np.linalg.norm(z, 1),
+        "vdot": lambda z: np.real(np.vdot(z, w)) + np.imag(np.vdot(w, z * z)),
+        "var_std": lambda z: np.var(z) + np.std(z * w),
+        "prod": lambda z: np.abs(np.prod(z * w)) ** 2,
+        "cumprod": lambda z: np.sum(np.abs(np.cumprod(z)) ** 2),
+        "convolve": lambda z: np.sum(np.abs(np.convolve(z, w)) ** 2),
+    }[name]
+    z = np.array([0.3 + 0.2j, -1.1 + 0.4j, 0.8 - 0.9j, 0.1 + 0.5j])
+    assert np.isrealobj(f(z))
+    # |f| up to ~1e2 (convolve): rounding eps |f| / h ~ 2e-8 absolute, hence atol 1e-7
+    np.testing.assert_allclose(ad.grad(f)(z), fd_conj_gradient(f, z), rtol=RTOL, atol=1e-7)

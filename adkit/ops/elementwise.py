@@ -755,5 +755,5 @@ register(
 COMPLEX_SAFE = (
     "add sub mul div neg pos pow square reciprocal exp expm1 log log1p sqrt sin cos tan arcsin arccos "
     "arctan sinh cosh tanh sigmoid softplus where matmul sum mean reshape transpose broadcast_to getitem "
-    "index_add concatenate stack einsum equal not_equal logical_and logical_or logical_not isfinite isnan"
+    "index_add concatenate stack einsum prod prod_others cumprod convolve equal not_equal logical_and logical_or logical_not isfinite isnan"
 ).split()
