@@ -285,3 +285,27 @@ def test_numpy_functions_on_complex_arrays(name):
     assert np.isrealobj(f(z))
     # |f| up to ~1e2 (convolve): rounding eps |f| / h ~ 2e-8 absolute, hence atol 1e-7
     np.testing.assert_allclose(ad.grad(f)(z), fd_conj_gradient(f, z), rtol=RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_linear_algebra_on_complex_matrices(engine):
+    """inv, solve and det are holomorphic: their (transposed, unconjugated) rules hold for
+    complex matrices; checked by finite differences along real and imaginary parts."""
+    A = np.array([[2 + 1j, 0.5 - 0.3j], [0.2j, 1.5 - 0.5j]])
+    b = np.array([1 - 1j, 0.5])
+
+    def f(A):
+        return (
+            np.sum(np.abs(np.linalg.inv(A) * np.array([[1, 2j], [3, 1 - 1j]])) ** 2)
+            + np.sum(np.abs(np.linalg.solve(A, b * A[0])) ** 2)
+            + np.abs(np.linalg.det(A)) ** 2
+        )
+
+    if engine == "reverse":
+        np.testing.assert_allclose(ad.grad(f)(A), fd_conj_gradient(f, A), rtol=RTOL, atol=1e-7)
+    z = A.ravel()
+    jac = ad.jacobian(lambda z: np.linalg.inv(z.reshape(2, 2)), holomorphic=True, engine=engine)(z)
+    # d inv(A) / d A_kl = -inv(A) E_kl inv(A), holomorphic
+    Ai = np.linalg.inv(A)
+    want = -np.einsum("ik,lj->ijkl", Ai, Ai).reshape(2, 2, 4)
+    np.testing.assert_allclose(jac, want, rtol=1e-13)

@@ -97,7 +97,7 @@ def test_power_spectrum_parseval(engine):
         lambda x: np.sum(
             np.abs(np.fft.fftn(x.reshape(3, 2), s=(4, 3), axes=(0, 1))) ** 2 * np.arange(12).reshape(4, 3)
         ),
-        lambda x: np.sum(np.fft.irfftn(np.fft.ifftn(x.reshape(2, 3) + 0j, axes=(0,)), s=(2, 4)) ** 2),
+        lambda x: np.sum(np.fft.irfftn(np.fft.ifftn(x.reshape(2, 3) + 0j, axes=(0,)), s=(2, 4), axes=(0, 1)) ** 2),
     ],
 )
 @pytest.mark.parametrize("engine", ["forward", "reverse"])

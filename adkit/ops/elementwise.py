@@ -657,53 +657,49 @@ def _examples_on_reals_and_complex(rng: np.random.Generator) -> list[tuple[tuple
     return [((AWAY_FROM_ZERO(rng, (3,)),), {}), ((float(AWAY_FROM_ZERO(rng, ())),), {})]
 
 
-register(
-    Op(
-        "real",
-        lambda x: np.real(x)[()] if isinstance(x, np.ndarray) else np.real(x),
-        jvp=lambda tangents, xs, out, nb: REGISTRY["real"](tangents[0]),
-        vjp=lambda g, xs, out, needed: (g,),
-        sympy=_sp_each(lambda sp, x: sp.re(x)),
-        examples=_examples_on_reals_and_complex,
-        linear=True,
-        complex_ok=True,
-        complex_step=False,
-        kinks="none; not analytic (Re z), so complex-step cannot check it",
-        numpy_names=(np.real,),
-        doc="Re z: the identity on reals. Cotangent of a complex z: g itself (Re(g t) = g Re t).",
+def _linear_part(name: str, numpy_fn: Any, vjp: Any, sympy_fn: Any, formula: str, doc: str) -> None:
+    """Re, Im, conj: real-linear, so the JVP is the op itself on the tangent."""
+    register(
+        Op(
+            name,
+            lambda x: numpy_fn(x)[()] if isinstance(x, np.ndarray) else numpy_fn(x),
+            jvp=lambda tangents, xs, out, nb: REGISTRY[name](tangents[0]),
+            vjp=vjp,
+            sympy=_sp_each(lambda sp, x: getattr(sp, sympy_fn)(x)),
+            examples=_examples_on_reals_and_complex,
+            linear=True,
+            complex_ok=True,
+            complex_step=False,
+            kinks=f"none; not analytic ({formula}), so complex-step cannot check it",
+            numpy_names=(numpy_fn,),
+            doc=doc,
+        )
     )
+
+
+_linear_part(
+    "real",
+    np.real,
+    lambda g, xs, out, needed: (g,),
+    "re",
+    "Re z",
+    "Re z: the identity on reals. Cotangent of a complex z: g itself (Re(g t) = g Re t).",
 )
-register(
-    Op(
-        "imag",
-        lambda x: np.imag(x)[()] if isinstance(x, np.ndarray) else np.imag(x),
-        jvp=lambda tangents, xs, out, nb: REGISTRY["imag"](tangents[0]),
-        vjp=lambda g, xs, out, needed: (-1j * g if is_complex(primal(xs[0])) else 0.0 * g,),
-        sympy=_sp_each(lambda sp, x: sp.im(x)),
-        examples=_examples_on_reals_and_complex,
-        linear=True,
-        complex_ok=True,
-        complex_step=False,
-        kinks="none; not analytic (Im z), so complex-step cannot check it",
-        numpy_names=(np.imag,),
-        doc="Im z: 0 on reals. Cotangent of a complex z: -i g (Re(-i g t) = g Im t).",
-    )
+_linear_part(
+    "imag",
+    np.imag,
+    lambda g, xs, out, needed: (-1j * g if is_complex(primal(xs[0])) else 0.0 * g,),
+    "im",
+    "Im z",
+    "Im z: 0 on reals. Cotangent of a complex z: -i g (Re(-i g t) = g Im t).",
 )
-register(
-    Op(
-        "conj",
-        np.conjugate,
-        jvp=lambda tangents, xs, out, nb: REGISTRY["conj"](tangents[0]),
-        vjp=lambda g, xs, out, needed: (REGISTRY["conj"](g),),
-        sympy=_sp_each(lambda sp, x: sp.conjugate(x)),
-        examples=_examples_on_reals_and_complex,
-        linear=True,
-        complex_ok=True,
-        complex_step=False,
-        kinks="none; not analytic (conj z), so complex-step cannot check it",
-        numpy_names=(np.conjugate,),
-        doc="conj z: the identity on reals. Cotangent: conj(g).",
-    )
+_linear_part(
+    "conj",
+    np.conjugate,
+    lambda g, xs, out, needed: (REGISTRY["conj"](g),),
+    "conjugate",
+    "conj z",
+    "conj z: the identity on reals. Cotangent: conj(g).",
 )
 register(
     Op(
@@ -755,5 +751,5 @@ register(
 COMPLEX_SAFE = (
     "add sub mul div neg pos pow square reciprocal exp expm1 log log1p sqrt sin cos tan arcsin arccos "
     "arctan sinh cosh tanh sigmoid softplus where matmul sum mean reshape transpose broadcast_to getitem "
-    "index_add concatenate stack einsum prod prod_others cumprod convolve equal not_equal logical_and logical_or logical_not isfinite isnan"
+    "index_add concatenate stack einsum prod prod_others cumprod convolve inv solve det equal not_equal logical_and logical_or logical_not isfinite isnan"
 ).split()
