@@ -309,3 +309,14 @@ def test_linear_algebra_on_complex_matrices(engine):
     Ai = np.linalg.inv(A)
     want = -np.einsum("ik,lj->ijkl", Ai, Ai).reshape(2, 2, 4)
     np.testing.assert_allclose(jac, want, rtol=1e-13)
+
+
+def test_kinks_at_zero():
+    # |z| at 0: the subgradient 0 (as for the real abs); |z|^2 = z conj(z) is smooth there
+    assert ad.grad(lambda z: np.abs(z))(0j) == 0
+    assert ad.grad(lambda z: np.abs(z) ** 2)(0j) == 0
+    # arg z has no derivative at 0, and sqrt(|z|^2) = |z| written this way meets sqrt'(0) = inf
+    with pytest.raises(ad.NonFiniteDerivativeError, match="angle"):
+        ad.grad(lambda z: np.angle(z))(0j)
+    with pytest.raises(ad.NonFiniteDerivativeError, match="sqrt"):
+        ad.grad(lambda z: np.sqrt(np.real(z * np.conj(z))))(0j)

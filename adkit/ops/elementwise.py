@@ -720,7 +720,7 @@ register(
 
 def _angle_vjp(g: Any, xs: Any, out: Any, needed: Any) -> tuple[Any]:
     z = xs[0]
-    return ((-1j * g) / z if is_complex(primal(z)) else 0.0 * g,)
+    return (REGISTRY["div"](-1j * g, z) if is_complex(primal(z)) else 0.0 * g,)  # numpy's inf at z = 0
 
 
 register(
@@ -729,7 +729,7 @@ register(
         lambda z, deg=False: np.angle(z, deg=deg),
         params={"deg": False},
         jvp=lambda tangents, xs, out, nb, deg=False: (
-            REGISTRY["imag"](tangents[0] / xs[0]) * (np.pi / 180 if deg else 1)
+            REGISTRY["imag"](REGISTRY["div"](tangents[0], xs[0])) * (np.pi / 180 if deg else 1)
         ),
         vjp=lambda g, xs, out, needed, deg=False: _angle_vjp(g * (np.pi / 180 if deg else 1), xs, out, needed),
         sympy=_sp_each(lambda sp, x, deg=False: sp.arg(x) * (180 / sp.pi if deg else 1)),
