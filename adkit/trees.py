@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitTypeError, AdkitValueError
-from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer
+from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer, is_complex
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -51,9 +51,10 @@ def _build(d: Any, it: Iterator[Any]) -> Any:
 
 
 def as_input(x: Any, where: str) -> Any:
-    """A leaf ready to be traced: ints promoted to float; anything else refused by name
-    (bools, masked arrays, np.matrix, non-numeric objects), so that the
-    five engines accept exactly the same inputs."""
+    """A leaf ready to be traced: ints promoted to float, complex numbers kept complex (the
+    forward and reverse engines differentiate them; the others refuse them by name with
+    `refuse_complex_inputs`); anything else refused by name (bools, masked arrays, np.matrix,
+    non-numeric objects), so that every engine sees the same inputs."""
     if isinstance(x, Tracer):
         return x
     if isinstance(x, bool) or isinstance(x, np.bool_):
@@ -85,7 +86,7 @@ def as_input(x: Any, where: str) -> Any:
 def refuse_complex_inputs(leaves: Sequence[Any], who: str) -> None:
     """Refuse complex inputs in an engine that differentiates along real directions only."""
     for leaf in leaves:
-        if isinstance(leaf, (complex, np.complexfloating)) or (isinstance(leaf, np.ndarray) and leaf.dtype.kind == "c"):
+        if is_complex(leaf):
             raise AdkitTypeError(
                 f"{who} differentiates real inputs only, and got a complex input: use engine='reverse' "
                 "(adkit.grad's default), which follows JAX's convention for complex inputs (README, "

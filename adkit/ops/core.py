@@ -798,7 +798,7 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
     if op.nograd:
         if not op.complex_ok and any(is_complex(primal(a)) for a in args):
-            raise _complex_refusal(op)
+            raise _complex_refusal(op, args)
         return op.impl(*[primal(a) for a in args], **params)
     top: Trace | None = None
     for a in args:
@@ -821,7 +821,7 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         check_constant(op, a)
     if not op.complex_ok and any(is_complex(primal(a)) for a in args):
         if op.complex_variant is None:
-            raise _complex_refusal(op)
+            raise _complex_refusal(op, args)
         return bind(REGISTRY[op.complex_variant], args, params)
     return top.process(op, args, params)
 
@@ -854,9 +854,11 @@ NDARRAY_SUBCLASS_ADVICE = (
 )
 
 
-def _complex_refusal(op: Op) -> AdkitTypeError:
+def _complex_refusal(op: Op, args: Sequence[Any]) -> AdkitTypeError:
+    value = next(primal(a) for a in args if is_complex(primal(a)))
+    shown = f"{value:.6g}" if np.ndim(value) == 0 else f"an array of shape {np.shape(value)}"
     return AdkitTypeError(
-        f"{op.name} got a complex argument: adkit has no complex rule for {op.name} (it is not analytic, or "
+        f"{op.name} got a complex argument ({shown}): adkit has no complex rule for {op.name} (it is not analytic, or "
         "its complex rule is not written yet), so its derivative would be wrong. Write that step with real "
         "arithmetic on np.real(z) and np.imag(z) (|z| = np.abs(z) is supported), or register a complex rule."
     )

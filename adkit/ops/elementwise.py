@@ -746,10 +746,12 @@ register(
 
 # Ops whose rules hold for complex arguments as written: analytic ops (their partials are the
 # complex derivative f'(z), and Re(g f'(z) t) pairs it with the tangent) and structural ops
-# whose JVP / VJP are complex-bilinear without a conjugate. Every other op refuses complex.
+# whose JVP / VJP are complex-bilinear without a conjugate; comparisons are piecewise constant
+# (numpy orders complex numbers lexicographically), derivative 0. Every other op refuses
+# complex (sign: z / |z| for complex z is not piecewise constant).
 # (Marked in adkit/ops/__init__.py once every module has registered its ops.)
 COMPLEX_SAFE = (
     "add sub mul div neg pos pow square reciprocal exp expm1 log log1p sqrt sin cos tan arcsin arccos "
     "arctan sinh cosh tanh sigmoid softplus where matmul sum mean reshape transpose broadcast_to getitem "
-    "index_add concatenate stack einsum prod prod_others cumprod convolve inv solve det equal not_equal logical_and logical_or logical_not isfinite isnan"
+    "index_add concatenate stack einsum prod prod_others cumprod convolve inv solve det equal not_equal greater greater_equal less less_equal logical_and logical_or logical_not isfinite isnan"
 ).split()
