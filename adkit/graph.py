@@ -21,8 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitValueError, NestedEngineError, translate_numpy_refusals
-from adkit.ops.core import Op, Trace, Tracer, lift_object, local_partials, primal, shape_of, zeros_are_structural
+from adkit.errors import AdkitTypeError, AdkitValueError, NestedEngineError, translate_numpy_refusals
+from adkit.ops.core import (
+    Op,
+    Trace,
+    Tracer,
+    is_complex,
+    lift_object,
+    local_partials,
+    primal,
+    shape_of,
+    zeros_are_structural,
+)
 
 NESTING_ADVICE = (
     "These engines run f on plain numbers, so the outer derivative would be lost. Nest forward "
@@ -128,6 +138,12 @@ class GraphTrace(Trace):
                 consts.append(a)
                 vals.append(a)
         out = op(*vals, **params)
+        if is_complex(out):
+            raise AdkitTypeError(
+                f"{op.name} made a complex value: graphs (adkit.trace, the symbolic and paths engines) hold "
+                "real values only, one real local derivative per edge. Use engine='reverse' or 'forward', "
+                'which follow JAX\'s convention for complex values (README, "Complex numbers")'
+            )
         node = Node(len(self.nodes), op, tuple(parents), tuple(consts), dict(params), out, op.name)
         self.nodes.append(node)
         return GraphTracer(out, node.id, self)
@@ -446,7 +462,7 @@ def trace(
     arguments are traced: the others reach f unchanged, as constants (a loop count
     `for i in range(n)`, an index `(a, b, c)[i]`), as in grad(f, argnums).
     """
-    from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
+    from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
 
     refuse_nesting(args, "adkit.trace (which the symbolic and paths engines use)")
     traced_nums = range(len(args)) if argnums is None else argnums_tuple(argnums, len(args))
@@ -462,7 +478,9 @@ def trace(
             tracers = []
             for k, leaf in enumerate(leaves):
                 label = base if len(leaves) == 1 else f"{base}{k}"
-                t = gt.new_input(as_input(leaf, f"argument {n}"), label)
+                leaf = as_input(leaf, f"argument {n}")
+                refuse_complex_inputs([leaf], "adkit.trace (and the symbolic and paths engines)")
+                t = gt.new_input(leaf, label)
                 input_ids.append(t.node)
                 labels.append(label)
                 tracers.append(t)

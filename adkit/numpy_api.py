@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitValueError, UnsupportedFunctionError
-from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, lift_object, primal, shape_of
+from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, is_complex, lift_object, primal, shape_of
 from adkit.ops.special import scipy_ufunc
 
 R = REGISTRY
@@ -323,6 +323,8 @@ def _inner(a, b):
 
 
 def _vdot(a, b):
+    if is_complex(primal(a)):
+        a = R["conj"](a)  # np.vdot conjugates its first argument
     return R["sum"](R["mul"](R["reshape"](a, shape=(-1,)), R["reshape"](b, shape=(-1,))))
 
 
@@ -350,6 +352,8 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     vector norms ord = 1, inf, -inf and p > 0 as the reductions they are."""
     nd = len(shape_of(x))
     vector = isinstance(axis, (int, np.integer)) or (axis is None and nd == 1)
+    if is_complex(primal(x)) and (vector or ord not in (2, -2, "nuc")):
+        x = R["abs"](x)  # these norms of complex entries are the same norms of their moduli
     if not vector and ord is not None and (axis is None and nd == 2 or axis is not None and len(axis) == 2):
         return _matrix_norm(x, ord, (-2, -1) if axis is None else tuple(axis), keepdims)
     if ord in (None, "fro") or (ord == 2 and vector):
@@ -424,7 +428,8 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     n = math.prod(shape[i] for i in _axes(axis, len(shape)))
     if n - ddof <= 0:
         raise AdkitValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
-    return R["sum"](dev * dev, axis=axis, keepdims=keepdims) / float(n - ddof)
+    square = R["real"](dev * R["conj"](dev)) if is_complex(primal(dev)) else dev * dev  # |dev|^2: np.var is real
+    return R["sum"](square, axis=axis, keepdims=keepdims) / float(n - ddof)
 
 
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
@@ -770,6 +775,48 @@ def _matrix_norm(x, ord, axes, keepdims):
     return result
 
 
+def _fft(name: str, c2r: bool = False, ndim: int | None = None) -> Callable[..., Any]:
+    """np.fft.<1-d / 2-d / n-d transform> as the n-d op with numpy's (n, axis) or (s, axes)."""
+
+    def adapter(a, *args, **kw):
+        if ndim == 1:
+            n, axis, norm = _fft_args(args, kw, ("n", "axis", "norm"), (None, -1, None))
+            s, axes = (None if n is None else (n,)), (axis,)
+        else:
+            s, axes, norm = _fft_args(args, kw, ("s", "axes", "norm"), (None, (-2, -1) if ndim == 2 else None, None))
+        return R[name](a, s=None if s is None else tuple(s), axes=None if axes is None else tuple(axes), norm=norm)
+
+    return adapter
+
+
+def _fft_args(
+    args: tuple[Any, ...], kw: dict[str, Any], names: tuple[str, ...], defaults: tuple[Any, ...]
+) -> list[Any]:
+    if kw.pop("out", None) is not None:
+        raise UnsupportedFunctionError("np.fft.*(..., out=...) is not supported on traced values")
+    values = list(args) + [kw.pop(n, d) for n, d in zip(names[len(args) :], defaults[len(args) :])]
+    if kw:
+        raise UnsupportedFunctionError(f"np.fft: keyword(s) {sorted(kw)} are not supported on traced values")
+    return values
+
+
+FFT_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.fft.fft: _fft("fftn", ndim=1),
+    np.fft.ifft: _fft("ifftn", ndim=1),
+    np.fft.rfft: _fft("rfftn", ndim=1),
+    np.fft.irfft: _fft("irfftn", ndim=1),
+    np.fft.fft2: _fft("fftn", ndim=2),
+    np.fft.ifft2: _fft("ifftn", ndim=2),
+    np.fft.rfft2: _fft("rfftn", ndim=2),
+    np.fft.irfft2: _fft("irfftn", ndim=2),
+    np.fft.fftn: _fft("fftn"),
+    np.fft.ifftn: _fft("ifftn"),
+    np.fft.rfftn: _fft("rfftn"),
+    np.fft.irfftn: _fft("irfftn"),
+    np.fft.fftshift: lambda x, axes=None: R["fftshift"](x, axes=axes),
+    np.fft.ifftshift: lambda x, axes=None: R["ifftshift"](x, axes=axes),
+}
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.inv: lambda a: R["inv"](a),
     np.linalg.solve: lambda a, b: R["solve"](a, b),
@@ -794,6 +841,10 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.convolve: _convolve,
     np.einsum: _einsum,
     np.sum: _reduction("sum", "np.sum"),
+    np.real: lambda val: R["real"](val),
+    **FFT_FUNCTIONS,
+    np.imag: lambda val: R["imag"](val),
+    np.angle: lambda z, deg=False: R["angle"](z, deg=bool(deg)),
     np.mean: _reduction("mean", "np.mean"),
     np.max: _reduction("max", "np.max"),
     np.amax: _reduction("max", "np.amax"),
@@ -849,7 +900,6 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     # piecewise constant (derivative 0) and x - floor(x / y) y (derivatives 1 and -floor(x / y))
     np.floor_divide: lambda x, y: R["floor"](x / y),
     np.remainder: lambda x, y: x - R["floor"](x / y) * y,
-    np.conjugate: lambda x: R["pos"](x),  # traced values are real
 }
 
 # functions whose result carries no derivative: computed on the plain values

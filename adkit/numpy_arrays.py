@@ -790,8 +790,6 @@ FUNCTIONS.update(
         np.extract: _extract,
         np.unique: _unique,
         np.unwrap: _unwrap,
-        np.real: lambda val: val,  # traced values are real
-        np.imag: lambda val: np.zeros(shape_of(val)),
     }
 )
 

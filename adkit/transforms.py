@@ -28,8 +28,8 @@ from adkit.errors import (
     translate_numpy_refusals,
 )
 from adkit.graph import refuse_nesting
-from adkit.ops.core import REGISTRY, Tracer, all_finite, lift_object, primal, shape_of
-from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
+from adkit.ops.core import REGISTRY, Tracer, all_finite, is_complex, lift_object, primal, shape_of
+from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
 
@@ -102,9 +102,11 @@ def _fresh(g: Any, like: Any) -> Any:
         return g
     if g is None:
         return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
-    if isinstance(like, float):
-        return float(g)
+    if isinstance(like, (float, complex)):
+        return complex(g) if isinstance(like, complex) or is_complex(primal(g)) else float(g)
     dtype = _dtype(like)
+    if dtype.kind == "f" and is_complex(primal(g)):  # a Jacobian of complex outputs by real inputs
+        dtype = np.result_type(dtype, np.complex64)
     if (
         type(g) is np.ndarray
         and g.dtype == dtype
@@ -122,7 +124,7 @@ def _fresh(g: Any, like: Any) -> Any:
 
 def _dtype(x: Any) -> Any:
     d = np.result_type(primal(x))
-    return d if d.kind == "f" else np.float64
+    return d if d.kind in "fc" else np.float64
 
 
 # --- reverse mode ------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ def _seed(value: Any) -> Any:
 
 
 @_gc_paused()
-def _reverse_value_and_grad(f, args, argnums, single):
+def _reverse_value_and_grad(f, args, argnums, single, holomorphic=False):
     trace, prep, out = _record(f, args, argnums)
     try:
         value = out.value if isinstance(out, Var) and out._trace is trace else out
@@ -216,6 +218,7 @@ def _reverse_value_and_grad(f, args, argnums, single):
                 f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry, or reduce the output "
                 "(np.sum, np.mean) first"
             )
+        _check_complex(prep.leaves, [value], holomorphic, "grad")
         _check_value(value, lambda: _diagnose(f, args, argnums))
         if isinstance(out, Var) and out._trace is trace:
             grads = _sweep(trace, prep, [(out, _seed(value))], retain=False)
@@ -231,6 +234,30 @@ def _reverse_value_and_grad(f, args, argnums, single):
     finally:
         trace.release()
     return _plain(value), prep.rebuild(grads, single)
+
+
+def _check_complex(leaves: Sequence[Sequence[Any]], outputs: Sequence[Any], holomorphic: bool, who: str) -> None:
+    """JAX's rules for complex values (README, "Complex numbers"): without holomorphic=True a
+    gradient needs a real output; with it, inputs and outputs are complex and the result is
+    the complex derivative f'(z)."""
+    complex_out = any(is_complex(primal(o)) for o in outputs)
+    if holomorphic:
+        if not all(is_complex(leaf) for ls in leaves for leaf in ls):
+            raise AdkitTypeError(
+                f"{who}(..., holomorphic=True) needs complex inputs (JAX's rule): pass z + 0j, or leave "
+                "holomorphic=False for a real input"
+            )
+        if not complex_out:
+            raise AdkitTypeError(
+                f"{who}(..., holomorphic=True) needs f to return complex values; a real-valued f of complex "
+                "inputs is not holomorphic: leave holomorphic=False (JAX's convention for its gradient)"
+            )
+    elif complex_out and (who == "grad" or any(is_complex(leaf) for ls in leaves for leaf in ls)):
+        raise AdkitTypeError(
+            f"{who} of a function with a complex output needs holomorphic=True (then it is the complex "
+            "derivative f'(z), for a holomorphic f). Otherwise differentiate a real-valued function of it: "
+            'np.real(f), np.imag(f) or np.abs(f) ** 2 (JAX\'s rules, README "Complex numbers")'
+        )
 
 
 def _flat(grads: list[list[Any]]) -> list[Any]:
@@ -304,7 +331,7 @@ def _plain(value: Any) -> Any:
 FORWARD_CHUNK = 1024  # basis directions carried per forward pass (ForwardDiff's chunk size)
 
 
-def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None):
+def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None, holomorphic=False):
     """Forward passes carrying a batch of basis tangents (vector mode): the whole Jacobian.
 
     All n input directions ride in one pass when n <= chunk, else in ceil(n / chunk)
@@ -314,6 +341,12 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
     for n in argnums:
         leaves, _ = tree_flatten(args[n])
         leaves_all.extend(as_input(leaf, f"argument {n}") for leaf in leaves)
+    if not holomorphic and any(is_complex(leaf) for leaf in leaves_all):
+        raise AdkitTypeError(
+            "engine='forward' needs real inputs unless holomorphic=True (JAX's jacfwd rule: one complex "
+            "tangent direction does not give the gradient of a non-holomorphic function). Use "
+            "engine='reverse', or holomorphic=True for a holomorphic f"
+        )
     sizes = [1 if type(leaf) is float else math.prod(shape_of(leaf)) for leaf in leaves_all]
     total = sum(sizes)
     batched = not (total == 1 and len(leaves_all) == 1 and type(leaves_all[0]) is float)
@@ -330,7 +363,7 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
         def make(leaf: Any, k: int) -> Dual:
             if not batched:
                 return make_dual(leaf, 1.0, trace)
-            t = np.zeros((hi - lo,) + shape_of(leaf), dtype=_dtype(leaf))
+            t = np.zeros((hi - lo,) + shape_of(leaf), dtype=_dtype(leaf))  # complex for a complex leaf
             first, last = max(lo, offsets[k]), min(hi, offsets[k + 1])
             if first < last:
                 t.reshape(hi - lo, -1)[
@@ -354,6 +387,8 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None)
     for i, out in enumerate(outs):
         is_ours = isinstance(out, Dual) and out._trace is trace
         value = out.value if is_ours else out
+        if scalar_output or holomorphic:
+            _check_complex([leaves_all], [value], holomorphic, "grad" if scalar_output else "jacobian")
         if scalar_output and shape_of(value) != ():
             raise AdkitTypeError(
                 f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
@@ -434,7 +469,11 @@ def _engine_fn(engine: str) -> str:
 
 
 def value_and_grad(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", has_aux: bool = False
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    engine: str = "reverse",
+    has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """f -> (x -> (f(x), df/dx)). f must return a scalar.
 
@@ -442,6 +481,9 @@ def value_and_grad(
     vector-mode pass with a basis of tangents), or any of adkit.ENGINES.
     has_aux: f returns (scalar, aux); the result is ((value, aux), gradient), with aux as
     plain values (JAX's convention), e.g. for logging accuracy next to a loss.
+    Complex inputs (JAX's convention, README "Complex numbers"): for a real-valued f the
+    gradient is df/dx - i df/dy at z = x + iy (the conjugate of the steepest-ascent
+    direction); holomorphic=True: f is holomorphic, the result is f'(z).
     """
     _check_callable(f, "value_and_grad")
     _engine_fn(engine)
@@ -457,11 +499,14 @@ def value_and_grad(
         nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "reverse":
-            value, grads = _reverse_value_and_grad(g, args, nums, single)
+            value, grads = _reverse_value_and_grad(g, args, nums, single, holomorphic)
         elif engine == "forward":
-            value, grads = _forward_jacobian(g, args, nums, single, scalar_output=True)
+            value, grads = _forward_jacobian(g, args, nums, single, scalar_output=True, holomorphic=holomorphic)
         else:
             refuse_nesting(args, f"engine={engine!r}")
+            refuse_complex_inputs([leaf for n in nums for leaf in tree_flatten(args[n])[0]], f"engine={engine!r}")
+            if holomorphic:
+                raise AdkitValueError(f"holomorphic=True needs engine='reverse' or 'forward', not {engine!r}")
             value, grads = DIFFERENTIATING_ENGINES[engine](g, args, nums, single)
             if has_aux:  # these engines may call f at other points: aux from f at the point itself
                 g(*args)
@@ -512,16 +557,23 @@ def _split_aux(f: Callable[..., Any], box: list[Any]) -> Callable[..., Any]:
 
 
 def grad(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", has_aux: bool = False
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    engine: str = "reverse",
+    has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """f -> df/dx (shape of x; a tuple of gradients when argnums is a tuple).
 
     has_aux: f returns (scalar, aux) and the result is (gradient, aux).
+    holomorphic: f is a holomorphic function of complex inputs: the result is f'(z). Without
+    it, f must be real-valued, and for a complex z = x + iy the result is df/dx - i df/dy
+    (JAX's convention; README "Complex numbers").
 
     >>> grad(lambda x, y: x * y + np.sin(x))(1.0, 2.0)   # 2 + cos(1)
     """
     _check_callable(f, "grad")
-    vg = value_and_grad(f, argnums, engine, has_aux)
+    vg = value_and_grad(f, argnums, engine, has_aux, holomorphic)
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -532,13 +584,20 @@ def grad(
 
 
 def jacobian(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, engine: str = "reverse", chunk: int | None = None
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    engine: str = "reverse",
+    chunk: int | None = None,
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """f -> its Jacobian, of shape f(x).shape + x.shape.
 
     "forward": passes carrying up to `chunk` tangents at once (default 1024; n = input
     size directions in all): best when there are fewer inputs than outputs. "reverse": one recording, then one backward sweep per
     output entry: best when there are fewer outputs than inputs.
+    Complex values: real inputs may give complex outputs (the Jacobian is then complex:
+    dy = J dx); complex inputs need holomorphic=True with complex outputs (J = f'(z)), or
+    real outputs in reverse mode (rows as adkit.grad's, JAX's convention).
     """
     _check_callable(f, "jacobian")
     _engine_fn(engine)
@@ -551,14 +610,14 @@ def jacobian(
         nums = argnums_tuple(argnums, len(args))
         single = isinstance(argnums, int)
         if engine == "forward":
-            return _forward_jacobian(g, args, nums, single, chunk=chunk)[1]
-        return _reverse_jacobian(g, args, nums, single)
+            return _forward_jacobian(g, args, nums, single, chunk=chunk, holomorphic=holomorphic)[1]
+        return _reverse_jacobian(g, args, nums, single, holomorphic)
 
     return wrapped
 
 
 @_gc_paused()
-def _reverse_jacobian(f, args, argnums, single):
+def _reverse_jacobian(f, args, argnums, single, holomorphic=False):
     """One recording, then one backward sweep per output entry (rows of the Jacobian)."""
     trace = ReverseTrace()
     try:
@@ -568,7 +627,7 @@ def _reverse_jacobian(f, args, argnums, single):
         strict_tape = _StrictTape(lambda: _record(f, args, argnums, True, lambda raw: _output_leaves(raw)[0]))
         try:
             results = [
-                _reverse_jacobian_of(trace, prep, out, single, lambda i=i: strict_tape.output(i))
+                _reverse_jacobian_of(trace, prep, out, single, lambda i=i: strict_tape.output(i), holomorphic)
                 for i, out in enumerate(outs)
             ]
         finally:
@@ -605,25 +664,40 @@ def _reverse_jacobian_of(
     out: Any,
     single: bool,
     strict: Callable[[], tuple[ReverseTrace, _Prepared, Any]],
+    holomorphic: bool = False,
 ) -> Any:
     ours = isinstance(out, Var) and out._trace is trace
     value = out.value if ours else out
+    _check_complex(prep.leaves, [value], holomorphic, "jacobian")
+    # complex outputs of real inputs: the real parts of seeds 1 and -i give Re and Im of a row
+    parts = (1.0, -1j) if is_complex(primal(value)) and not holomorphic else (1.0,)
     out_shape = shape_of(value)
     m = math.prod(out_shape)
     rows: list[list[list[Any]]] = []
+
+    def row(seed: Any) -> list[list[Any]]:
+        grads = _sweep(trace, prep, [(out, seed)])
+        if not _all_finite(grads, prep):
+            s_trace, s_prep, s_out = strict()  # the strong-zero rule: see _reverse_value_and_grad
+            grads = _sweep(s_trace, s_prep, [(s_out, seed)])
+            if not _all_finite(grads, s_prep):
+                _check_finite(_flat(grads), lambda: s_trace.find_nonfinite(s_out), "Jacobian")
+        return grads
+
     for k in range(m):
         if ours:
             if out_shape == ():
-                seed = _seed(value)
+                seeds = [_seed(value) * w for w in parts]
             else:
-                seed = np.zeros(out_shape, dtype=_dtype(value))
-                seed.reshape(-1)[k] = 1.0
-            grads = _sweep(trace, prep, [(out, seed)])
-            if not _all_finite(grads, prep):
-                s_trace, s_prep, s_out = strict()  # the strong-zero rule: see _reverse_value_and_grad
-                grads = _sweep(s_trace, s_prep, [(s_out, seed)])
-                if not _all_finite(grads, s_prep):
-                    _check_finite(_flat(grads), lambda: s_trace.find_nonfinite(s_out), "Jacobian")
+                seeds = []
+                for w in parts:
+                    seed = np.zeros(out_shape, dtype=_dtype(value))
+                    seed.reshape(-1)[k] = w
+                    seeds.append(seed)
+            grads = row(seeds[0])
+            if len(seeds) == 2:
+                imag = row(seeds[1])
+                grads = [[re + 1j * im for re, im in zip(rs, ims)] for rs, ims in zip(grads, imag)]
         else:
             grads = [[_fresh(None, leaf) for leaf in leaves] for leaves in prep.leaves]
         rows.append(grads)
@@ -666,6 +740,11 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             for leaf, tan in zip(pl, tl):
                 leaf = as_input(leaf, f"primal {n}")
                 tan = as_input(tan, f"tangent {n}")
+                if is_complex(tan) and not is_complex(leaf):
+                    raise AdkitTypeError(
+                        f"tangent {n} is complex but its primal is real: a real input moves along real "
+                        "directions only. Pass a complex primal (z + 0j) to differentiate along complex ones"
+                    )
                 if shape_of(tan) != shape_of(leaf):
                     raise AdkitValueError(
                         f"tangent {n} has shape {shape_of(tan)} but its primal has shape {shape_of(leaf)}"
@@ -745,6 +824,8 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         for k, (o, c, v) in enumerate(zip(leaves, cl, values)):
             if shape_of(c) != shape_of(v):
                 raise AdkitValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
+            if is_complex(primal(c)) and not is_complex(primal(v)):
+                raise AdkitTypeError("a complex cotangent for a real output: the cotangent of a real value is real")
             if isinstance(o, Var) and o._trace is trace:
                 seeds.append((k, o, as_input(c, "cotangent")))
         explain = trace.find_nonfinite

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from adkit.errors import AdkitTypeError, AdkitValueError
-from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer
+from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer, is_complex
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -51,9 +51,10 @@ def _build(d: Any, it: Iterator[Any]) -> Any:
 
 
 def as_input(x: Any, where: str) -> Any:
-    """A leaf ready to be traced: ints promoted to float; anything else refused by name
-    (bools, complex numbers, masked arrays, np.matrix, non-numeric objects), so that the
-    five engines accept exactly the same inputs."""
+    """A leaf ready to be traced: ints promoted to float, complex numbers kept complex (the
+    forward and reverse engines differentiate them; the others refuse them by name with
+    `refuse_complex_inputs`); anything else refused by name (bools, masked arrays, np.matrix,
+    non-numeric objects), so that every engine sees the same inputs."""
     if isinstance(x, Tracer):
         return x
     if isinstance(x, bool) or isinstance(x, np.bool_):
@@ -64,13 +65,15 @@ def as_input(x: Any, where: str) -> Any:
         return float(x)
     if isinstance(x, np.floating):
         return float(x) if x.dtype == np.float64 else np.asarray(x)
-    if isinstance(x, (complex, np.complexfloating)) or (isinstance(x, np.ndarray) and x.dtype.kind == "c"):
-        raise AdkitTypeError(f"{where}: {_COMPLEX}")
+    if isinstance(x, complex):
+        return complex(x)
+    if isinstance(x, np.complexfloating):
+        return complex(x) if x.dtype == np.complex128 else np.asarray(x)
     if isinstance(x, np.ndarray):
         if type(x) is not np.ndarray and not isinstance(x, np.memmap):
             raise AdkitTypeError(f"{where}: got a {type(x).__module__}.{type(x).__name__}; {NDARRAY_SUBCLASS_ADVICE}")
         kind = x.dtype.kind
-        if kind == "f":
+        if kind == "f" or kind == "c":
             return x
         if kind in "iu":
             return x.astype(np.float64)
@@ -80,10 +83,15 @@ def as_input(x: Any, where: str) -> Any:
     )
 
 
-_COMPLEX = (
-    "complex inputs are not supported yet: adkit's engines differentiate real functions of real inputs. "
-    "Pass the real and imaginary parts as two real arguments."
-)
+def refuse_complex_inputs(leaves: Sequence[Any], who: str) -> None:
+    """Refuse complex inputs in an engine that differentiates along real directions only."""
+    for leaf in leaves:
+        if is_complex(leaf):
+            raise AdkitTypeError(
+                f"{who} differentiates real inputs only, and got a complex input: use engine='reverse' "
+                "(adkit.grad's default), which follows JAX's convention for complex inputs (README, "
+                '"Complex numbers"), or pass the real and imaginary parts as two real arguments.'
+            )
 
 
 def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:

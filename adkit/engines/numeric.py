@@ -66,7 +66,7 @@ from adkit.errors import (
     NestedEngineError,
     NonFiniteDerivativeError,
 )
-from adkit.trees import argnums_tuple, as_input, tree_flatten, tree_unflatten
+from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
 
 METHODS = ("central", "forward", "backward", "richardson", "complex")
 _POWER = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "richardson": 1 / 5}
@@ -569,6 +569,7 @@ class _Args:
         for n in argnums:
             leaves, treedef = tree_flatten(args[n])
             leaves = [as_input(leaf, f"argument {n}") for leaf in leaves]
+            refuse_complex_inputs(leaves, "the numeric engine (finite differences along real directions)")
             self.treedefs.append(treedef)
             self.counts.append(len(leaves))
             self.leaves.extend(leaves)

@@ -26,12 +26,14 @@ from adkit.engines.fastpath import install
 from adkit.ops import strong_zero
 from adkit.ops.array import unbroadcast
 from adkit.ops.core import (
+    REGISTRY,
     Op,
     ShapeOnly,
     Trace,
     Tracer,
     all_finite,
     evaluate,
+    is_complex,
     local_partials,
     primal,
     shape_of,
@@ -63,7 +65,7 @@ class Node:
     """The tape node of a generic op (or of a non-float input, with op None): the input
     nodes, what its VJP or partials need in the sweep, and the adjoint."""
 
-    __slots__ = ("op", "parents", "vals", "out", "params", "adj", "finite", "live")
+    __slots__ = ("op", "parents", "vals", "out", "params", "adj", "finite", "live", "real_in")
 
     def __init__(self, op: Op | None, parents: Sequence[Any], vals: list[Any], out: Any, params: dict[str, Any]):
         self.op = op
@@ -74,13 +76,15 @@ class Node:
         self.adj: Any = UNTOUCHED
         self.finite: bool | None = None  # for an input: its gradient was checked finite in the sweep
         self.live: Any = None  # strict sweeps: entries of adj the seed reaches (adkit.ops.strong_zero)
+        self.real_in: Any = None  # a complex op's real inputs, whose cotangents are real parts (see `process`)
 
     def cotangents(self, g: Any) -> Sequence[Any]:
         """One cotangent per input (None for constants): the VJP of this node at g."""
         op, vals = self.op, self.vals
         needed = [p is not None for p in self.parents]
         if op.partials is None:
-            return op.vjp(g, vals, self.out, needed, **self.params)
+            cots = op.vjp(g, vals, self.out, needed, **self.params)
+            return cots if self.real_in is None else _real_parts(cots, self.real_in)
         parts = local_partials(op, self.out, vals, self.params, needed, quiet=False)  # the sweep is quiet
         result = []
         g_shape = shape_of(g)
@@ -92,7 +96,7 @@ class Node:
             c = _mul(g, p, p if owned else None)
             v_shape = shape_of(v)
             result.append(c if v_shape == g_shape and shape_of(c) == g_shape else unbroadcast(c, v_shape))
-        return result
+        return result if self.real_in is None else _real_parts(result, self.real_in)
 
     def strict_cotangents(self, g: Any, live: Any) -> tuple[list[Any], list[Any]]:
         """The VJP at g under the strong-zero rule (adkit.ops.strong_zero): one cotangent and
@@ -110,6 +114,8 @@ class Node:
                 lives = [
                     strong_zero.conservative([live], shape_of(v)) if need else None for v, need in zip(vals, needed)
                 ]
+            if self.real_in is not None:
+                cots = _real_parts(cots, self.real_in)
             return [None if c is None else strong_zero.keep_live(c, lv) for c, lv in zip(cots, lives)], lives
         cots, lives = [], []
         for i, (p, v) in enumerate(zip(local_partials(op, out, vals, params, needed), vals)):
@@ -121,7 +127,16 @@ class Node:
             edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, live), shape_of(c))
             cots.append(unbroadcast(strong_zero.keep_live(c, edge), shape_of(v)))
             lives.append(strong_zero.unbroadcast_live(edge, shape_of(v)))
-        return cots, lives
+        return (cots if self.real_in is None else _real_parts(cots, self.real_in)), lives
+
+
+def _real_parts(cots: Sequence[Any], real_in: Sequence[bool]) -> list[Any]:
+    """The cotangents of real inputs of an op with a complex value are real parts: a real
+    input's tangent t is real, so the pairing Re(c t) only sees Re(c) (JAX's convention)."""
+    return [
+        c if c is None or not real or not is_complex(primal(c)) else REGISTRY["real"](c)
+        for c, real in zip(cots, real_in)
+    ]
 
 
 def _is_scratch(p: Any, g: Any) -> bool:
@@ -187,12 +202,17 @@ class ReverseTrace(Trace):
         out, vals, traced = evaluate(self, op, args, params)
         parents = [None if v is None else node_of(v) for v in traced]
         tape = self.tape
+        real_in = None
+        if out.__class__ is not float and is_complex(primal(out)):
+            real_in = [p is not None and not is_complex(primal(x)) for p, x in zip(parents, vals)]
         if op.keeps:  # keep alive only what the rules read (activations cost memory)
             vals = [
                 x if keep or not isinstance(x, np.ndarray) else ShapeOnly(x.shape) for x, keep in zip(vals, op.keeps)
             ]
         kept_out = out if op.keeps_out or not isinstance(out, np.ndarray) else ShapeOnly(out.shape)
         node = Node(op, parents, vals, kept_out, params)
+        if real_in is not None and any(real_in):
+            node.real_in = real_in
         if type(out) is float and not self.strict:  # a FloatVar, so that the scalar fast paths apply to it
             v: Var = _float_var(out, self, None, None, None, node)
             tape.append(v)

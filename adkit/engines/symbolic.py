@@ -61,6 +61,10 @@ def to_sympy_constant(c: Any) -> Any:
 
 
 def _apply(op, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    if op.sympy is None:
+        raise AdkitError(
+            f"the symbolic engine cannot differentiate {op.name}: {op.sympy_refusal or 'it has no sympy form'}"
+        )
     sp = _sympy()
     if op.partials is not None:  # elementwise: the sympy form per element
         if any(isinstance(a, np.ndarray) and a.ndim > 0 for a in args):

@@ -16,9 +16,11 @@ Registering a custom op (every engine and the registry-wide tests pick it up)::
     cube(2.0)            # 8.0; differentiable by every engine
 """
 
-from adkit.ops import array, conv, einsum, elementwise, elementwise_more, linalg, special  # noqa: F401 (registers numpy extras and scipy.special ops)
+from adkit.ops import array, conv, einsum, elementwise, elementwise_more, fft, linalg, special  # noqa: F401 (registers numpy extras and scipy.special ops)
 from adkit.ops.core import NUMPY_NAMES, REGISTRY, Op, Trace, Tracer, bind, compile_all, primal, register, unregister
 
+for _name in elementwise.COMPLEX_SAFE:
+    REGISTRY[_name].complex_ok = True
 compile_all()
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
     "conv",
     "einsum",
     "elementwise",
+    "fft",
     "linalg",
 ]

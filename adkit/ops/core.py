@@ -75,6 +75,12 @@ class Op:
                        are piecewise constant in the values (max, sort, getitem, any linear op):
                        a zero coefficient is then an exact zero, see `zeros_are_structural`
       multilinear      linear in each input when the others are held fixed (matmul, einsum)
+      complex_ok       its rules are right for complex arguments too (JAX's convention, README
+                       "Complex numbers"): analytic ops, whose partials are then the complex
+                       derivative, and ops with complex-aware jvp/vjp. Any other op refuses a
+                       complex argument by name (or hands it to `complex_variant`)
+      complex_variant  name of the op that computes this one on complex arguments (abs ->
+                       abs_complex: |z| is not analytic, so it needs its own rule)
     """
 
     name: str
@@ -96,6 +102,9 @@ class Op:
     linear: bool = False
     piecewise_linear: bool = False
     multilinear: bool = False
+    complex_ok: bool = False
+    complex_variant: str | None = None
+    sympy_refusal: str = ""  # why an op has no sympy form (fft, svd): the symbolic engine says so
     label: str = ""
     doc: str = ""
     reached_by: str = ""  # how users reach an op that has no numpy name nor adkit.<name>
@@ -447,11 +456,16 @@ class Tracer:
 
     @property
     def real(self) -> Any:
-        return self  # traced values are real
+        return REGISTRY["real"](self)
 
     @property
     def imag(self) -> Any:
-        return np.zeros_like(primal(self))
+        return REGISTRY["imag"](self)
+
+    def conj(self) -> Any:
+        return REGISTRY["conj"](self)
+
+    conjugate = conj
 
     def __len__(self) -> int:
         shape = self.shape
@@ -483,8 +497,8 @@ class Tracer:
 
     def __complex__(self) -> complex:
         raise TracerConversionError(
-            "complex() of a traced adkit value: adkit's engines differentiate real functions only "
-            "(complex numbers are not supported yet)."
+            "complex() of a traced adkit value would drop its derivative. Keep it as it is (x * 1j, "
+            "x + 0j and numpy functions keep it), or use complex(adkit.primal(x)) for the number."
         )
 
     def __int__(self) -> int:
@@ -556,10 +570,13 @@ class Tracer:
         return REGISTRY["matmul"](self, other)
 
     def astype(self, dtype: Any) -> Any:
-        if np.issubdtype(np.dtype(dtype), np.floating):
+        kind = np.dtype(dtype).kind
+        if kind == "f" or (kind == "c" and is_complex(primal(self))):
             return self
+        if kind == "c":
+            return REGISTRY["add"](self, 0j)  # promotion to complex: the identity on the value
         raise TracerConversionError(
-            f"astype({dtype}) of a traced value would drop its derivative: only float dtypes keep it"
+            f"astype({dtype}) of a traced value would drop its derivative: only float and complex dtypes keep it"
         )
 
     # Other ndarray methods (std, clip, argmax, copy, ...) are added after the class as
@@ -822,6 +839,8 @@ def evaluate(trace: Trace, op: Op, args: Sequence[Any], params: dict[str, Any]) 
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
     if op.nograd:
+        if not op.complex_ok and any(is_complex(primal(a)) for a in args):
+            raise _complex_refusal(op, args)
         return op.impl(*[primal(lift_object(a)) for a in args], **params)
     top: Trace | None = None
     for a in args:
@@ -843,22 +862,30 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         return op.impl(*args, **params)
     for a in args:
         t = type(a)
-        if t is float or t is int or isinstance(a, Tracer):
-            continue
-        if t is np.ndarray:
-            if a.dtype.kind == "c":
-                raise _complex_refusal(op, a)
+        if t is float or t is int or t is np.ndarray or isinstance(a, Tracer):
             continue
         check_constant(op, a)
+    if not op.complex_ok and any(is_complex(primal(a)) for a in args):
+        if op.complex_variant is None:
+            raise _complex_refusal(op, args)
+        return bind(REGISTRY[op.complex_variant], args, params)
     return top.process(op, args, params)
 
 
+def is_complex(v: Any) -> bool:
+    """v (a plain value) is a complex number or a complex array."""
+    t = type(v)
+    if t is float or t is int:
+        return False
+    if t is np.ndarray:
+        return v.dtype.kind == "c"
+    return isinstance(v, (complex, np.complexfloating))
+
+
 def check_constant(op: Op, a: Any) -> None:
-    """Refuse a constant that adkit's traced engines would differentiate wrongly: complex
-    numbers (no complex rules yet), and ndarray subclasses such as masked arrays (each
-    engine would treat the mask differently) and np.matrix (its * is a matrix product)."""
-    if isinstance(a, (complex, np.complexfloating)) or (isinstance(a, np.ndarray) and a.dtype.kind == "c"):
-        raise _complex_refusal(op, a)
+    """Refuse a constant that adkit's traced engines would differentiate wrongly: ndarray
+    subclasses such as masked arrays (each engine would treat the mask differently) and
+    np.matrix (its * is a matrix product)."""
     if isinstance(a, np.ndarray) and type(a) is not np.ndarray and not isinstance(a, np.memmap):
         raise AdkitTypeError(
             f"{op.name} got a constant of type {type(a).__module__}.{type(a).__name__} beside a traced value: "
@@ -873,10 +900,11 @@ NDARRAY_SUBCLASS_ADVICE = (
 )
 
 
-def _complex_refusal(op: Op, a: Any) -> AdkitTypeError:
+def _complex_refusal(op: Op, args: Sequence[Any]) -> AdkitTypeError:
+    value = next(primal(a) for a in args if is_complex(primal(a)))
+    shown = f"{value:.6g}" if np.ndim(value) == 0 else f"an array of shape {np.shape(value)}"
     return AdkitTypeError(
-        f"{op.name} got a complex constant ({a!r:.40}) beside a traced value: adkit's traced engines "
-        "differentiate real functions and have no complex rules yet, so the derivative would be wrong. "
-        "Write f with real arithmetic (|a + bi| = np.hypot(a, b)), or use engine='numeric', which only "
-        "calls f on real inputs."
+        f"{op.name} got a complex argument ({shown}): adkit has no complex rule for {op.name} (it is not analytic, or "
+        "its complex rule is not written yet), so its derivative would be wrong. Write that step with real "
+        "arithmetic on np.real(z) and np.imag(z) (|z| = np.abs(z) is supported), or register a complex rule."
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import Op, register
+from adkit.ops.core import REGISTRY, Op, is_complex, primal, register
 
 
 def piecewise(sp: Any, *pairs: tuple[Any, Any]) -> Any:
@@ -521,6 +521,7 @@ register(
         sympy=lambda sp, x: sp.Abs(x),
         domain=domain(AWAY_FROM_ZERO),
         complex_step=False,
+        complex_variant="abs_complex",
         kinks="abs'(0) = 0 (a subgradient, 0 at the minimum, agrees with central differences)",
         numpy_names=(np.abs, np.absolute, np.fabs),
         label="|·|",
@@ -631,3 +632,126 @@ for _name, _fn in [
         )
     )
 register(Op("logical_not", np.logical_not, nograd=True, numpy_names=(np.logical_not,), domain=domain(REAL)))
+
+
+# --- complex numbers (README, "Complex numbers": JAX's convention) ---------------------------
+# A tangent is complex-linear: dz. A cotangent c of a complex value pairs with a tangent t
+# as Re(c t) (no conjugate), so an analytic op's cotangent is g f'(z), the same product as
+# for reals; these ops are not analytic, and their VJPs solve Re(c t) = g * JVP(t) for c.
+
+
+def _sp_each(fn: Any) -> Any:
+    """A sympy form applied entry by entry (the symbolic engine passes object arrays)."""
+    return lambda sp, x, **params: np.vectorize(lambda e: fn(sp, e, **params), otypes=[object])(x)[()]
+
+
+def _unit_conj(z: Any, out: Any) -> Any:
+    """conj(z) / |z| (d|z| = Re(conj(z) dz) / |z|); 0 at z = 0, the subgradient of least
+    norm, as for the real abs."""
+    R = REGISTRY
+    at_zero = out == 0
+    return R["where"](at_zero, 0.0, R["conj"](z) / R["where"](at_zero, 1.0, out))
+
+
+def _examples_on_reals_and_complex(rng: np.random.Generator) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    return [((AWAY_FROM_ZERO(rng, (3,)),), {}), ((float(AWAY_FROM_ZERO(rng, ())),), {})]
+
+
+def _linear_part(name: str, numpy_fn: Any, vjp: Any, sympy_fn: Any, formula: str, doc: str) -> None:
+    """Re, Im, conj: real-linear, so the JVP is the op itself on the tangent."""
+    register(
+        Op(
+            name,
+            lambda x: numpy_fn(x)[()] if isinstance(x, np.ndarray) else numpy_fn(x),
+            jvp=lambda tangents, xs, out, nb: REGISTRY[name](tangents[0]),
+            vjp=vjp,
+            sympy=_sp_each(lambda sp, x: getattr(sp, sympy_fn)(x)),
+            examples=_examples_on_reals_and_complex,
+            linear=True,
+            complex_ok=True,
+            complex_step=False,
+            kinks=f"none; not analytic ({formula}), so complex-step cannot check it",
+            numpy_names=(numpy_fn,),
+            doc=doc,
+        )
+    )
+
+
+_linear_part(
+    "real",
+    np.real,
+    lambda g, xs, out, needed: (g,),
+    "re",
+    "Re z",
+    "Re z: the identity on reals. Cotangent of a complex z: g itself (Re(g t) = g Re t).",
+)
+_linear_part(
+    "imag",
+    np.imag,
+    lambda g, xs, out, needed: (-1j * g if is_complex(primal(xs[0])) else 0.0 * g,),
+    "im",
+    "Im z",
+    "Im z: 0 on reals. Cotangent of a complex z: -i g (Re(-i g t) = g Im t).",
+)
+_linear_part(
+    "conj",
+    np.conjugate,
+    lambda g, xs, out, needed: (REGISTRY["conj"](g),),
+    "conjugate",
+    "conj z",
+    "conj z: the identity on reals. Cotangent: conj(g).",
+)
+register(
+    Op(
+        "abs_complex",
+        np.abs,
+        jvp=lambda tangents, xs, out, nb: REGISTRY["real"](_unit_conj(xs[0], out) * tangents[0]),
+        vjp=lambda g, xs, out, needed: (g * _unit_conj(xs[0], out),),
+        sympy=_sp_each(lambda sp, x: sp.Abs(x)),
+        examples=_examples_on_reals_and_complex,
+        complex_ok=True,
+        complex_step=False,
+        kinks="|z| is not differentiable at 0, where the subgradient 0 is returned (as for the real abs)",
+        reached_by="np.abs(z) / abs(z) of a complex value (the abs op hands complex arguments to it)",
+        doc="|z| of a complex z: d|z| = Re(conj(z) dz) / |z|; cotangent g conj(z) / |z|.",
+    )
+)
+
+
+def _angle_vjp(g: Any, xs: Any, out: Any, needed: Any) -> tuple[Any]:
+    z = xs[0]
+    return (REGISTRY["div"](-1j * g, z) if is_complex(primal(z)) else 0.0 * g,)  # numpy's inf at z = 0
+
+
+register(
+    Op(
+        "angle",
+        lambda z, deg=False: np.angle(z, deg=deg),
+        params={"deg": False},
+        jvp=lambda tangents, xs, out, nb, deg=False: (
+            REGISTRY["imag"](REGISTRY["div"](tangents[0], xs[0])) * (np.pi / 180 if deg else 1)
+        ),
+        vjp=lambda g, xs, out, needed, deg=False: _angle_vjp(g * (np.pi / 180 if deg else 1), xs, out, needed),
+        sympy=_sp_each(lambda sp, x, deg=False: sp.arg(x) * (180 / sp.pi if deg else 1)),
+        examples=_examples_on_reals_and_complex,
+        complex_ok=True,
+        complex_step=False,
+        kinks="arg z is undefined at 0 (its derivative there is refused as inf / NaN) and jumps by 2 pi across "
+        "the negative real axis (numpy's branch cut); 0 for real inputs away from 0",
+        numpy_names=(np.angle,),
+        doc="arg z = atan2(Im z, Re z): d arg = Im(dz / z); cotangent -i g / z.",
+    )
+)
+
+
+# Ops whose rules hold for complex arguments as written: analytic ops (their partials are the
+# complex derivative f'(z), and Re(g f'(z) t) pairs it with the tangent) and structural ops
+# whose JVP / VJP are complex-bilinear without a conjugate; comparisons are piecewise constant
+# (numpy orders complex numbers lexicographically), derivative 0. Every other op refuses
+# complex (sign: z / |z| for complex z is not piecewise constant).
+# (Marked in adkit/ops/__init__.py once every module has registered its ops.)
+COMPLEX_SAFE = (
+    "add sub mul div neg pos pow square reciprocal exp expm1 log log1p sqrt sin cos tan arcsin arccos "
+    "arctan sinh cosh tanh sigmoid softplus where matmul sum mean reshape transpose broadcast_to getitem "
+    "index_add concatenate stack einsum prod prod_others cumprod convolve inv solve det equal not_equal greater greater_equal less less_equal logical_and logical_or logical_not isfinite isnan"
+).split()
