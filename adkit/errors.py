@@ -15,3 +15,7 @@ class NonFiniteDerivativeError(AdkitError, FloatingPointError):
 
 class LeakedTracerError(AdkitError, RuntimeError):
     """A traced value escaped the grad/jvp call that created it and was used later."""
+
+
+class ExpressionTooDeepError(AdkitError, RuntimeError):
+    """f's graph is too deep to be one sympy expression (sympy recurses once per level)."""
