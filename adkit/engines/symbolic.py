@@ -25,10 +25,15 @@ from adkit.graph import Graph, trace
 from adkit.ops.core import primal
 
 MAX_SYMBOLS = 400
-# Ops on the longest path up to which f is rebuilt as one sympy expression: sympy's diff
-# and evalf recurse once per level, a few Python frames each (a 60-step Horner loop, 120
-# ops, exceeds the default recursion limit). Deeper graphs are differentiated node by node.
+# Up to which depth and size (as a tree, shared sub-expressions counted each time) f is
+# rebuilt as one sympy expression. Sympy's constructors, diff and evalf recurse once per
+# level, a few Python frames each (a 60-step Horner loop, 120 levels, exceeds the default
+# recursion limit), and its cache compares expressions as trees (x <- x + sin(x) / 1000
+# doubles the tree at every step: 20 steps take minutes). Larger expressions are
+# differentiated node by node. (Sympy folds many graphs into small expressions: a
+# product-node graph of any depth is c * w**n.)
 EXPRESSION_DEPTH_LIMIT = 64
+EXPRESSION_SIZE_LIMIT = 100_000
 
 
 def _sympy():
@@ -99,14 +104,14 @@ class SymbolicDerivative:
 
     def _derivatives(self) -> list[Any]:
         if self.derivatives is None:
-            raise ExpressionTooDeepError(self._too_deep())
+            raise ExpressionTooDeepError(self._too_deep_message())
         return self.derivatives
 
-    def _too_deep(self) -> str:
+    def _too_deep_message(self) -> str:
         return (
-            f"f's graph is {self.depth} ops deep (the limit for one sympy expression is "
-            f"{EXPRESSION_DEPTH_LIMIT}: sympy recurses once per level and would exceed Python's recursion "
-            "limit). Its derivatives were computed node by node (one sympy symbol per node, the chain rule "
+            f"f's graph is {self.depth} ops deep and its sympy expression would be more than "
+            f"{EXPRESSION_DEPTH_LIMIT} levels deep or {EXPRESSION_SIZE_LIMIT:,} nodes as a tree (sympy recurses "
+            "once per level, past Python's recursion limit, and walks trees: it would take hours). Its derivatives were computed node by node (one sympy symbol per node, the chain rule "
             "over the graph), so their values are here, but not as one expression: count_ops, cse and "
             "latex need a shallower function (fewer steps in a loop)"
         )
@@ -123,7 +128,7 @@ class SymbolicDerivative:
 
     def __str__(self) -> str:
         if self.derivatives is None:
-            return self._too_deep()
+            return self._too_deep_message()
         lines = [f"f = {self.expression}"]
         for sym, d in zip(self.symbols, self.derivatives):
             lines.append(f"d f / d {sym} = {d}")
@@ -174,13 +179,14 @@ def symbolic_derivative(f: Callable[..., Any], *args: Any) -> SymbolicDerivative
                 point[s[idx]] = to_sympy_constant(raw_arr[idx]) if exact else sp.Float(float(arr[idx]), 30)
         values[i] = s
         symbols.append(s)
-    depth = graph_depth(graph)
-    if depth <= EXPRESSION_DEPTH_LIMIT:
-        try:
-            return _whole_expression(f, args, graph, values, symbols, point, exact)
-        except RecursionError:
-            pass  # sympy recursed too deep after all: the node-by-node form below needs no recursion
-    return _node_by_node(graph, symbols, point, exact, depth)
+    try:
+        return _whole_expression(f, args, graph, values, symbols, point, exact)
+    except (_TooDeep, RecursionError):  # RecursionError: sympy recursed too deep even so
+        return _node_by_node(graph, symbols, point, exact, graph_depth(graph))
+
+
+class _TooDeep(Exception):
+    """An expression being built is deeper or larger than the limits above."""
 
 
 def _whole_expression(
@@ -194,11 +200,14 @@ def _whole_expression(
 ) -> SymbolicDerivative:
     """f as one sympy expression of the input symbols, differentiated by sympy.diff."""
     sp = _sympy()
+    walked: dict[int, Any] = {}
     for node in graph.nodes:
         if node.op is None:
             continue
         args_sym = [values[p] if p is not None else to_sympy_constant(c) for p, c in zip(node.parents, node.consts)]
         values[node.id] = _apply(node.op, args_sym, node.params)
+        if _too_deep(values[node.id], walked):
+            raise _TooDeep
     if graph.output is None:
         expr = to_sympy_constant(f(*args))
     else:
@@ -219,6 +228,33 @@ def _whole_expression(
     result = SymbolicDerivative(graph, symbols, expr, derivs, point, exact)
     result.values = [_evaluate(d, point, exact) for d in derivs]
     return result
+
+
+def _too_deep(value: Any, known: dict[int, Any]) -> bool:
+    """Whether a sympy expression (or any entry of an object array) is deeper than
+    EXPRESSION_DEPTH_LIMIT levels or larger than EXPRESSION_SIZE_LIMIT as a tree. Walked
+    iteratively; `known` maps id(subexpression) -> (depth, tree size, subexpression) and is
+    shared between the calls for one graph, so each sub-expression is walked once."""
+    for expr in np.asarray(value, dtype=object).reshape(-1):
+        stack = [expr]
+        while stack:
+            e = stack[-1]
+            if id(e) in known:
+                stack.pop()
+                continue
+            args = getattr(e, "args", ())
+            pending = [a for a in args if id(a) not in known]
+            if pending:
+                stack.extend(pending)
+                continue
+            depth = 1 + max((known[id(a)][0] for a in args), default=0)
+            size = 1 + sum(known[id(a)][1] for a in args)
+            known[id(e)] = (depth, size, e)  # e kept alive, so that ids stay unique
+            stack.pop()
+        depth, size, _ = known[id(expr)]
+        if depth > EXPRESSION_DEPTH_LIMIT or size > EXPRESSION_SIZE_LIMIT:
+            return True
+    return False
 
 
 def graph_depth(graph: Graph) -> int:

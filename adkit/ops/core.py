@@ -141,7 +141,9 @@ def register(op: Op) -> Op:
             "argument), or both `jvp` and `vjp` overrides, or nograd=True"
         )
     if op.jvp is not None and not isinstance(op.jvp, _EmptySafeJVP):
-        op.jvp, op.vjp = _EmptySafeJVP(op.jvp), _EmptySafeVJP(op.vjp)
+        op.jvp = _EmptySafeJVP(op.jvp)
+    if op.vjp is not None and not isinstance(op.vjp, _EmptySafeVJP):
+        op.vjp = _EmptySafeVJP(op.vjp)
     REGISTRY[op.name] = op
     for np_name in op.numpy_names:
         NUMPY_NAMES[np_name] = op
@@ -162,7 +164,7 @@ class _EmptySafeJVP:
         self.rule = rule
 
     def __call__(self, tangents: Sequence[Any], xs: Sequence[Any], out: Any, nb: int, **params: Any) -> Any:
-        batch = next(shape_of(t)[:nb] for t in tangents if t is not None)
+        batch = next((shape_of(t)[:nb] for t in tangents if t is not None), ())
         if math.prod(batch) == 0 or math.prod(shape_of(out)) == 0:
             return np.zeros(batch + shape_of(out))
         if any(t is not None and math.prod(shape_of(x)) == 0 for t, x in zip(tangents, xs)):
