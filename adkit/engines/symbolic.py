@@ -110,10 +110,11 @@ class SymbolicDerivative:
     def _too_deep_message(self) -> str:
         return (
             f"f's graph is {self.depth} ops deep and its sympy expression would be more than "
-            f"{EXPRESSION_DEPTH_LIMIT} levels deep or {EXPRESSION_SIZE_LIMIT:,} nodes as a tree (sympy recurses "
-            "once per level, past Python's recursion limit, and walks trees: it would take hours). Its derivatives were computed node by node (one sympy symbol per node, the chain rule "
-            "over the graph), so their values are here, but not as one expression: count_ops, cse and "
-            "latex need a shallower function (fewer steps in a loop)"
+            f"{EXPRESSION_DEPTH_LIMIT} levels deep or {EXPRESSION_SIZE_LIMIT:,} nodes as a tree (sympy "
+            "recurses once per level, past Python's recursion limit, and walks trees: it would take hours). "
+            "Its derivatives were computed node by node (one sympy symbol per node, the chain rule over the "
+            "graph), so their values are here, but not as one expression: count_ops, cse and latex need a "
+            "shallower function (fewer steps in a loop)"
         )
 
     @property
