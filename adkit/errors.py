@@ -72,3 +72,7 @@ class UndefinedDerivativeError(AdkitError, ValueError):
     """The derivative asked for does not exist at this point: eigenvectors at a repeated
     eigenvalue, singular vectors at a repeated singular value (their directions are not
     unique there), a rank-deficient pseudo-inverse. The message names the op and the fix."""
+
+
+class ExpressionTooDeepError(AdkitError, RuntimeError):
+    """f's graph is too deep to be one sympy expression (sympy recurses once per level)."""

@@ -420,6 +420,8 @@ def local_jacobians(node: Node, nodes: Sequence[Node]) -> list[Any]:
             result.append(None)
         elif out_shape == () and shape_of(vals[pos]) == ():
             result.append(float(rows[pos][0][0]))
+        elif not rows[pos]:  # an empty output: a Jacobian with no rows
+            result.append(np.zeros((0, math.prod(shape_of(vals[pos])))))
         else:
             result.append(np.stack(rows[pos]))
     return result

@@ -299,16 +299,26 @@ def _ravel(a, order="C"):
 
 
 def _dot(a, b, out=None):
+    """np.dot: a product with a 0-d operand, matmul up to 2-d, and for n-d operands the sum
+    over the last axis of a and the second-to-last of b (the last, when b is 1-d)."""
     _no_out("np.dot", out=out)
     na, nb = len(shape_of(a)), len(shape_of(b))
     if na == 0 or nb == 0:
         return R["mul"](a, b)
-    if na > 2 or nb > 2:
-        raise UnsupportedFunctionError(
-            "np.dot of arrays with more than 2 dimensions is not supported on traced values: "
-            "use np.matmul (@) or np.tensordot-free reshapes"
+    if na <= 2 and nb <= 2:
+        return R["matmul"](a, b)
+    return _contract_last(a, b, -2 if nb > 1 else -1, "np.dot")
+
+
+def _contract_last(a, b, b_axis, name):
+    """The last axis of a contracted with axis `b_axis` of b: tensordot(a, b, ([-1], [b_axis]))."""
+    sa, sb = shape_of(a), shape_of(b)
+    if sa[-1] != sb[b_axis]:
+        raise ValueError(
+            f"{name}: shapes {sa} and {sb} not aligned: {sa[-1]} (dim {len(sa) - 1}) != "
+            f"{sb[b_axis]} (dim {b_axis % len(sb)})"
         )
-    return R["matmul"](a, b)
+    return _tensordot(a, b, axes=([-1], [b_axis]))
 
 
 def _outer(a, b, out=None):
@@ -317,12 +327,18 @@ def _outer(a, b, out=None):
 
 
 def _inner(a, b):
-    if len(shape_of(a)) > 1 or len(shape_of(b)) > 1:
-        return R["matmul"](a, _swapaxes(b, -1, -2) if len(shape_of(b)) > 1 else b)
-    return R["sum"](R["mul"](a, b))
+    """np.inner: a product with a 0-d operand, else the sum over the last axes of both
+    (shape a.shape[:-1] + b.shape[:-1])."""
+    if len(shape_of(a)) == 0 or len(shape_of(b)) == 0:
+        return R["mul"](a, b)
+    return _contract_last(a, b, -1, "np.inner")
 
 
 def _vdot(a, b):
+    """np.vdot: the dot product of the flattened operands, which must have equal sizes."""
+    na, nb = math.prod(shape_of(a)), math.prod(shape_of(b))
+    if na != nb:
+        raise AdkitValueError(f"np.vdot: the operands have different sizes ({na} and {nb} entries)")
     if is_complex(primal(a)):
         a = R["conj"](a)  # np.vdot conjugates its first argument
     return R["sum"](R["mul"](R["reshape"](a, shape=(-1,)), R["reshape"](b, shape=(-1,))))

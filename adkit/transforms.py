@@ -335,7 +335,9 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None,
     """Forward passes carrying a batch of basis tangents (vector mode): the whole Jacobian.
 
     All n input directions ride in one pass when n <= chunk, else in ceil(n / chunk)
-    passes, which bounds the memory of the tangents (chunk x the size of each value).
+    passes. Each pass's output tangents are written into the result before the next pass
+    starts (and a pass whose tangents are not finite is redone in strict mode alone), so
+    the memory is that of one pass (chunk x the size of each value) plus the result.
     """
     leaves_all = []
     for n in argnums:
@@ -376,59 +378,109 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None,
             outs, out_def = _output_leaves(f(*prep.args))
         return prep, outs, out_def, trace
 
+    def tangents_of(lo: int, hi: int) -> tuple[_Prepared, list[Any], Any, list[Any]]:
+        """One pass's outputs and their tangents (None for an output that does not depend
+        on the inputs); redone in strict mode when a tangent is not finite."""
+        prep, outs, out_def, trace = one_pass(lo, hi)
+        if not all(_is_finite(o.tangent) for o in outs if isinstance(o, Dual) and o._trace is trace):
+            prep, outs, out_def, trace = one_pass(lo, hi, strict=True)  # the strong-zero rule: ops/strong_zero.py
+            strict_traces.append(trace)  # its culprit names the op for an error message
+        ours = [isinstance(o, Dual) and o._trace is trace for o in outs]
+        tans = [o.tangent if mine else None for o, mine in zip(outs, ours)]
+        values = [o.value if mine else o for o, mine in zip(outs, ours)]
+        prep.traced = prep.args = []  # they hold the seed tangents, not needed once f has run
+        return prep, values, out_def, tans
+
+    strict_traces: list[ForwardTrace] = []
     bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)] if batched else [(0, 1)]
-    passes = [one_pass(lo, hi) for lo, hi in bounds]
-    if not all(
-        _is_finite(o.tangent) for _, outs, _, t in passes for o in outs if isinstance(o, Dual) and o._trace is t
-    ):
-        passes = [one_pass(lo, hi, strict=True) for lo, hi in bounds]  # the strong-zero rule: ops/strong_zero.py
-    prep, outs, out_def, trace = passes[0]
-    values, results = [], []
-    for i, out in enumerate(outs):
-        is_ours = isinstance(out, Dual) and out._trace is trace
-        value = out.value if is_ours else out
-        if scalar_output or holomorphic:
-            _check_complex([leaves_all], [value], holomorphic, "grad" if scalar_output else "jacobian")
-        if scalar_output and shape_of(value) != ():
-            raise AdkitTypeError(
-                f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
-                f"of shape {shape_of(value)}: use adkit.jacobian(f) for the derivatives of every entry"
+    prep, values, out_def, tans = tangents_of(*(bounds[0] if bounds else (0, 0)))
+    out_shapes = [shape_of(v) for v in values]
+    if scalar_output or holomorphic:
+        _check_complex([leaves_all], values, holomorphic, "grad" if scalar_output else "jacobian")
+    if scalar_output and out_shapes[0] != ():
+        raise AdkitTypeError(
+            f"grad needs f to return a scalar (or an array with one entry), but it returned an array "
+            f"of shape {out_shapes[0]}: use adkit.jacobian(f) for the derivatives of every entry"
+        )
+    if scalar_output and tans[0] is not None:
+        _check_value(values[0], lambda: _diagnose(f, args, argnums))
+    nested = any(isinstance(t, Tracer) for t in tans)
+    pending = [tans]
+    del tans  # from here on only the generator below holds a pass's tangents
+
+    def passes() -> Any:
+        for n, (lo, hi) in enumerate(bounds):
+            tans = pending.pop() if n == 0 else tangents_of(lo, hi)[3]
+            _check_finite(
+                [t for t in tans if t is not None], lambda: _diagnose(f, args, argnums, strict_traces), "derivative"
             )
-        out_shape = shape_of(value)
-        pieces = []
-        for (lo, hi), (_, p_outs, _, p_trace) in zip(bounds, passes):
-            o = p_outs[i]
-            if isinstance(o, Dual) and o._trace is p_trace:
-                pieces.append(o.tangent)
-            else:
-                pieces.append(np.zeros((hi - lo,) + out_shape) if batched else 0.0)
-        if len(pieces) == 1:
-            tangent = pieces[0]
-        elif any(isinstance(t, Tracer) for t in pieces):
-            tangent = REGISTRY["concatenate"](*pieces, axis=0)
-        else:
-            tangent = np.concatenate(pieces, axis=0)
-        if is_ours:
-            if scalar_output:
-                _check_value(value, lambda: _diagnose(f, args, argnums))
-            traces = [p[3] for p in passes]
-            _check_finite([tangent], lambda: _diagnose(f, args, argnums, traces), "derivative")
-        per_leaf = []
-        k = 0
-        for leaves in prep.leaves:
-            row = []
-            for leaf in leaves:
-                if not batched:
-                    row.append(_fresh(tangent, leaf) if out_shape == () else tangent)
-                else:
-                    row.append(_jacobian_block(tangent[offsets[k] : offsets[k + 1]], leaf, out_shape))
-                k += 1
-            per_leaf.append(row)
-        values.append(_plain(value))
-        results.append(prep.rebuild(per_leaf, single))
+            yield lo, hi, tans
+            tans = None  # not kept while the next pass runs
+
+    leaves = [leaf for row in prep.leaves for leaf in row]
+    if nested:
+        blocks = _jacobian_of_tracers(passes(), leaves, out_shapes, offsets, batched)
+    else:
+        blocks = _jacobian_filled(passes(), leaves, out_shapes, offsets)
+    results = []
+    for per_leaf in blocks:
+        rows, k = [], 0
+        for row in prep.leaves:
+            rows.append(per_leaf[k : k + len(row)])
+            k += len(row)
+        results.append(prep.rebuild(rows, single))
+    values = [_plain(v) for v in values]
     if out_def is None:
         return values[0], results[0]
     return tree_unflatten(out_def, values), tree_unflatten(out_def, results)
+
+
+def _jacobian_filled(passes, leaves, out_shapes, offsets):
+    """Write each pass's tangents (rows lo:hi of the input directions) straight into the
+    Jacobian blocks, one of shape out_shape + leaf shape per output and input leaf, and
+    drop them before the next pass: the memory is one pass plus the result."""
+    blocks: list[list[Any] | None] = [None] * len(out_shapes)
+    for lo, hi, tans in passes:
+        for i, tangent in enumerate(tans):
+            if tangent is None:
+                continue
+            if blocks[i] is None:
+                blocks[i] = [np.zeros(out_shapes[i] + shape_of(leaf), np.result_type(tangent)) for leaf in leaves]
+            rows = np.reshape(tangent, (hi - lo, -1))
+            for k, block in enumerate(blocks[i]):
+                first, last = max(lo, offsets[k]), min(hi, offsets[k + 1])
+                if first < last:
+                    columns = block.reshape(-1, offsets[k + 1] - offsets[k])
+                    columns[:, first - offsets[k] : last - offsets[k]] = rows[first - lo : last - lo].T
+        tans = tangent = rows = None  # free this pass before the generator runs the next one
+    results = []
+    for shape, out_blocks in zip(out_shapes, blocks):
+        out_blocks = out_blocks or [np.zeros(shape + shape_of(leaf)) for leaf in leaves]
+        for b in out_blocks:
+            np.add(b, 0.0, out=b)  # no -0.0 entries
+        results.append(
+            [float(b) if type(leaf) is float and b.shape == () else b for leaf, b in zip(leaves, out_blocks)]
+        )
+    return results
+
+
+def _jacobian_of_tracers(passes, leaves, out_shapes, offsets, batched):
+    """The same when the tangents are an outer derivative's tracers (a nested call): the
+    passes are concatenated with registry ops so that the outer trace records them."""
+    pieces: list[list[Any]] = [[] for _ in out_shapes]
+    for lo, hi, tans in passes:
+        for shape, t, parts in zip(out_shapes, tans, pieces):
+            parts.append((np.zeros((hi - lo,) + shape) if batched else np.zeros(shape)) if t is None else t)
+    blocks = []
+    for shape, parts in zip(out_shapes, pieces):
+        tangent = parts[0] if len(parts) == 1 else REGISTRY["concatenate"](*parts, axis=0)
+        if not batched:
+            blocks.append([tangent])
+        else:
+            blocks.append(
+                [_jacobian_block(tangent[offsets[k] : offsets[k + 1]], leaf, shape) for k, leaf in enumerate(leaves)]
+            )
+    return blocks
 
 
 def _output_leaves(raw: Any) -> tuple[list[Any], Any]:
@@ -708,6 +760,8 @@ def _reverse_jacobian_of(
             entries = [rows[k][a][b] for k in range(m)]
             if out_shape == ():
                 row.append(entries[0])
+            elif not entries:  # an empty output: a Jacobian with no rows
+                row.append(np.zeros(out_shape + shape_of(leaf), dtype=_dtype(leaf)))
             elif any(isinstance(e, Tracer) for e in entries):
                 row.append(REGISTRY["reshape"](REGISTRY["stack"](*entries), shape=out_shape + shape_of(leaf)))
             else:

@@ -15,3 +15,15 @@ def central_diff(f, x, h=1e-6):
         e[i] = h
         g[i] = (f(x + e) - f(x - e)) / (2 * h)
     return g
+
+
+def central_jacobian(f, x, h=1e-6):
+    """Central differences of an array-valued f: shape f(x).shape + x.shape, one input entry at a time."""
+    x = np.array(x, dtype=np.float64)
+    out_shape = np.shape(f(x))
+    jac = np.zeros(out_shape + x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        jac[(Ellipsis,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h)
+    return jac

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitError, AdkitTypeError
+from adkit.errors import AdkitError, AdkitTypeError, ExpressionTooDeepError
 from adkit.graph import Graph, trace
 from adkit.ops.core import primal
 
@@ -29,6 +29,16 @@ MAX_SYMBOLS = 400
 # takes minutes and gigabytes. A power whose exact value would have more bits than this
 # is evaluated at 30 significant digits instead (mpmath: its size is then only its exponent).
 EXACT_EVALUATION_BITS = 100_000
+
+# Up to which depth and size (as a tree, shared sub-expressions counted each time) f is
+# rebuilt as one sympy expression. Sympy's constructors, diff and evalf recurse once per
+# level, a few Python frames each (a 60-step Horner loop, 120 levels, exceeds the default
+# recursion limit), and its cache compares expressions as trees (x <- x + sin(x) / 1000
+# doubles the tree at every step: 20 steps take minutes). Larger expressions are
+# differentiated node by node. (Sympy folds many graphs into small expressions: a
+# product-node graph of any depth is c * w**n.)
+EXPRESSION_DEPTH_LIMIT = 64
+EXPRESSION_SIZE_LIMIT = 100_000
 
 
 def _sympy():
@@ -90,16 +100,32 @@ class SymbolicDerivative:
     exact: bool
     values: list[Any] = field(default_factory=list)
     inexact_reason: str = ""  # why exact inputs were evaluated at 30 digits (the exact-evaluation budget)
+    depth: int = 0  # ops on the longest input-to-output path; set when too deep for one expression
 
     @property
     def count_ops(self) -> int:
         """Operations in the derivative expressions as trees (expression swell)."""
         sp = _sympy()
-        return int(sum(sp.count_ops(d) for d in _flat(self.derivatives)))
+        return int(sum(sp.count_ops(d) for d in _flat(self._derivatives())))
 
     def cse(self) -> tuple[list[tuple[Any, Any]], list[Any]]:
         """Common sub-expressions factored out of all derivatives at once (sympy.cse)."""
-        return _sympy().cse(_flat(self.derivatives))
+        return _sympy().cse(_flat(self._derivatives()))
+
+    def _derivatives(self) -> list[Any]:
+        if self.derivatives is None:
+            raise ExpressionTooDeepError(self._too_deep_message())
+        return self.derivatives
+
+    def _too_deep_message(self) -> str:
+        return (
+            f"f's graph is {self.depth} ops deep and its sympy expression would be more than "
+            f"{EXPRESSION_DEPTH_LIMIT} levels deep or {EXPRESSION_SIZE_LIMIT:,} nodes as a tree (sympy "
+            "recurses once per level, past Python's recursion limit, and walks trees: it would take hours). "
+            "Its derivatives were computed node by node (one sympy symbol per node, the chain rule over the "
+            "graph), so their values are here, but not as one expression: count_ops, cse and latex need a "
+            "shallower function (fewer steps in a loop)"
+        )
 
     @property
     def count_ops_cse(self) -> int:
@@ -109,9 +135,11 @@ class SymbolicDerivative:
 
     def latex(self) -> list[str]:
         sp = _sympy()
-        return [sp.latex(d) for d in _flat(self.derivatives)]
+        return [sp.latex(d) for d in _flat(self._derivatives())]
 
     def __str__(self) -> str:
+        if self.derivatives is None:
+            return self._too_deep_message()
         lines = [f"f = {self.expression}"]
         for sym, d in zip(self.symbols, self.derivatives):
             lines.append(f"d f / d {sym} = {d}")
@@ -173,11 +201,35 @@ def symbolic_derivative(
                 point[s[idx]] = to_sympy_constant(raw_arr[idx]) if exact else sp.Float(float(arr[idx]), 30)
         values[i] = s
         symbols.append(s)
+    try:
+        return _whole_expression(f, args, graph, values, symbols, point, exact)
+    except (_TooDeep, RecursionError):  # RecursionError: sympy recursed too deep even so
+        return _node_by_node(graph, symbols, point, exact, graph_depth(graph))
+
+
+class _TooDeep(Exception):
+    """An expression being built is deeper or larger than the limits above."""
+
+
+def _whole_expression(
+    f: Callable[..., Any],
+    args: Sequence[Any],
+    graph: Graph,
+    values: list[Any],
+    symbols: list[Any],
+    point: dict[Any, Any],
+    exact: bool,
+) -> SymbolicDerivative:
+    """f as one sympy expression of the input symbols, differentiated by sympy.diff."""
+    sp = _sympy()
+    walked: dict[int, Any] = {}
     for node in graph.nodes:
         if node.op is None:
             continue
         args_sym = [values[p] if p is not None else to_sympy_constant(c) for p, c in zip(node.parents, node.consts)]
         values[node.id] = _apply(node.op, args_sym, node.params)
+        if _too_deep(values[node.id], walked):
+            raise _TooDeep
     if graph.output is None:
         expr = to_sympy_constant(f(*args))
     else:
@@ -232,6 +284,121 @@ def _number_text(m: Any) -> str:
     import mpmath
 
     return str(int(m)) if m == int(m) and abs(m) < 10**15 else mpmath.nstr(m, 6)
+
+
+def _too_deep(value: Any, known: dict[int, Any]) -> bool:
+    """Whether a sympy expression (or any entry of an object array) is deeper than
+    EXPRESSION_DEPTH_LIMIT levels or larger than EXPRESSION_SIZE_LIMIT as a tree. Walked
+    iteratively; `known` maps id(subexpression) -> (depth, tree size, subexpression) and is
+    shared between the calls for one graph, so each sub-expression is walked once."""
+    for expr in np.asarray(value, dtype=object).reshape(-1):
+        stack = [expr]
+        while stack:
+            e = stack[-1]
+            if id(e) in known:
+                stack.pop()
+                continue
+            args = getattr(e, "args", ())
+            pending = [a for a in args if id(a) not in known]
+            if pending:
+                stack.extend(pending)
+                continue
+            depth = 1 + max((known[id(a)][0] for a in args), default=0)
+            size = 1 + sum(known[id(a)][1] for a in args)
+            known[id(e)] = (depth, size, e)  # e kept alive, so that ids stay unique
+            stack.pop()
+        depth, size, _ = known[id(expr)]
+        if depth > EXPRESSION_DEPTH_LIMIT or size > EXPRESSION_SIZE_LIMIT:
+            return True
+    return False
+
+
+def graph_depth(graph: Graph) -> int:
+    """The number of ops on the longest path from an input to the output (iteratively:
+    the nodes are in evaluation order)."""
+    depth = [0] * len(graph.nodes)
+    for node in graph.nodes:
+        if node.op is not None:
+            depth[node.id] = 1 + max((depth[p] for p in node.parents if p is not None), default=0)
+    return depth[graph.output] if graph.output is not None else 0
+
+
+def _node_by_node(
+    graph: Graph, symbols: list[Any], point: dict[Any, Any], exact: bool, depth: int
+) -> SymbolicDerivative:
+    """The chain rule over the graph with one sympy symbol per node entry (symbolic
+    reverse accumulation): each node's sympy form is written in its parents' symbols, so
+    no expression is deeper than one op and sympy never recurses on the graph's depth.
+
+    Forward, in evaluation order: each entry's value (exact where rational, else 30
+    digits) and its local derivatives d entry / d parent entry, by sympy.diff of the op's
+    sympy form (never adkit's rules). Backward, in reverse order:
+    adjoint(parent) += adjoint(entry) * d entry / d parent."""
+    sp = _sympy()
+    node_symbols: list[Any] = [None] * len(graph.nodes)
+    at = dict(point)  # symbol -> value
+    edges: dict[Any, list[tuple[Any, Any]]] = {}  # entry symbol -> [(parent symbol, local derivative)]
+    forms: dict[Any, tuple[Any, list[Any], list[Any]]] = {}  # elementwise op call -> its sympy form and partials
+    for i, s in zip(graph.inputs, symbols):
+        node_symbols[i] = s
+    for node in graph.nodes:
+        if node.op is None:
+            continue
+        parents = [
+            node_symbols[p] if p is not None else to_sympy_constant(c) for p, c in zip(node.parents, node.consts)
+        ]
+        expr = _apply(node.op, parents, node.params)
+        shape = np.shape(expr) if isinstance(expr, np.ndarray) else ()
+        syms = np.empty(shape, dtype=object)
+        if node.op.partials is not None:  # elementwise: one sympy form (and its partials) per kind of call
+            broadcast = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in parents])
+            for idx in np.ndindex(shape):
+                entry = [b[idx] for b in broadcast]
+                is_symbol = [isinstance(e, sp.Symbol) and e in at for e in entry]
+                key = (node.op.name, repr(node.params), tuple("?" if v else e for v, e in zip(is_symbol, entry)))
+                if key not in forms:
+                    generic = [sp.Dummy(real=True) if v else e for v, e in zip(is_symbol, entry)]
+                    form = sp.sympify(_apply(node.op, generic, node.params))
+                    forms[key] = (form, generic, [sp.diff(form, g) if v else None for v, g in zip(is_symbol, generic)])
+                form, generic, partials = forms[key]
+                sub = {g: at[e] for g, e, v in zip(generic, entry, is_symbol) if v}
+                s = syms[idx] = sp.Dummy(f"n{node.id}", real=True)
+                at[s] = _evaluate(form, sub, exact)
+                edges[s] = [(e, _evaluate(d, sub, exact)) for e, d in zip(entry, partials) if d is not None]
+        else:  # structural: each entry's expression in the parents' entries
+            exprs = np.asarray(expr, dtype=object)
+            for idx in np.ndindex(shape):
+                e = sp.sympify(exprs[idx])
+                s = syms[idx] = sp.Dummy(f"n{node.id}", real=True)
+                at[s] = _evaluate(e, at, exact)
+                edges[s] = [(q, _evaluate(sp.diff(e, q), at, exact)) for q in e.free_symbols]
+        node_symbols[node.id] = syms[()] if shape == () else syms
+    adjoint: dict[Any, Any] = {}
+    if graph.output is not None:
+        out = np.asarray(node_symbols[graph.output], dtype=object)
+        if out.size != 1:
+            raise AdkitTypeError("the symbolic engine differentiates scalar outputs; use adkit.jacobian for arrays")
+        adjoint[out.reshape(-1)[0]] = sp.Integer(1)
+    for node in reversed(graph.nodes):
+        if node.op is None:
+            continue
+        for s in np.asarray(node_symbols[node.id], dtype=object).reshape(-1):
+            a = adjoint.get(s)
+            if a is not None:
+                for q, d in edges[s]:
+                    adjoint[q] = adjoint.get(q, sp.Integer(0)) + a * d
+    values = []
+    for s in symbols:
+        if isinstance(s, np.ndarray):
+            v = np.empty(s.shape, dtype=object)
+            for idx in np.ndindex(s.shape):
+                v[idx] = adjoint.get(s[idx], sp.Integer(0))
+            values.append(v)
+        else:
+            values.append(adjoint.get(s, sp.Integer(0)))
+    result = SymbolicDerivative(graph, symbols, None, None, point, exact, depth=depth)
+    result.values = values
+    return result
 
 
 def _evaluate(d: Any, point: dict[Any, Any], exact: bool) -> Any:

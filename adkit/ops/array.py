@@ -106,8 +106,8 @@ def obj_reduce(x: Any, axis: Any, keepdims: bool, fn: Any) -> Any:
     x = obj(x)
     axes = norm_axes(axis, x.ndim)
     rest = [i for i in range(x.ndim) if i not in axes]
-    moved = np.transpose(x, rest + list(axes)).reshape([x.shape[i] for i in rest] + [-1])
-    flat = moved.reshape(-1, moved.shape[-1]) if moved.ndim > 1 else moved.reshape(1, -1)
+    reduced = math.prod(x.shape[i] for i in axes)
+    flat = np.transpose(x, rest + list(axes)).reshape(math.prod(x.shape[i] for i in rest), reduced)
     out = np.empty(flat.shape[0], dtype=object)
     for r in range(flat.shape[0]):
         out[r] = fn(list(flat[r]))
@@ -771,7 +771,8 @@ def _group(x: Any, axes: tuple[int, ...], nb: int) -> Any:
     kept = [a for a in range(ndim) if a not in axes]
     order = tuple(range(nb)) + tuple(nb + a for a in kept + list(axes))
     moved = _op("transpose")(x, axes=order) if order != tuple(range(nb + ndim)) else x
-    return _op("reshape")(moved, shape=shape_of(moved)[: nb + len(kept)] + (-1,))
+    moved_shape = shape_of(moved)
+    return _op("reshape")(moved, shape=moved_shape[: nb + len(kept)] + (math.prod(moved_shape[nb + len(kept) :]),))
 
 
 def _ungroup(y: Any, x_shape: tuple[int, ...], axes: tuple[int, ...], nb: int) -> Any:
@@ -794,7 +795,7 @@ def _prod_others_impl(x, axis=None):
     axes = norm_axes(axis, x.ndim)
     order = [a for a in range(x.ndim) if a not in axes] + list(axes)
     moved = x if order == list(range(x.ndim)) else np.transpose(x, order)
-    flat = moved.reshape(moved.shape[: x.ndim - len(axes)] + (-1,))
+    flat = moved.reshape(moved.shape[: x.ndim - len(axes)] + (math.prod(moved.shape[x.ndim - len(axes) :]),))
     if flat.shape[-1] == 0:
         return x.copy()
     prefix = np.empty_like(flat)  # prod_{k < j} x_k

@@ -165,12 +165,58 @@ def register(op: Op) -> Op:
             f"op {op.name!r} needs derivative rules: `partials` (one expression per "
             "argument), or both `jvp` and `vjp` overrides, or nograd=True"
         )
+    if op.jvp is not None and not isinstance(op.jvp, _EmptySafeJVP):
+        op.jvp = _EmptySafeJVP(op.jvp)
+    if op.vjp is not None and not isinstance(op.vjp, _EmptySafeVJP):
+        op.vjp = _EmptySafeVJP(op.vjp)
     REGISTRY[op.name] = op
     for np_name in op.numpy_names:
         NUMPY_NAMES[np_name] = op
     if _compiled:
         compile_rules(op)
     return op
+
+
+class _EmptySafeJVP:
+    """An op's JVP override, answering itself where an array is empty: a linear map from
+    or to a space of dimension 0 is zero, so an empty input contributes nothing and an
+    empty output (or an empty batch of directions) has an all-zero tangent. The overrides
+    themselves (loops over entries, stacks of per-entry terms) need not handle size 0."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Callable[..., Any]) -> None:
+        self.rule = rule
+
+    def __call__(self, tangents: Sequence[Any], xs: Sequence[Any], out: Any, nb: int, **params: Any) -> Any:
+        batch = next((shape_of(t)[:nb] for t in tangents if t is not None), ())
+        if math.prod(batch) == 0 or math.prod(shape_of(out)) == 0:
+            return np.zeros(batch + shape_of(out))
+        if any(t is not None and math.prod(shape_of(x)) == 0 for t, x in zip(tangents, xs)):
+            tangents = [None if t is None or math.prod(shape_of(x)) == 0 else t for t, x in zip(tangents, xs)]
+            if all(t is None for t in tangents):
+                return np.zeros(batch + shape_of(out))
+        return self.rule(tangents, xs, out, nb, **params)
+
+
+class _EmptySafeVJP:
+    """The VJP counterpart: the cotangent of an empty input is an empty zero array, and
+    every cotangent of an empty output is zero."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Callable[..., Any]) -> None:
+        self.rule = rule
+
+    def __call__(self, g: Any, xs: Sequence[Any], out: Any, needed: Sequence[bool], **params: Any) -> Any:
+        empty = [need and math.prod(shape_of(x)) == 0 for x, need in zip(xs, needed)]
+        if math.prod(shape_of(out)) == 0:
+            empty = list(needed)
+        if not any(empty):
+            return self.rule(g, xs, out, needed, **params)
+        rest = [need and not e for need, e in zip(needed, empty)]
+        cots = list(self.rule(g, xs, out, rest, **params)) if any(rest) else [None] * len(xs)
+        return tuple(np.zeros(shape_of(x)) if e else c for x, e, c in zip(xs, empty, cots))
 
 
 def unregister(name: str) -> None:
