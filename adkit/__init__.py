@@ -27,6 +27,7 @@ from adkit.errors import (
     UnsupportedFunctionError,
 )
 from adkit.graph import Graph, label, trace
+from adkit.jit import jit
 from adkit.ops import REGISTRY, Op, primal, register
 from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
@@ -95,6 +96,7 @@ __all__ = [
     "Op",
     "UnsupportedFunctionError",
     "grad",
+    "jit",
     "hard_tanh",
     "hessian",
     "hvp",

@@ -66,3 +66,8 @@ class _TranslateNumpyRefusals:
 
 
 translate_numpy_refusals = _TranslateNumpyRefusals()
+
+
+class JitCacheError(AdkitError, RuntimeError):
+    """adkit.jit recorded its maximum number of programs for one input signature (fn keeps
+    taking new paths through branches on traced values)."""

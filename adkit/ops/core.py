@@ -777,9 +777,14 @@ def evaluate(trace: Trace, op: Op, args: Sequence[Any], params: dict[str, Any]) 
     return out, vals, own
 
 
+nograd_recorder: Callable[[Op, Sequence[Any], dict[str, Any]], Any] | None = None  # set by adkit.jit
+
+
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
     if op.nograd:
+        if nograd_recorder is not None:  # adkit.jit is recording: the result is still a function of the inputs
+            return nograd_recorder(op, args, params)
         return op.impl(*[primal(a) for a in args], **params)
     top: Trace | None = None
     for a in args:

@@ -1,0 +1,201 @@
+"""From a recording (adkit.jit.trace) to Python source, compiled once with `compile()`.
+
+The program is straight-line: one assignment per live instruction (dead ones are
+dropped), the guards where they were met, and a final finiteness check of the outputs.
+A scalar instruction is the op's own Python-float expression (the registry's `scalar`,
+e.g. `math.sin(x)`) with its arguments substituted, so a scalar program is plain float
+arithmetic; any other is a call of the op's numpy implementation with literal keyword
+parameters. Constants that are not plain non-negative numbers live in the program's
+namespace (c1, c2, ...).
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adkit.jit.trace import Const, Guard, Instr, JitTrace
+from adkit.ops.core import Op, all_finite, scalar_namespace
+
+MISS = object()  # a guard failed: record this call again
+NONFINITE = object()  # a value or derivative is inf or NaN: the eager engines decide
+
+
+@dataclass
+class Program:
+    """A compiled recording: `run(*inputs)` -> list of outputs, MISS or NONFINITE."""
+
+    run: Any
+    source: str
+    uses_numpy: bool
+    n_instructions: int
+
+
+_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _template(op: Op) -> tuple[str, tuple[str, ...]]:
+    """The op's scalar expression with each argument and parameter name replaced by a
+    unique placeholder (found by the parser, so `math.x` is never mistaken for `x`)."""
+    cached = _TEMPLATES.get(op.name)
+    if cached is None:
+        names = tuple(op.args) + tuple(op.params)
+        marks = {n: f"__adkit_arg{k}__" for k, n in enumerate(names)}
+        tree = ast.parse(op.scalar, mode="eval").body
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in marks:
+                node.id = marks[node.id]
+        cached = _TEMPLATES[op.name] = (ast.unparse(tree), tuple(marks[n] for n in names))
+    return cached
+
+
+def _simple_literal(v: Any) -> bool:
+    """A value whose repr is a plain literal that reads back exactly (and needs no parentheses)."""
+    t = type(v)
+    if t is float:
+        return math.isfinite(v) and math.copysign(1.0, v) > 0
+    if t is int:
+        return v >= 0
+    if t is bool or v is None or t is str:
+        return True
+    if t is tuple:
+        return all(_simple_literal(x) or (type(x) in (int, float) and math.isfinite(x)) for x in v)
+    return False
+
+
+class _Emitter:
+    def __init__(self, trace: JitTrace, names: dict[int, str]) -> None:
+        self.trace = trace
+        self.names = names
+        self.namespace: dict[str, Any] = scalar_namespace()
+        self.namespace.update(nan=math.nan, _MISS=MISS, _NONFINITE=NONFINITE, _allfinite=_allfinite)
+        self.consts: dict[int, str] = {}
+        self.uses_numpy = False
+
+    def name(self, ref: int) -> str:
+        return self.names.get(ref) or f"v{ref}"
+
+    def const(self, value: Any) -> str:
+        if _simple_literal(value):
+            return repr(value)
+        key = id(value)
+        if key not in self.consts:
+            cname = f"c{len(self.consts) + 1}"
+            self.consts[key] = cname
+            self.namespace[cname] = value
+        return self.consts[key]
+
+    def operand(self, r: Any) -> str:
+        return self.name(r) if type(r) is int else self.const(r.value)
+
+    def expression(self, ins: Instr) -> str:
+        op = ins.op
+        if ins.scalar:  # operands are identifiers or non-negative literals: atoms, no parentheses needed
+            text, marks = _template(op)
+            operands = [self.operand(r) for r in ins.inputs] + [self.const(v) for v in op.params.values()]
+            for mark, operand in zip(marks, operands):
+                text = text.replace(mark, operand)
+            return text
+        self.uses_numpy = True
+        fname = f"f_{op.name}"
+        self.namespace[fname] = op.impl
+        args = [self.operand(r) for r in ins.inputs]
+        args += [f"{k}={self.const(v)}" for k, v in ins.params.items()]
+        return f"{fname}({', '.join(args)})"
+
+
+def _allfinite(v: Any) -> bool:
+    if type(v) is np.ndarray:
+        return v.dtype.kind not in "fc" or all_finite(v)
+    return bool(np.all(np.isfinite(v))) if isinstance(v, (np.generic, float)) else True
+
+
+def _finite_test(emitter: _Emitter, ref: int) -> str:
+    v = emitter.trace.variables[ref]._value
+    n = emitter.name(ref)
+    if type(v) in (float, np.float64):
+        return f"{n} - {n} != 0.0"
+    return f"not _allfinite({n})"
+
+
+def emit(
+    trace: JitTrace,
+    inputs: list[int],
+    outputs: list[Any],
+    names: dict[int, str] | None = None,
+    title: str = "program",
+    aliases: dict[int, str] | None = None,
+) -> Program:
+    """Compile the recording into `title(*inputs)` (see the module docstring). `names`:
+    variable names (default vN); `aliases`: names given to outputs (by position) at the end."""
+    names = names or {}
+    em = _Emitter(trace, names)
+    steps = trace.steps
+    live: set[int] = {r for r in outputs if type(r) is int}
+    live.update(s.var for s in steps if isinstance(s, Guard))
+    keep = [False] * len(steps)
+    for k in range(len(steps) - 1, -1, -1):
+        s = steps[k]
+        if isinstance(s, Guard):
+            keep[k] = True
+        elif s.out in live:
+            keep[k] = True
+            live.update(r for r in s.inputs if type(r) is int)
+    lines = []
+    finite_checked: set[int] = set()
+    n_instr = 0
+    for s, k in zip(steps, keep):
+        if not k:
+            continue
+        if isinstance(s, Instr):
+            lines.append(f"{em.name(s.out)} = {em.expression(s)}")
+            n_instr += 1
+        elif s.kind == "finite":
+            if s.var not in finite_checked:
+                finite_checked.add(s.var)
+                lines.append(f"if {_finite_test(em, s.var)}: return _NONFINITE")
+        elif s.kind == "equal":
+            lines.append(f"if {em.name(s.var)} != {em.const(s.value)}: return _MISS")
+        else:
+            lines.append(f"if {'not ' if s.kind == 'true' else ''}{em.name(s.var)}: return _MISS")
+    out_refs = [r for r in outputs if type(r) is int and r not in finite_checked]
+    if out_refs:
+        lines.append(f"if {' or '.join(_finite_test(em, r) for r in dict.fromkeys(out_refs))}: return _NONFINITE")
+    results = []
+    for k, r in enumerate(outputs):
+        if type(r) is int:
+            alias = (aliases or {}).get(k)
+            if alias and alias != em.name(r):
+                lines.append(f"{alias} = {em.name(r)}")
+                results.append(alias)
+            else:
+                results.append(em.name(r))
+        else:
+            c = em.const(r.value)
+            results.append(f"{c}.copy()" if isinstance(r.value, np.ndarray) else c)
+    lines.append(f"return [{', '.join(results)}]")
+    params = ", ".join(em.name(r) for r in inputs)
+    source = f"def {title}({params}):\n" + "".join(f"    {line}\n" for line in lines)
+    namespace = em.namespace
+    exec(compile(source, f"<adkit.jit {title}>", "exec"), namespace)  # noqa: S102 (generated from the registry)
+    return Program(namespace[title], source, em.uses_numpy, n_instr)
+
+
+def identifier(name: str, taken: set[str]) -> str:
+    """A safe variable name for a program input (no keyword, no clash with the namespace)."""
+    base = name if name.isidentifier() and not keyword.iskeyword(name) else "arg"
+    candidate = base
+    k = 1
+    while candidate in taken or candidate in _RESERVED or (candidate[0] in "vct" and candidate[1:].isdigit()):
+        k += 1
+        candidate = f"{base}_{k}"
+    taken.add(candidate)
+    return candidate
+
+
+_RESERVED = set(scalar_namespace()) | {"nan", "_MISS", "_NONFINITE", "_allfinite"}
