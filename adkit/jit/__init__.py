@@ -20,9 +20,10 @@ adjoint program (Tapenade's output, on our registry). Replays are checked, never
   * a recording that read a concrete traced value it cannot guard (np.argsort of a traced
     array, np.max's tie weights, ...) runs eagerly for that signature (`jg.eager_reason`).
 
-Constants captured by closure (weights in a global, a data array) are baked into the
-program as they were when it was recorded: if you mutate them afterwards, call
-`jg.clear()`, or pass them as arguments (they are then inputs, not constants).
+Constants captured by closure are baked into the program when it is recorded: a
+captured array is held by the program itself (changes made in place are seen), but a
+float, or a name rebound to a new object afterwards, is not seen: call `jg.clear()`, or
+pass such values as arguments (they are then inputs, not constants).
 Called on values traced by an enclosing transform (ad.grad(ad.jit(f))), the jitted
 function runs fn directly, so the enclosing transform differentiates it as usual.
 """
