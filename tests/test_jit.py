@@ -88,7 +88,9 @@ def test_registry_ops_jit_grad_equals_eager(name: str, label: str) -> None:
     op = REGISTRY[name]
     rng = np.random.default_rng(zlib.crc32(f"jit|{name}|{label}".encode()))
     args, params = draw_case(op, label, rng)
-    floats = [k for k, a in enumerate(args) if isinstance(a, float) or (isinstance(a, np.ndarray) and a.dtype.kind == "f")]
+    floats = [
+        k for k, a in enumerate(args) if isinstance(a, float) or (isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    ]
     if not floats:
         pytest.skip(f"{name} {label}: no float input to differentiate")
 
@@ -255,3 +257,14 @@ def test_signature_distinguishes_shapes_and_containers() -> None:
     assert same(jg({"w": np.array([1.0, 2.0]), "b": 1.0}), {"w": np.array([2.0, 4.0]), "b": 1.0})
     assert same(jg({"w": np.array([3.0]), "b": 1.0}), {"w": np.array([6.0]), "b": 1.0})
     assert len(jg._cache) == 2
+
+
+def test_cli_trace_code_prints_the_adjoint_program(capsys: pytest.CaptureFixture[str]) -> None:
+    from adkit.cli import main
+
+    assert main(["trace", "--code", "sin(w1*x + w0)", "--at", "w1=2", "--at", "x=3", "--at", "w0=1"]) == 0
+    out = capsys.readouterr().out
+    assert "a4 = a1 * a2" in out  # the evaluation trace
+    for line in ("v1 = w1 * x", "v2 = v1 + w0", "v3 = math.sin(v2)", "v2_bar = math.cos(v2)"):
+        assert line in out
+    assert out.index("v3 = math.sin(v2)") < out.index("v2_bar = math.cos(v2)")

@@ -149,7 +149,9 @@ class Jitted:
         except (ArithmeticError, ValueError):  # Python floats raise where IEEE gives inf / NaN
             return NONFINITE
 
-    def _record(self, args: Any, kwargs: Any, names: bool = False) -> tuple[JitTrace, list[int], list[Any], Any, tuple[dict[int, str], dict[int, str]]]:
+    def _record(
+        self, args: Any, kwargs: Any, names: bool = False
+    ) -> tuple[JitTrace, list[int], list[Any], Any, tuple[dict[int, str], dict[int, str]]]:
         """Run fn once on a new recording trace: (trace, input refs, output refs, output
         structure, input names for the source)."""
         leaves, treedef = tree_flatten((args, kwargs))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.jit.trace import Const, Guard, Instr, JitTrace
+from adkit.jit.trace import Guard, Instr, JitTrace
 from adkit.ops.core import Op, all_finite, scalar_namespace
 
 MISS = object()  # a guard failed: record this call again
