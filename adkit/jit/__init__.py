@@ -43,6 +43,7 @@ from adkit.jit.naming import adjoint_names
 from adkit.jit.trace import Const, JitTrace, JitTracer, record_nograd
 from adkit.ops import core
 from adkit.ops.core import Tracer, scalar_namespace
+from adkit.transforms import _gc_paused
 from adkit.trees import tree_flatten, tree_unflatten
 
 __all__ = ["Jitted", "jit"]
@@ -141,10 +142,10 @@ class Jitted:
 
     @staticmethod
     def _run(program: Program, traced: Any) -> Any:
-        if program.uses_numpy:
-            with np.errstate(all="ignore"):
-                return program.run(*traced)
         try:
+            if program.uses_numpy:
+                with np.errstate(all="ignore"):
+                    return program.run(*traced)
             return program.run(*traced)
         except (ArithmeticError, ValueError):  # Python floats raise where IEEE gives inf / NaN
             return NONFINITE
@@ -190,12 +191,15 @@ class Jitted:
         return trace, inputs, outputs, out_def, (named, _output_names(outputs, input_names))
 
     def _record_and_run(self, entry: _Entry, args: Any, kwargs: Any, traced: Any) -> Any:
-        trace, inputs, outputs, out_def, _ = self._record(args, kwargs)
-        if trace.concrete is not None:
-            if "not finite" not in trace.concrete:
-                entry.eager_reason = trace.concrete
+        with _gc_paused():  # the collector's passes over a growing recording would make it quadratic
+            trace, inputs, outputs, out_def, _ = self._record(args, kwargs)
+            concrete = trace.concrete
+            program = None if concrete else emit(trace, inputs, outputs, title=f"jit_{_name(self.fn)}")
+            trace.release()
+        if program is None:
+            if "not finite" not in concrete:
+                entry.eager_reason = concrete
             return self.fn(*args, **kwargs)
-        program = emit(trace, inputs, outputs, title=f"jit_{_name(self.fn)}")
         entry.programs.append(program)
         entry.out_def = out_def
         out = self._run(program, traced)
@@ -206,10 +210,14 @@ class Jitted:
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The program jit runs for these arguments: the recorded ops in order, then (for a
         gradient) the adjoints in reverse order, named like the lecture (v3_bar = ...)."""
-        trace, inputs, outputs, _, (names, aliases) = self._record(args, kwargs, names=True)
-        if trace.concrete is not None:
-            return f"# {_name(self.fn)} runs eagerly at these arguments: {trace.concrete}\n"
-        return emit(trace, inputs, outputs, names, title=_name(self.fn), aliases=aliases).source
+        with _gc_paused():
+            trace, inputs, outputs, _, (names, aliases) = self._record(args, kwargs, names=True)
+            if trace.concrete is not None:
+                text = f"# {_name(self.fn)} runs eagerly at these arguments: {trace.concrete}\n"
+            else:
+                text = emit(trace, inputs, outputs, names, title=_name(self.fn), aliases=aliases).source
+            trace.release()
+        return text
 
     @property
     def eager_reason(self) -> str | None:

@@ -141,6 +141,11 @@ class JitTrace(Trace):
         self.concrete: str | None = None  # why the recording cannot be replayed, if so
         self.variables: dict[int, JitTracer] = {}
 
+    def release(self) -> None:
+        """Drop the recording (its tracers point back here: a reference cycle)."""
+        self.steps = []
+        self.variables = {}
+
     def new_input(self, value: Any) -> JitTracer:
         if type(value) is np.float64:
             value = float(value)
