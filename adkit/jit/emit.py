@@ -146,14 +146,18 @@ def emit(
         elif s.out in live:
             keep[k] = True
             live.update(r for r in s.inputs if type(r) is int)
+    kept = [s for s, k in zip(steps, keep) if k]
+    registers = None if names else _Registers(em, kept, inputs, outputs)
     lines = []
     finite_checked: set[int] = set()
     n_instr = 0
-    for s, k in zip(steps, keep):
-        if not k:
-            continue
+    for idx, s in enumerate(kept):
         if isinstance(s, Instr):
-            lines.append(f"{em.name(s.out)} = {em.expression(s)}")
+            text = em.expression(s)
+            if registers is None:
+                lines.append(f"{em.name(s.out)} = {text}")
+            else:
+                lines.append(registers.assign(idx, s, text))
             n_instr += 1
         elif s.kind == "finite":
             if s.var not in finite_checked:
@@ -163,6 +167,8 @@ def emit(
             lines.append(f"if {em.name(s.var)} != {em.const(s.value)}: return _MISS")
         else:
             lines.append(f"if {'not ' if s.kind == 'true' else ''}{em.name(s.var)}: return _MISS")
+        if registers is not None and isinstance(s, Guard):
+            registers.release(idx, [s.var])
     out_refs = [r for r in outputs if type(r) is int and r not in finite_checked]
     if out_refs:
         lines.append(f"if {' or '.join(_finite_test(em, r) for r in dict.fromkeys(out_refs))}: return _NONFINITE")
@@ -179,11 +185,99 @@ def emit(
             c = em.const(r.value)
             results.append(f"{c}.copy()" if isinstance(r.value, np.ndarray) else c)
     lines.append(f"return [{', '.join(results)}]")
-    params = ", ".join(em.name(r) for r in inputs)
+    params = ", ".join(registers.parameters if registers is not None else [em.name(r) for r in inputs])
     source = f"def {title}({params}):\n" + "".join(f"    {line}\n" for line in lines)
     namespace = em.namespace
     exec(compile(source, f"<adkit.jit {title}>", "exec"), namespace)  # noqa: S102 (generated from the registry)
     return Program(namespace[title], source, em.uses_numpy, n_instr)
+
+
+class _Registers:
+    """Variable names reused once their value is dead (fast programs; source() keeps one
+    name per value): fewer locals for Python's compiler, and dead floats are freed at once.
+    An elementwise numpy op whose input array dies at this instruction writes into that
+    input (`out=`) when the shapes and dtypes agree and the array is the program's own (made
+    by an elementwise op of the program, so no view of it and no caller's array can see it)."""
+
+    def __init__(self, em: _Emitter, kept: list[Any], inputs: list[int], outputs: list[Any]) -> None:
+        self.em = em
+        self.values = {ref: t._value for ref, t in em.trace.variables.items()}
+        self.free: list[str] = []
+        self.count = 0
+        end = len(kept)
+        last: dict[int, int] = {}
+        for idx, s in enumerate(kept):
+            for r in s.inputs if isinstance(s, Instr) else (s.var,):
+                if type(r) is int:
+                    last[r] = idx
+        for r in outputs:
+            if type(r) is int:
+                last[r] = end
+        self.last = last
+        # the last use of each array's memory: a view (any non-elementwise op) keeps its input's alive
+        buffer_last = dict(last)
+        self.fresh: set[int] = set()
+        for s in reversed(kept):
+            if not isinstance(s, Instr):
+                continue
+            if self._elementwise(s):
+                self.fresh.add(s.out)
+            else:
+                for r in s.inputs:
+                    if type(r) is int:
+                        buffer_last[r] = max(buffer_last.get(r, -1), buffer_last.get(s.out, -1))
+        self.buffer_last = buffer_last
+        em.names = {}
+        for r in inputs:
+            em.names[r] = self._new()
+        self.parameters = [em.names[r] for r in inputs]
+
+    def _new(self) -> str:
+        if self.free:
+            return self.free.pop()
+        self.count += 1
+        return f"r{self.count}"
+
+    def _elementwise(self, s: Instr) -> bool:
+        impl = s.op.impl
+        return (
+            not s.scalar
+            and not s.params
+            and isinstance(impl, np.ufunc)
+            and impl.nout == 1
+            and type(self.values.get(s.out)) is np.ndarray
+        )
+
+    def release(self, idx: int, refs: Any) -> None:
+        for r in dict.fromkeys(refs):
+            if type(r) is int and self.last.get(r) == idx:
+                self.free.append(self.em.names[r])
+
+    def assign(self, idx: int, s: Instr, text: str) -> str:
+        names = self.em.names
+        into = None
+        if self._elementwise(s):
+            out = self.values[s.out]
+            for r in s.inputs:
+                v = self.values.get(r) if type(r) is int else None
+                if (
+                    r in self.fresh
+                    and self.last.get(r) == idx
+                    and self.buffer_last.get(r) == idx
+                    and type(v) is np.ndarray
+                    and v.shape == out.shape
+                    and v.dtype == out.dtype
+                ):
+                    into = r
+                    break
+        if into is not None:
+            text = f"{text[:-1]}, out={names[into]})"
+            self.release(idx, [r for r in s.inputs if r != into])
+            names[s.out] = names[into]
+        else:
+            self.release(idx, s.inputs)
+            names[s.out] = self._new()
+        return f"{names[s.out]} = {text}"
 
 
 def identifier(name: str, taken: set[str]) -> str:

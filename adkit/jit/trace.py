@@ -190,15 +190,31 @@ class JitTrace(Trace):
                 with np.errstate(all="ignore"):
                     out = float(op.impl(*[np.float64(v) for v in vals]))
         else:
-            if op.name == "where" and type(refs[0]) is Const and type(refs[0].value) in (bool, np.bool_):
-                chosen = refs[1] if refs[0].value else refs[2]  # a branch decided by constants
-                if type(chosen) is int and type(self.variables[chosen]._value) is float:
-                    return self.variables[chosen]
             with np.errstate(all="ignore"):
                 out = op.impl(*vals, **params)
+            same = self._same_as_input(op, refs, out)
+            if same is not None:
+                return same
         t = self._new(out)
         self.steps.append(Instr(op, refs, params, t.ref, scalar))
         return t
+
+    def _same_as_input(self, op: Op, refs: tuple[Any, ...], out: Any) -> JitTracer | None:
+        """The input an op hands back unchanged, bit for bit: 1.0 * v (the seed of a sweep),
+        np.where with a constant condition (a branch the rule decided by constants)."""
+        chosen = None
+        if op.name == "mul":
+            for c, other in ((refs[0], refs[1]), (refs[1], refs[0])):
+                if type(c) is Const and type(other) is int and np.ndim(c.value) == 0 and c.value == 1.0:
+                    chosen = other
+        elif op.name == "where" and type(refs[0]) is Const and type(refs[0].value) in (bool, np.bool_):
+            chosen = refs[1] if refs[0].value else refs[2]
+        if type(chosen) is not int:
+            return None
+        v = self.variables[chosen]._value
+        if type(v) is type(out) and np.shape(v) == np.shape(out) and np.result_type(v) == np.result_type(out):
+            return self.variables[chosen]
+        return None
 
     def _static(self, v: Any) -> Any:
         """A parameter with traced values inside (a data-dependent index): their recorded
