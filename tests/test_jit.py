@@ -68,6 +68,7 @@ def test_lecture_example_gradient_and_source() -> None:
     lines = [line.strip() for line in src.splitlines()]
     assert lines[1:4] == ["v1 = w1 * x", "v2 = v1 + w0", "v3 = math.sin(v2)"]
     assert "v2_bar = math.cos(v2)" in lines
+    assert lines.index("w1_bar = v2_bar * x") > lines.index("v2_bar = math.cos(v2)")
     assert lines[-1] == "return [w1_bar, x_bar, w0_bar]"
 
 
@@ -268,3 +269,11 @@ def test_cli_trace_code_prints_the_adjoint_program(capsys: pytest.CaptureFixture
     for line in ("v1 = w1 * x", "v2 = v1 + w0", "v3 = math.sin(v2)", "v2_bar = math.cos(v2)"):
         assert line in out
     assert out.index("v3 = math.sin(v2)") < out.index("v2_bar = math.cos(v2)")
+
+
+def test_bench_has_a_jit_row() -> None:
+    result = ad.bench.run(engines=["reverse", "jit"], widths=[2], depths=[2, 4], min_time=0.001, max_repeats=3)
+    rows = [c for c in result.cells if c.engine == "jit"]
+    assert [c.status for c in rows] == ["ok", "ok"]
+    assert all(c.rel_error is not None and c.rel_error <= 1e-12 for c in rows)  # the harness's agreement bound
+    assert all(c.message.startswith("first call") for c in rows)

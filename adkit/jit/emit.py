@@ -134,6 +134,10 @@ def emit(
     """Compile the recording into `title(*inputs)` (see the module docstring). `names`:
     variable names (default vN); `aliases`: names given to outputs (by position) at the end."""
     names = names or {}
+    for k, alias in (aliases or {}).items():  # a temporary that is a gradient takes its name (x_bar)
+        r = outputs[k]
+        if names.get(r, "").startswith("t") and alias not in names.values():
+            names[r] = alias
     em = _Emitter(trace, names)
     steps = trace.steps
     live: set[int] = {r for r in outputs if type(r) is int}
