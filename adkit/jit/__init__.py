@@ -5,8 +5,9 @@
     >>> jg(3.0, 4.0)                 # later calls: the compiled straight-line program only
     >>> print(jg.source(1.0, 2.0))   # the generated program (v1 = w1 * x ...; v3_bar = ...)
 
-fn runs once per input signature (container structure, shapes, dtypes, Python float vs
-array, the values of int / bool / str arguments) on a recording trace
+fn runs once per input signature (container structure, shapes and dtypes of float
+arrays, Python float vs array, the values of int / bool / str arguments and of integer
+or bool arrays, which are constants of the program) on a recording trace
 (adkit.jit.trace): every registry op becomes one instruction. `grad`'s backward sweep
 runs its rules with registry ops, so it is recorded too, and the emitted program is the
 adjoint program (Tapenade's output, on our registry). Replays are checked, never trusted:
@@ -48,6 +49,8 @@ from adkit.trees import tree_flatten, tree_unflatten
 
 __all__ = ["Jitted", "jit"]
 
+MAX_SIGNATURES = 64  # input signatures kept per jitted function
+
 
 def jit(fn: Callable[..., Any], max_variants: int = 8) -> Jitted:
     """fn, recorded once per input signature and replayed as compiled straight-line code
@@ -75,8 +78,9 @@ def _leaf_signature(x: Any) -> tuple[Any, bool]:
     if t is float or t is np.float64:
         return t, True
     if t is np.ndarray:
-        if x.dtype.kind in "fiu":
+        if x.dtype.kind == "f":
             return (x.shape, x.dtype.str), True
+        # integer / bool arrays (labels, indices, masks) are constants of the program, keyed by content
         return ("array", x.shape, x.dtype.str, x.tobytes()), False
     if isinstance(x, np.floating):
         return (t, x.dtype.str), True
@@ -137,6 +141,8 @@ class Jitted:
                     "without jit, raise jit(fn, max_variants=...), or replace the branches with np.where."
                 )
         else:
+            if len(self._cache) >= MAX_SIGNATURES:
+                del self._cache[next(iter(self._cache))]  # the oldest signature goes
             entry = self._cache[key] = _Entry()
         return self._record_and_run(entry, args, kwargs, traced)
 

@@ -183,6 +183,10 @@ def emit(
             if alias and alias != em.name(r):
                 lines.append(f"{alias} = {em.name(r)}")
                 results.append(alias)
+            elif isinstance(v := trace.variables[r]._value, np.ndarray) and (
+                v.base is not None or not v.flags.writeable
+            ):
+                results.append(f"{em.name(r)}.copy()")  # a view (broadcast_to, reshape): the caller gets its own array
             else:
                 results.append(em.name(r))
         else:
