@@ -277,3 +277,28 @@ def test_bench_has_a_jit_row() -> None:
     assert [c.status for c in rows] == ["ok", "ok"]
     assert all(c.rel_error is not None and c.rel_error <= 1e-12 for c in rows)  # the harness's agreement bound
     assert all(c.message.startswith("first call") for c in rows)
+
+
+def test_parameter_names_that_clash_with_the_program_namespace() -> None:
+    def f(f_sin: Any, sin: Any, t1: Any) -> Any:
+        return np.sum(np.sin(f_sin) * sin) + t1
+
+    g = ad.grad(f, argnums=(0, 1, 2))
+    args = (np.array([0.5, 1.5]), np.array([2.0, -1.0]), 1.0)
+    assert "def f(" in ad.jit(g).source(*args)
+    assert same(tuple(map(np.asarray, ad.jit(g)(*args))), tuple(map(np.asarray, g(*args))))
+
+
+def test_in_place_buffers_never_touch_inputs_or_earlier_results() -> None:
+    def f(x: Any) -> Any:
+        return np.sum(np.tanh(np.exp(x) * 0.5) ** 2)
+
+    jg = ad.jit(ad.grad(f))
+    x = np.array([0.1, -0.3, 0.7])
+    x_copy = x.copy()
+    first = jg(x)
+    kept = first.copy()
+    second = jg(x * 2.0)
+    assert np.array_equal(x, x_copy)
+    assert np.array_equal(first, kept)  # the second call did not write into the first result
+    assert same(second, ad.grad(f)(x * 2.0))

@@ -291,9 +291,11 @@ class _Registers:
 def identifier(name: str, taken: set[str]) -> str:
     """A safe variable name for a program input (no keyword, no clash with the namespace)."""
     base = name if name.isidentifier() and not keyword.iskeyword(name) else "arg"
+    if base.startswith("f_"):  # the program's names for numpy implementations
+        base = "_" + base
     candidate = base
     k = 1
-    while candidate in taken or candidate in _RESERVED or (candidate[0] in "vct" and candidate[1:].isdigit()):
+    while candidate in taken or candidate in _RESERVED or (candidate[0] in "vctr" and candidate[1:].isdigit()):
         k += 1
         candidate = f"{base}_{k}"
     taken.add(candidate)

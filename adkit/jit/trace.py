@@ -205,7 +205,7 @@ class JitTrace(Trace):
         chosen = None
         if op.name == "mul":
             for c, other in ((refs[0], refs[1]), (refs[1], refs[0])):
-                if type(c) is Const and type(other) is int and np.ndim(c.value) == 0 and c.value == 1.0:
+                if type(c) is Const and type(other) is int and _all_ones(c.value):
                     chosen = other
         elif op.name == "where" and type(refs[0]) is Const and type(refs[0].value) in (bool, np.bool_):
             chosen = refs[1] if refs[0].value else refs[2]
@@ -262,6 +262,12 @@ class JitTrace(Trace):
 
 
 _PRIMAL_CODE = core.primal.__code__
+
+
+def _all_ones(c: Any) -> bool:
+    if isinstance(c, (float, int, np.floating)):
+        return c == 1.0
+    return isinstance(c, np.ndarray) and c.dtype.kind == "f" and bool(np.all(c == 1.0))
 
 
 def _finite(v: Any) -> bool:
