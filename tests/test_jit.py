@@ -294,9 +294,10 @@ def test_in_place_buffers_never_touch_inputs_or_earlier_results() -> None:
         return np.sum(np.tanh(np.exp(x) * 0.5) ** 2)
 
     jg = ad.jit(ad.grad(f))
-    x = np.array([0.1, -0.3, 0.7])
+    x = np.linspace(-1.0, 1.0, 3000)  # large enough for in-place updates (IN_PLACE_MIN_SIZE)
     x_copy = x.copy()
     first = jg(x)
+    assert "out=" in next(iter(jg._cache.values())).programs[0].source  # the in-place path is exercised
     kept = first.copy()
     second = jg(x * 2.0)
     assert np.array_equal(x, x_copy)

@@ -200,6 +200,9 @@ def emit(
     return Program(namespace[title], source, em.uses_numpy, n_instr)
 
 
+IN_PLACE_MIN_SIZE = 2048  # below this, numpy's out= argument costs more than a fresh allocation
+
+
 class _Registers:
     """Variable names reused once their value is dead (fast programs; source() keeps one
     name per value): fewer locals for Python's compiler, and dead floats are freed at once.
@@ -264,7 +267,7 @@ class _Registers:
     def assign(self, idx: int, s: Instr, text: str) -> str:
         names = self.em.names
         into = None
-        if self._elementwise(s):
+        if self._elementwise(s) and self.values[s.out].size >= IN_PLACE_MIN_SIZE:
             out = self.values[s.out]
             for r in s.inputs:
                 v = self.values.get(r) if type(r) is int else None
