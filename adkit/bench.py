@@ -39,16 +39,6 @@ from adkit.transforms import ENGINES, grad
 DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
 MAX_EDGES = 20_000_000
 AGREEMENT_RTOL = {"forward": 1e-12, "reverse": 1e-12, "symbolic": 1e-12, "paths": 1e-12, "numeric": 1e-5}
-AGREEMENT_RTOL["jit"] = 1e-12
-JIT = "jit"  # adkit.jit(adkit.grad(f)): an opt-in row (--engines reverse,jit); its first call is a note
-
-
-def _gradient(engine: str, f: Callable[..., Any]) -> Callable[..., Any]:
-    if engine == JIT:
-        from adkit.jit import jit
-
-        return jit(grad(f))
-    return grad(f, engine=engine)
 
 
 class BenchError(AdkitError, RuntimeError):
@@ -360,7 +350,7 @@ def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
     for engine in engines:
         try:
             with paths_budget(10**7):
-                g = _gradient(engine, spec.f)(*spec.args)
+                g = grad(spec.f, engine=engine)(*spec.args)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{engine}: {type(exc).__name__}: {exc}")
             continue
@@ -400,8 +390,6 @@ def run(
     installed = available_engines()
     engines = installed if engines is None else list(engines)
     for e in engines:
-        if e == JIT:
-            continue
         if e not in ENGINES:
             raise BenchError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
         if e not in installed:
@@ -444,13 +432,9 @@ def run(
                     cell.status = "overflow"
                     cell.message = f"exact gradient ~1e{spec.exact_grad_log10:.0f} is beyond float64"
                 else:
-                    g = _gradient(engine, spec.f)
+                    g = grad(spec.f, engine=engine)
                     try:
                         with _timeout(timeout), paths_budget(10**12):
-                            if engine == JIT:  # record + emit + compile: a note, not the timing
-                                start = time.perf_counter()
-                                g(*spec.args)
-                                cell.message = f"first call {time.perf_counter() - start:.3g} s"
                             result, times = _measure(lambda g=g, spec=spec: g(*spec.args), min_time, max_repeats)
                         cell.seconds = statistics.median(times)
                         cell.spread = (min(times), max(times))

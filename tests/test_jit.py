@@ -271,14 +271,6 @@ def test_cli_trace_code_prints_the_adjoint_program(capsys: pytest.CaptureFixture
     assert out.index("v3 = math.sin(v2)") < out.index("v2_bar = math.cos(v2)")
 
 
-def test_bench_has_a_jit_row() -> None:
-    result = ad.bench.run(engines=["reverse", "jit"], widths=[2], depths=[2, 4], min_time=0.001, max_repeats=3)
-    rows = [c for c in result.cells if c.engine == "jit"]
-    assert [c.status for c in rows] == ["ok", "ok"]
-    assert all(c.rel_error is not None and c.rel_error <= 1e-12 for c in rows)  # the harness's agreement bound
-    assert all(c.message.startswith("first call") for c in rows)
-
-
 def test_parameter_names_that_clash_with_the_program_namespace() -> None:
     def f(f_sin: Any, sin: Any, t1: Any) -> Any:
         return np.sum(np.sin(f_sin) * sin) + t1
