@@ -782,9 +782,9 @@ nograd_recorder: Callable[[Op, Sequence[Any], dict[str, Any]], Any] | None = Non
 
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
+    if nograd_recorder is not None and op.nograd:  # adkit.jit records: the result depends on the inputs
+        return nograd_recorder(op, args, params)
     if op.nograd:
-        if nograd_recorder is not None:  # adkit.jit is recording: the result is still a function of the inputs
-            return nograd_recorder(op, args, params)
         return op.impl(*[primal(a) for a in args], **params)
     top: Trace | None = None
     for a in args:
