@@ -51,6 +51,11 @@ _HARMLESS = {
     "_plain",
     "as_input",
 }
+# Reads that are harmless only for some values: a float scalar output, for the check of
+# f's output type in grad (an integer or 1-entry output is handled apart, by its value).
+_HARMLESS_IF = {
+    "_scalar_output.<locals>.main": lambda v: np.ndim(v) == 0 and np.result_type(v).kind == "f",
+}
 # The engines' finiteness checks: a guard that the value is (still) finite.
 _FINITE_CHECKS = {"_is_finite", "is_finite", "_all_finite", "all_finite", "_check_value"}
 
@@ -248,6 +253,10 @@ class JitTrace(Trace):
             name = "?"  # only adkit's own functions are known to be harmless or finiteness checks
         if name in _HARMLESS:
             return
+        harmless_if = _HARMLESS_IF.get(getattr(frame.f_code, "co_qualname", name))
+        if harmless_if is not None and frame.f_globals.get("__name__") == "adkit.transforms":
+            if harmless_if(t._value):
+                return
         if name in _FINITE_CHECKS:
             if _finite(t._value):
                 self.guard("finite", t)
