@@ -27,7 +27,6 @@ from adkit.errors import (
     UnsupportedFunctionError,
 )
 from adkit.graph import Graph, label, trace
-from adkit.jit import jit
 from adkit.ops import REGISTRY, Op, primal, register
 from adkit.transforms import ENGINES, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
@@ -58,6 +57,10 @@ def __getattr__(name: str):
 
         module = importlib.import_module("adkit.check")
         return module if name == "check" else getattr(module, name)
+    if name == "jit":  # adkit.jit loads on first use; the package is callable: ad.jit(fn)
+        import importlib
+
+        return importlib.import_module("adkit.jit")
     if name in _LAZY_MODULES:
         import importlib
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -270,3 +272,14 @@ def _hashable(treedef: Any) -> Any:
 def _name(fn: Any) -> str:
     name = getattr(fn, "__name__", "fn")
     return name if name.isidentifier() and name != "<lambda>" else "fn"
+
+
+class _CallableModule(types.ModuleType):
+    """`adkit.jit` is both this package and the function (the package is imported on first
+    use of `ad.jit`, which then refers to it): calling the package calls `jit`."""
+
+    def __call__(self, fn: Callable[..., Any], max_variants: int = 8) -> Jitted:
+        return jit(fn, max_variants)
+
+
+sys.modules[__name__].__class__ = _CallableModule
