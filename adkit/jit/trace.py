@@ -129,9 +129,13 @@ class JitTracer(Tracer):
         return f"JitTracer(v{self.ref}={self._value!r})"
 
 
-def _scalarish(v: Any) -> bool:
+def _scalarish(v: Any, ref: Any) -> bool:
+    """A value the eager engines compute with in Python floats: a float or int, or an
+    np.float64 constant (the float fast paths convert those, and a sweep's seed is one).
+    An np.float64 *result* (of a numpy-only op, of np.sum) stays numpy: numpy's exp and
+    the math module's can differ in the last bit."""
     t = type(v)
-    return t is float or t is int or t is np.float64
+    return t is float or t is int or (t is np.float64 and type(ref) is Const)
 
 
 class JitTrace(Trace):
@@ -178,7 +182,7 @@ class JitTrace(Trace):
             not params
             and op.scalar_fn is not None
             and not op.variadic
-            and all(_scalarish(v) for v in vals)
+            and all(_scalarish(v, r) for v, r in zip(vals, refs))
             and any(type(v) is not int for v in vals)
         )
         if scalar:
