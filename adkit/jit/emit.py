@@ -33,16 +33,15 @@ class Program:
     run: Any
     source: str
     uses_numpy: bool
-    n_instructions: int
 
 
-_TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {}
+_TEMPLATES: dict[Op, tuple[str, tuple[str, ...]]] = {}  # by op object: a re-registered name is a new op
 
 
 def _template(op: Op) -> tuple[str, tuple[str, ...]]:
     """The op's scalar expression with each argument and parameter name replaced by a
     unique placeholder (found by the parser, so `math.x` is never mistaken for `x`)."""
-    cached = _TEMPLATES.get(op.name)
+    cached = _TEMPLATES.get(op)
     if cached is None:
         names = tuple(op.args) + tuple(op.params)
         marks = {n: f"__adkit_arg{k}__" for k, n in enumerate(names)}
@@ -50,7 +49,7 @@ def _template(op: Op) -> tuple[str, tuple[str, ...]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and node.id in marks:
                 node.id = marks[node.id]
-        cached = _TEMPLATES[op.name] = (ast.unparse(tree), tuple(marks[n] for n in names))
+        cached = _TEMPLATES[op] = (ast.unparse(tree), tuple(marks[n] for n in names))
     return cached
 
 
@@ -154,7 +153,6 @@ def emit(
     registers = None if names else _Registers(em, kept, inputs, outputs)
     lines = []
     finite_checked: set[int] = set()
-    n_instr = 0
     for idx, s in enumerate(kept):
         if isinstance(s, Instr):
             text = em.expression(s)
@@ -162,7 +160,6 @@ def emit(
                 lines.append(f"{em.name(s.out)} = {text}")
             else:
                 lines.append(registers.assign(idx, s, text))
-            n_instr += 1
         elif s.kind == "finite":
             if s.var not in finite_checked:
                 finite_checked.add(s.var)
@@ -197,7 +194,7 @@ def emit(
     source = f"def {title}({params}):\n" + "".join(f"    {line}\n" for line in lines)
     namespace = em.namespace
     exec(compile(source, f"<adkit.jit {title}>", "exec"), namespace)  # noqa: S102 (generated from the registry)
-    return Program(namespace[title], source, em.uses_numpy, n_instr)
+    return Program(namespace[title], source, em.uses_numpy)
 
 
 IN_PLACE_MIN_SIZE = 2048  # below this, numpy's out= argument costs more than a fresh allocation
