@@ -63,6 +63,10 @@ def __getattr__(name: str):
 
         module = importlib.import_module(_LAZY[name])
         return module if name == "check" else getattr(module, name)
+    if name == "jit":  # adkit.jit loads on first use; the package is callable: ad.jit(fn)
+        import importlib
+
+        return importlib.import_module("adkit.jit")
     if name in _LAZY_MODULES:
         import importlib
 
@@ -102,6 +106,7 @@ __all__ = [
     "UnsupportedFunctionError",
     "UndefinedDerivativeError",
     "grad",
+    "jit",
     "hard_tanh",
     "hessian",
     "hvp",

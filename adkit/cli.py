@@ -342,9 +342,11 @@ def _trace(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     value = graph.value
+    code = _adjoint_program(formula, values) if args.code else None
     if args.json:
         _print_json(
             {
+                **({"code": code} if code is not None else {}),
                 "formula": formula.text,
                 "variables": list(formula.variables),
                 "point": point,
@@ -361,10 +363,33 @@ def _trace(args: argparse.Namespace) -> int:
     print(f"f({', '.join(formula.variables)}) = {formula.text}   at {_point_text(point)}")
     shown = ", ".join(f"df/d{v} = {g:.10g}" for v, g in zip(formula.variables, gradient)) if gradient else "—"
     print(f"f = {_float(value):.10g}   gradient (reverse mode): {shown}")
+    if code is not None:
+        print()
+        print(evaluation)
+        print()
+        print("The adjoint program (adkit.jit(adkit.grad(f)).source: the forward sweep, then the adjoints)")
+        print(code.rstrip())
+        return 0
     for table in (evaluation, tangent, adjoint):
         print()
         print(table)
     return 0
+
+
+def _adjoint_program(formula: Any, values: Sequence[Any]) -> str:
+    """The source jit generates for the formula's gradient, with the formula's variable names."""
+    import inspect
+
+    import adkit as ad
+
+    def f(*xs: Any) -> Any:
+        return formula(*xs)
+
+    f.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in formula.variables]
+    )
+    nums = tuple(range(len(values)))
+    return ad.jit(ad.grad(f, argnums=nums)).source(*[float(v) for v in values])
 
 
 @_guarded("paths")
@@ -503,12 +528,18 @@ def add_formula_parsers(sub: Any) -> None:
             "  adkit trace 'cos(w1*x + w0)' --at w0=0.5 --at w1=2 --at x=3\n"
             "  adkit trace '(a + b) * (b + 1)' --at a=2,b=1 --seed b --dot graph.dot\n"
             "  adkit trace 'sin(x*y)' --at x=1,y=2 --json\n"
+            "  adkit trace --code 'sin(w1*x + w0)' --at w1=2 --at x=3 --at w0=1\n"
         ),
         formatter_class=fmt,
     )
     _add_formula_arguments(trace)
     trace.add_argument("--seed", metavar="NAME", help="the input seeded in the tangent trace (default: the first)")
     trace.add_argument("--dot", metavar="FILE", help="also write the graph as Graphviz DOT to FILE")
+    trace.add_argument(
+        "--code",
+        action="store_true",
+        help="print the evaluation trace and the adjoint program adkit.jit generates (v1 = ..., then v3_bar = ...)",
+    )
     trace.set_defaults(run=_trace)
 
     paths = sub.add_parser(

@@ -76,3 +76,8 @@ class UndefinedDerivativeError(AdkitError, ValueError):
 
 class ExpressionTooDeepError(AdkitError, RuntimeError):
     """f's graph is too deep to be one sympy expression (sympy recurses once per level)."""
+
+
+class JitCacheError(AdkitError, RuntimeError):
+    """adkit.jit recorded its maximum number of programs for one input signature (fn keeps
+    taking new paths through branches on traced values)."""

@@ -339,7 +339,7 @@ def _vdot(a, b):
     na, nb = math.prod(shape_of(a)), math.prod(shape_of(b))
     if na != nb:
         raise AdkitValueError(f"np.vdot: the operands have different sizes ({na} and {nb} entries)")
-    if is_complex(primal(a)):
+    if is_complex(a):
         a = R["conj"](a)  # np.vdot conjugates its first argument
     return R["sum"](R["mul"](R["reshape"](a, shape=(-1,)), R["reshape"](b, shape=(-1,))))
 
@@ -368,7 +368,7 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     vector norms ord = 1, inf, -inf and p > 0 as the reductions they are."""
     nd = len(shape_of(x))
     vector = isinstance(axis, (int, np.integer)) or (axis is None and nd == 1)
-    if is_complex(primal(x)) and (vector or ord not in (2, -2, "nuc")):
+    if is_complex(x) and (vector or ord not in (2, -2, "nuc")):
         x = R["abs"](x)  # these norms of complex entries are the same norms of their moduli
     if not vector and ord is not None and (axis is None and nd == 2 or axis is not None and len(axis) == 2):
         return _matrix_norm(x, ord, (-2, -1) if axis is None else tuple(axis), keepdims)
@@ -444,7 +444,7 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     n = math.prod(shape[i] for i in _axes(axis, len(shape)))
     if n - ddof <= 0:
         raise AdkitValueError(f"np.var with ddof={ddof} over {n} entries: nothing left to divide by")
-    square = R["real"](dev * R["conj"](dev)) if is_complex(primal(dev)) else dev * dev  # |dev|^2: np.var is real
+    square = R["real"](dev * R["conj"](dev)) if is_complex(dev) else dev * dev  # |dev|^2: np.var is real
     return R["sum"](square, axis=axis, keepdims=keepdims) / float(n - ddof)
 
 

@@ -103,9 +103,9 @@ def _fresh(g: Any, like: Any) -> Any:
     if g is None:
         return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
     if isinstance(like, (float, complex)):
-        return complex(g) if isinstance(like, complex) or is_complex(primal(g)) else float(g)
+        return complex(g) if isinstance(like, complex) or is_complex(g) else float(g)
     dtype = _dtype(like)
-    if dtype.kind == "f" and is_complex(primal(g)):  # a Jacobian of complex outputs by real inputs
+    if dtype.kind == "f" and is_complex(g):  # a Jacobian of complex outputs by real inputs
         dtype = np.result_type(dtype, np.complex64)
     if (
         type(g) is np.ndarray
@@ -240,7 +240,7 @@ def _check_complex(leaves: Sequence[Sequence[Any]], outputs: Sequence[Any], holo
     """JAX's rules for complex values (README, "Complex numbers"): without holomorphic=True a
     gradient needs a real output; with it, inputs and outputs are complex and the result is
     the complex derivative f'(z)."""
-    complex_out = any(is_complex(primal(o)) for o in outputs)
+    complex_out = any(is_complex(o) for o in outputs)
     if holomorphic:
         if not all(is_complex(leaf) for ls in leaves for leaf in ls):
             raise AdkitTypeError(
@@ -722,7 +722,7 @@ def _reverse_jacobian_of(
     value = out.value if ours else out
     _check_complex(prep.leaves, [value], holomorphic, "jacobian")
     # complex outputs of real inputs: the real parts of seeds 1 and -i give Re and Im of a row
-    parts = (1.0, -1j) if is_complex(primal(value)) and not holomorphic else (1.0,)
+    parts = (1.0, -1j) if is_complex(value) and not holomorphic else (1.0,)
     out_shape = shape_of(value)
     m = math.prod(out_shape)
     rows: list[list[list[Any]]] = []
@@ -878,7 +878,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
         for k, (o, c, v) in enumerate(zip(leaves, cl, values)):
             if shape_of(c) != shape_of(v):
                 raise AdkitValueError(f"cotangent of shape {shape_of(c)} for an output of shape {shape_of(v)}")
-            if is_complex(primal(c)) and not is_complex(primal(v)):
+            if is_complex(c) and not is_complex(v):
                 raise AdkitTypeError("a complex cotangent for a real output: the cotangent of a real value is real")
             if isinstance(o, Var) and o._trace is trace:
                 seeds.append((k, o, as_input(c, "cotangent")))

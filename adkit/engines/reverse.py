@@ -133,10 +133,7 @@ class Node:
 def _real_parts(cots: Sequence[Any], real_in: Sequence[bool]) -> list[Any]:
     """The cotangents of real inputs of an op with a complex value are real parts: a real
     input's tangent t is real, so the pairing Re(c t) only sees Re(c) (JAX's convention)."""
-    return [
-        c if c is None or not real or not is_complex(primal(c)) else REGISTRY["real"](c)
-        for c, real in zip(cots, real_in)
-    ]
+    return [c if c is None or not real or not is_complex(c) else REGISTRY["real"](c) for c, real in zip(cots, real_in)]
 
 
 def _is_scratch(p: Any, g: Any) -> bool:
@@ -203,8 +200,8 @@ class ReverseTrace(Trace):
         parents = [None if v is None else node_of(v) for v in traced]
         tape = self.tape
         real_in = None
-        if out.__class__ is not float and is_complex(primal(out)):
-            real_in = [p is not None and not is_complex(primal(x)) for p, x in zip(parents, vals)]
+        if out.__class__ is not float and is_complex(out):
+            real_in = [p is not None and not is_complex(x) for p, x in zip(parents, vals)]
         if op.keeps:  # keep alive only what the rules read (activations cost memory)
             vals = [
                 x if keep or not isinstance(x, np.ndarray) else ShapeOnly(x.shape) for x, keep in zip(vals, op.keeps)

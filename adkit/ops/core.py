@@ -617,7 +617,7 @@ class Tracer:
 
     def astype(self, dtype: Any) -> Any:
         kind = np.dtype(dtype).kind
-        if kind == "f" or (kind == "c" and is_complex(primal(self))):
+        if kind == "f" or (kind == "c" and is_complex(self)):
             return self
         if kind == "c":
             return REGISTRY["add"](self, 0j)  # promotion to complex: the identity on the value
@@ -882,10 +882,15 @@ def evaluate(trace: Trace, op: Op, args: Sequence[Any], params: dict[str, Any]) 
     return out, vals, own
 
 
+nograd_recorder: Callable[[Op, Sequence[Any], dict[str, Any]], Any] | None = None  # set by adkit.jit
+
+
 def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     """Apply `op`: the innermost active trace among `args` interprets it."""
+    if nograd_recorder is not None and op.nograd:  # adkit.jit records: the result depends on the inputs
+        return nograd_recorder(op, args, params)
     if op.nograd:
-        if not op.complex_ok and any(is_complex(primal(a)) for a in args):
+        if not op.complex_ok and any(is_complex(a) for a in args):
             raise _complex_refusal(op, args)
         return op.impl(*[primal(lift_object(a)) for a in args], **params)
     top: Trace | None = None
@@ -911,7 +916,7 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
         if t is float or t is int or t is np.ndarray or isinstance(a, Tracer):
             continue
         check_constant(op, a)
-    if not op.complex_ok and any(is_complex(primal(a)) for a in args):
+    if not op.complex_ok and any(is_complex(a) for a in args):
         if op.complex_variant is None:
             raise _complex_refusal(op, args)
         return bind(REGISTRY[op.complex_variant], args, params)
@@ -919,7 +924,10 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
 
 
 def is_complex(v: Any) -> bool:
-    """v (a plain value) is a complex number or a complex array."""
+    """v (a plain or traced value) is a complex number or a complex array (only its type is
+    read: the jit counts this as harmless)."""
+    if isinstance(v, Tracer):
+        v = primal(v)
     t = type(v)
     if t is float or t is int:
         return False
@@ -947,7 +955,7 @@ NDARRAY_SUBCLASS_ADVICE = (
 
 
 def _complex_refusal(op: Op, args: Sequence[Any]) -> AdkitTypeError:
-    value = next(primal(a) for a in args if is_complex(primal(a)))
+    value = next(primal(a) for a in args if is_complex(a))
     shown = f"{value:.6g}" if np.ndim(value) == 0 else f"an array of shape {np.shape(value)}"
     return AdkitTypeError(
         f"{op.name} got a complex argument ({shown}): adkit has no complex rule for {op.name} (it is not analytic, or "

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import REGISTRY, Op, is_complex, primal, register
+from adkit.ops.core import REGISTRY, Op, is_complex, register
 
 
 def piecewise(sp: Any, *pairs: tuple[Any, Any]) -> Any:
@@ -688,7 +688,7 @@ _linear_part(
 _linear_part(
     "imag",
     np.imag,
-    lambda g, xs, out, needed: (-1j * g if is_complex(primal(xs[0])) else 0.0 * g,),
+    lambda g, xs, out, needed: (-1j * g if is_complex(xs[0]) else 0.0 * g,),
     "im",
     "Im z",
     "Im z: 0 on reals. Cotangent of a complex z: -i g (Re(-i g t) = g Im t).",
@@ -720,7 +720,7 @@ register(
 
 def _angle_vjp(g: Any, xs: Any, out: Any, needed: Any) -> tuple[Any]:
     z = xs[0]
-    return (REGISTRY["div"](-1j * g, z) if is_complex(primal(z)) else 0.0 * g,)  # numpy's inf at z = 0
+    return (REGISTRY["div"](-1j * g, z) if is_complex(z) else 0.0 * g,)  # numpy's inf at z = 0
 
 
 register(
