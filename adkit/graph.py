@@ -31,7 +31,6 @@ from adkit.ops.core import (
     local_partials,
     primal,
     shape_of,
-    zeros_are_structural,
 )
 
 NESTING_ADVICE = (
@@ -185,10 +184,9 @@ class Graph:
         for node in self.nodes:
             if node.op is None or self.scalar:
                 continue
-            traced = tuple(p is not None for p in node.parents)
             for pos, z in enumerate(local_jacobians(node, self.nodes)):
                 if node.parents[pos] is not None:
-                    exact = type(z) is float and z == 0 and zeros_are_structural(node.op, pos, traced)
+                    exact = type(z) is float and z == 0 and bool(np.all(exact_zero_entries(node, self.nodes, pos)))
                     edges.append(Edge(node.parents[pos], node.id, pos, z, exact))
         return edges
 
@@ -235,20 +233,20 @@ class Graph:
                     names.append(node.label + suffix)
             if node.op is None:
                 continue
-            traced = tuple(p is not None for p in node.parents)
             for pos, jac in enumerate(local_jacobians(node, self.nodes)):
                 parent = node.parents[pos]
                 if parent is None:
                     continue
                 psize = np.asarray(self.nodes[parent].value).size
                 jac = np.asarray(jac, dtype=float).reshape(size, psize)
-                structural = zeros_are_structural(node.op, pos, traced)
-                if node.op.partials is not None and not structural:
-                    # an elementwise op: every entry its broadcasting pairs is an edge, a zero
-                    # that only happens at this point included (0 x inf on a path stays NaN)
+                if node.op.partials is not None:
+                    # an elementwise op: every entry its broadcasting pairs is an edge, except
+                    # exact zeros (a mask); a zero that only happens at this point stays an
+                    # edge, so that 0 x inf on a path stays NaN
                     ones = np.ones(np.shape(np.asarray(node.value)))
                     pattern = _elementwise_jacobian(ones, np.shape(np.asarray(self.nodes[parent].value)), ones.shape)
-                    rows, cols = np.nonzero(pattern.reshape(size, psize))
+                    exact = np.broadcast_to(exact_zero_entries(node, self.nodes, pos), ones.shape).reshape(-1, 1)
+                    rows, cols = np.nonzero(pattern.reshape(size, psize) * ~((jac == 0) & exact))
                 else:
                     rows, cols = np.nonzero(jac)
                 for r, c in zip(rows.tolist(), cols.tolist()):
@@ -425,6 +423,20 @@ def local_jacobians(node: Node, nodes: Sequence[Node]) -> list[Any]:
         else:
             result.append(np.stack(rows[pos]))
     return result
+
+
+def exact_zero_entries(node: Node, nodes: Sequence[Node], pos: int) -> Any:
+    """Where the local derivative of `node` w.r.t. argument `pos` is an exact zero (a mask,
+    not a zero that happens at this point: adkit.ops.strong_zero.exact_zeros); False if nowhere."""
+    from adkit.ops import strong_zero
+
+    op = node.op
+    if not isinstance(op.partials, tuple):
+        return False
+    vals = [nodes[p].value if p is not None else c for p, c in zip(node.parents, node.consts)]
+    needed = [p is not None for p in node.parents]
+    partial = local_partials(op, node.value, vals, node.params, needed)[pos]
+    return strong_zero.exact_zeros(op, pos, tuple(needed), partial, vals, node.params)
 
 
 def _elementwise_jacobian(p: np.ndarray, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:

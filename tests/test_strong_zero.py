@@ -169,6 +169,18 @@ def test_masks_of_max_and_getitem_are_exact_zeros(engine):
     np.testing.assert_array_equal(ad.grad(lambda x: np.sum(np.sqrt(x)[1:]), engine=engine)(x), [0.0, 0.5, 0.25])
 
 
+@pytest.mark.parametrize("engine", EXACT)
+def test_a_kink_point_is_not_an_exact_zero(engine):
+    # relu'(0) = 0 by the kink policy, but relu' is 1 just right of 0: relu(sqrt(x)) at 0 has
+    # an infinite right derivative, so 0 x inf there is refused, not taken as 0
+    with pytest.raises(NonFiniteDerivativeError, match="sqrt"):
+        ad.grad(lambda x: ad.relu(np.sqrt(x)), engine=engine)(0.0)
+    with pytest.raises(NonFiniteDerivativeError, match="sqrt"):
+        ad.grad(lambda x: np.sum(ad.relu(np.sqrt(x))), engine=engine)(np.array([0.0, 1.0]))
+    # away from the kink relu' = 0 holds in a neighbourhood: an exact zero
+    assert ad.grad(lambda x: np.sqrt(ad.relu(x)), engine=engine)(-1.0) == 0.0
+
+
 def test_jacobians_vjps_and_hessians_apply_the_same_rule():
     x = np.array([-1.0, 1.0, 4.0])
     f = lambda x: np.where(x > 0, np.sqrt(np.abs(x)), 0.0)

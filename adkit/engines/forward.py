@@ -88,7 +88,7 @@ def _strict_jvp(trace: ForwardTrace, op: Op, args: Sequence[Any], params: dict[s
                 if nb:
                     t, lv = expand_to(t, out_ndim, nb), np.asarray(expand_to(np.asarray(lv), out_ndim, nb))
                 term = p * t
-                edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, lv), shape_of(term))
+                edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, lv, vals, params), shape_of(term))
                 term = strong_zero.keep_live(term, edge)
                 tangent = term if tangent is None else tangent + term
                 live = strong_zero.merge(live, edge)

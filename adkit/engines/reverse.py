@@ -124,7 +124,7 @@ class Node:
                 lives.append(None)
                 continue
             c = g * p
-            edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, live), shape_of(c))
+            edge = np.broadcast_to(strong_zero.edge_live(op, i, traced, p, live, vals, params), shape_of(c))
             cots.append(unbroadcast(strong_zero.keep_live(c, edge), shape_of(v)))
             lives.append(strong_zero.unbroadcast_live(edge, shape_of(v)))
         return (cots if self.real_in is None else _real_parts(cots, self.real_in)), lives

@@ -47,12 +47,46 @@ def keep_live(v: Any, live: Any) -> Any:
     return REGISTRY["where"](live, v, 0.0)
 
 
-def edge_live(op: Op, i: int, traced: tuple[bool, ...], partial: Any, live: Any) -> Any:
+def edge_live(
+    op: Op, i: int, traced: tuple[bool, ...], partial: Any, live: Any, vals: Sequence[Any], params: dict[str, Any]
+) -> Any:
     """Live entries of the product partial * (co)tangent: live on the seed's side, and not
     an exact zero of the partial."""
-    if zeros_are_structural(op, i, traced):
-        return np.logical_and(live, np.asarray(primal(partial)) != 0)
-    return live
+    exact = exact_zeros(op, i, traced, partial, vals, params)
+    return live if exact is False else np.logical_and(live, ~exact)
+
+
+def exact_zeros(
+    op: Op, i: int, traced: tuple[bool, ...], partial: Any, vals: Sequence[Any], params: dict[str, Any]
+) -> Any:
+    """The entries where the op's i-th local derivative is an exact zero (False: none): the
+    rule is piecewise constant (`zeros_are_structural`), it is 0 here, and it is still 0 at
+    the neighbouring floats of every traced input. The last condition keeps a kink's own
+    point out: relu'(0) = 0 by the kink policy, but relu' is 1 just right of 0, so relu(sqrt(x))
+    at 0 is refused (its right derivative is infinite), not 0; relu at -1 is an exact 0."""
+    if not zeros_are_structural(op, i, traced):
+        return False
+    zero = np.asarray(primal(partial)) == 0
+    if not zero.any() or not isinstance(op.partials, tuple):
+        return zero
+    from adkit.ops.core import ShapeOnly
+
+    base = [primal(v) for v in vals]
+    if any(type(v) is ShapeOnly for v in base):
+        return zero  # a value the rules do not read: the rule cannot move with it
+    rule = op.partial_fns[i]
+    with np.errstate(all="ignore"):
+        for j, t in enumerate(traced):
+            for direction in (np.inf, -np.inf) if t else ():
+                moved = list(base)
+                moved[j] = np.nextafter(base[j], direction)
+                try:
+                    nearby = np.asarray(primal(rule(op.impl(*moved, **params), *moved, **params)))
+                except (ArithmeticError, ValueError, TypeError):
+                    return False  # not evaluable next to the point: no exact zeros claimed
+                zero, nearby = np.broadcast_arrays(zero, nearby == 0)
+                zero = zero & nearby
+    return zero
 
 
 def through_linear(
