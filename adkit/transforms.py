@@ -279,8 +279,8 @@ def _check_value(value: Any, why: Callable[[], str]) -> None:
     if not _is_finite(value):
         raise NonFiniteDerivativeError(
             f"f's value at this point is {_short_value(value)}, so it has no derivative there: {why()}. "
-            "Rewrite f so that no intermediate overflows (np.logaddexp, adkit.softplus, adkit.sigmoid), "
-            "or move the point."
+            "Rewrite f so that no intermediate overflows (np.logaddexp, adkit.softplus, adkit.sigmoid) or "
+            "leaves its domain, or move the point."
         )
 
 

@@ -65,11 +65,14 @@ def test_compare_fractions_give_an_exact_reference(capsys):
 
 
 def test_compare_default_engines_and_warnings_on_stderr(capsys):
-    # every engine by default; log(-1) is nan: JSON stays valid, the warning goes to stderr
-    data, err = run_json(capsys, "compare", "log(x) + x", "--at", "x=-1")
+    # every engine by default; log(-1) is nan, so every engine refuses (f has no derivative
+    # there: right or refused) and the command says so with exit 1; the JSON stays valid
+    code, out, err = run(capsys, "compare", "log(x) + x", "--at", "x=-1", "--json")
+    data = json.loads(out)
+    assert code == 1 and "every engine failed" in err
     assert [e["engine"] for e in data["engines"]] == ["forward", "reverse", "symbolic", "numeric", "paths"]
+    assert all(e["gradient"] is None and e["error"] for e in data["engines"]), data["engines"]
     assert data["value"] == "nan"
-    assert "warning" in err
 
 
 # --- trace -----------------------------------------------------------------------------------

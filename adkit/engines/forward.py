@@ -111,10 +111,7 @@ def _explain(op: Op, vals: Sequence[Any], out: Any, params: dict[str, Any], trac
     """Why the op made finite tangents inf or NaN (for the error message)."""
     desc = f"{op.name}({', '.join(_short(v) for v in vals)})"
     if not np.all(np.isfinite(primal(out))) and all(np.all(np.isfinite(primal(v))) for v in vals):
-        return (
-            f"{desc} overflowed: its value is {_short(out)} and the result depends on it "
-            "(no intermediate may overflow: np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
-        )
+        return strong_zero.bad_value_text(desc, out)
     if op.partials is not None:
         for p in local_partials(op, out, vals, params, list(traced)):
             if p is not None and not np.all(np.isfinite(primal(p))):

@@ -330,6 +330,14 @@ def fd_entries(
                 smaller = _richardson(shifted, base / shrink, fval)
                 if smaller is not None and (res is None or np.max(smaller[1]) < np.max(res[1])):
                     res = smaller
+            if adaptive and res is not None and _kink_within(shifted, res[2], f0, fval):
+                # a kink inside the stencil. At the point itself (relu at 0, a tie of max) the
+                # central difference averages its two slopes, a subgradient as the kink policy
+                # allows; a kink beside the point (|x| at x = 1e-300: every central difference
+                # is 0) gives a converged number that is not the derivative: refused
+                xr = abs(float(np.real(x)))
+                if xr != 0 and not _kink_within(shifted, min(res[2] * 1e-3, xr * 1e-3), f0, fval):
+                    res = (res[0], np.full_like(np.asarray(res[1], dtype=float), np.inf), res[2])
             if res is not None:
                 value[m], err[m], steps[m] = res
                 continue
@@ -430,6 +438,26 @@ def measure_noise(
         for w, x in zip(point.work, saved):
             w[...] = x
     return np.min(np.array(estimates), axis=0) if estimates else None
+
+
+def _kink_within(
+    shifted: Callable[[float, int], tuple[np.ndarray, float]], h: float, f0: np.ndarray, fval: Callable[..., Any]
+) -> bool:
+    """Whether f's slope jumps inside [x - h, x + h]: the gap between the forward and the
+    backward difference shrinks like h for a smooth f (it is about h f''), but stays at the
+    jump of the slope for a kink, so |gap(h) - 2 gap(h/2)| is ~0 for smooth f and ~|jump| at
+    a kink. Round-off (fval) and a 1e-6 relative margin keep smooth functions clear."""
+    slopes = []
+    for step in (h, h / 2):
+        (fp, hp), (fm, hm) = shifted(step, 1), shifted(step, -1)
+        if not (np.all(np.isfinite(fp)) and np.all(np.isfinite(fm))):
+            return False  # the edge of the domain: handled by the caller's fallback
+        slopes.append(((fp - f0) / hp, (f0 - fm) / hm, 2.0 * (fval(fp) + fval(f0) + fval(fm)) / min(hp, hm)))
+    (fw1, bw1, _), (fw2, bw2, noise) = slopes
+    gap1, gap2 = fw1 - bw1, fw2 - bw2
+    jump = np.abs(gap1 - 2.0 * gap2)  # the slope's jump at a kink; of order h^2 f(3) when smooth
+    # a kink keeps the gap as h halves (jump ~ |gap1|); a smooth f halves it (jump << |gap1|)
+    return bool(np.any((jump > 0.5 * np.abs(gap1)) & (jump > 1e-6 * (np.abs(fw1) + np.abs(bw1)) + 10.0 * noise)))
 
 
 def _richardson(

@@ -251,7 +251,7 @@ def _first_overflow(graph: Graph) -> str:
             continue
         if all(p is None or np.all(np.isfinite(graph.nodes[p].value)) for p in node.parents):
             bad = np.asarray(node.value)[~np.isfinite(node.value)]
-            return f"{node.label} overflowed to {bad.reshape(-1)[0]}"
+            return f"{node.label} {'overflowed to inf' if np.isinf(bad).any() else 'is undefined there (NaN)'}"
     return "an input is inf or NaN"
 
 

@@ -349,10 +349,7 @@ def _explain(node: Node, k: int) -> str:
     out = None if node.out is None or type(node.out) is ShapeOnly else primal(node.out)
     ins = [primal(v) for v in (node.vals or []) if type(v) is not ShapeOnly]
     if out is not None and not np.all(np.isfinite(out)) and all(np.all(np.isfinite(v)) for v in ins):
-        return (
-            f"{desc} overflowed (tape entry {k}): its value is {_short(out)} and the result depends on it "
-            "(no intermediate may overflow: np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
-        )
+        return strong_zero.bad_value_text(f"{desc} (tape entry {k})", out)
     if op.partials is not None and node.vals is not None:
         needed = [p is not None for p in node.parents]
         for p in local_partials(op, node.out, node.vals, node.params, needed):

@@ -14,13 +14,14 @@ fractions.Fraction) are evaluated exactly.
 from __future__ import annotations
 
 import fractions
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitError, AdkitTypeError, ExpressionTooDeepError
+from adkit.errors import AdkitError, AdkitTypeError, ExpressionTooDeepError, NonFiniteDerivativeError
 from adkit.graph import Graph, trace
 from adkit.ops.core import primal
 
@@ -182,6 +183,7 @@ def symbolic_derivative(
     for n in nums:
         call_args[n] = _as_float_tree(args[n])
     graph = trace(f, *call_args, argnums=nums)
+    digits = _digits(leaves)
     values: list[Any] = [None] * len(graph.nodes)
     symbols, point = [], {}
     exact_leaves = iter(leaves)
@@ -190,7 +192,7 @@ def symbolic_derivative(
         raw = next(exact_leaves)
         if np.ndim(node.value) == 0:
             s = sp.Symbol(node.label, real=True)
-            point[s] = to_sympy_constant(raw) if exact else sp.Float(float(node.value), 30)
+            point[s] = to_sympy_constant(raw) if exact else sp.Float(float(node.value), digits)
         else:
             arr = np.asarray(node.value)
             s = np.empty(arr.shape, dtype=object)
@@ -198,7 +200,7 @@ def symbolic_derivative(
             for idx in np.ndindex(arr.shape):
                 name = f"{node.label}_{'_'.join(str(int(k)) for k in idx)}"
                 s[idx] = sp.Symbol(name, real=True)
-                point[s[idx]] = to_sympy_constant(raw_arr[idx]) if exact else sp.Float(float(arr[idx]), 30)
+                point[s[idx]] = to_sympy_constant(raw_arr[idx]) if exact else sp.Float(float(arr[idx]), digits)
         values[i] = s
         symbols.append(s)
     try:
@@ -257,7 +259,7 @@ def _whole_expression(
                 f"of {EXACT_EVALUATION_BITS:,} bits"
             )
             point = {s: sp.Float(v, 30) for s, v in point.items()}
-    result.values = [_evaluate(d, point, exact) for d in derivs]
+    result.values = [_evaluate(d, point, exact, _digits(list(point.values()))) for d in derivs]
     return result
 
 
@@ -401,15 +403,24 @@ def _node_by_node(
     return result
 
 
-def _evaluate(d: Any, point: dict[Any, Any], exact: bool) -> Any:
+def _evaluate(d: Any, point: dict[Any, Any], exact: bool, digits: int = 30) -> Any:
     if isinstance(d, np.ndarray):
         out = np.empty(d.shape, dtype=object)
         for idx in np.ndindex(d.shape):
-            out[idx] = _evaluate(d[idx], point, exact)
+            out[idx] = _evaluate(d[idx], point, exact, digits)
         return out
     v = d.xreplace(point)
     v = v.doit() if hasattr(v, "doit") else v
-    return v if exact and getattr(v, "is_Rational", False) else v.evalf(30)
+    return v if exact and getattr(v, "is_Rational", False) else v.evalf(digits)
+
+
+def _digits(values: Sequence[Any]) -> int:
+    """Significant digits for evaluating at float inputs: 30, plus as many as the smallest
+    nonzero input is small (log1p(1e-300) > 0 decides relu's branch: 30 digits would see
+    log(1 + 1e-300) as 0), at most 360."""
+    flat = [abs(float(v)) for leaf in values for v in np.asarray(leaf, dtype=object).reshape(-1)]
+    smallest = min((v for v in flat if v), default=1.0)
+    return 30 + min(330, max(0, int(-math.log10(smallest)))) if smallest < 1 else 30
 
 
 def _leaves(args: Sequence[Any]) -> list[Any]:
@@ -460,7 +471,27 @@ def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums:
     not in argnums are constants."""
     from adkit.trees import tree_flatten, tree_unflatten
 
-    res = symbolic_derivative(f, *args, argnums=argnums)
+    value = trace(f, *[_as_float_tree(a) if n in argnums else a for n, a in enumerate(args)], argnums=argnums).value
+    if value is not None and np.any(np.isnan(value)):
+        # as every engine: no derivative where f's value is NaN in float64 (sympy would carry on
+        # into complex numbers: log of a negative number). An overflow (inf) is no obstacle to
+        # exact arithmetic: log(exp(1000)) has derivative 1, and sympy proves it
+        raise NonFiniteDerivativeError(
+            "f's value at this point is nan in float64, so it has no derivative there (a function is "
+            "outside its domain, or inf - inf after an overflow)"
+        )
+    try:
+        res = symbolic_derivative(f, *args, argnums=argnums)
+        if value is not None and not np.all(np.isfinite(value)) and not _finite_exactly(res):
+            raise NonFiniteDerivativeError(
+                "f's value at this point is not finite, in float64 nor exactly: it has no derivative there"
+            )
+        _check_between_sides(res)
+    except OverflowError as exc:  # sympy / mpmath on numbers like exp(1e154)
+        raise NonFiniteDerivativeError(
+            f"the symbolic engine cannot evaluate f at this point ({exc}: a number beyond what sympy "
+            "represents), so it returns no derivative"
+        ) from None
     values = iter(res.values)
     result = []
     for n in argnums:
@@ -476,6 +507,63 @@ def symbolic_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums:
     value = res.graph.value
     value = float(value) if value is not None and np.ndim(value) == 0 else value
     return value, (result[0] if single else tuple(result))
+
+
+def _finite_exactly(res: SymbolicDerivative) -> bool:
+    """Whether f's exact value at the point is a finite real number (float64 overflowed, but
+    exact arithmetic may still know f and its derivative: log(exp(1000)) = 1000)."""
+    sp = _sympy()
+    if res.expression is None:
+        return False
+    for e in np.asarray(res.expression, dtype=object).reshape(-1):
+        v = sp.N(sp.sympify(e).xreplace(res.point), 30)
+        if not (v.is_real and v.is_finite):
+            return False
+    return True
+
+
+KINK_CHECK_SYMBOLS = 20  # beyond this many inputs the check below would cost more than the derivative
+
+
+def _check_between_sides(res: SymbolicDerivative) -> None:
+    """Right or refused at kinks: where f's expression has kinked pieces (Piecewise, Abs,
+    Max, sign), each derivative's value at the point must lie between its values just left
+    and just right of the point, input by input (the kink policy's values do: relu'(0) = 0
+    is between 0 and 1). relu(sqrt(x)) at 0 gives 0 by sympy's Piecewise, but the derivative
+    just right of 0 is huge: refused, as by the other engines."""
+    sp = _sympy()
+    derivs = res.derivatives
+    if derivs is None or len(res.point) > KINK_CHECK_SYMBOLS:
+        return
+    flat = [d for d in _flat(derivs)]
+    if not any(d.has(sp.Piecewise, sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside) for d in flat):
+        return
+    values = [complex(sp.N(v, 30)) for v in _flat(res.values)]
+    for s, x in res.point.items():
+        delta = sp.Float(10, 30) ** -20 * max(1, abs(sp.Float(x, 30)))
+        sides = []
+        for shifted in (x - delta, x + delta):
+            point = dict(res.point)
+            point[s] = shifted
+            try:
+                sides.append([complex(sp.N(_evaluate(d, point, False), 30)) for d in flat])
+            except (TypeError, ValueError, ArithmeticError):
+                sides.append([None] * len(flat))
+        for k, v in enumerate(values):
+            near = [
+                side[k].real
+                for side in sides
+                if side[k] is not None and side[k].imag == 0 and np.isfinite(side[k].real)
+            ]
+            if not near:
+                continue
+            margin = 1e-12 * (abs(v.real) + max(abs(n) for n in near) + 1.0)
+            if not min(near) - margin <= v.real <= max(near) + margin:
+                raise NonFiniteDerivativeError(
+                    f"the symbolic derivative at this point ({v.real:.6g}) is not between its values just beside "
+                    f"it ({', '.join(f'{n:.6g}' for n in near)}): f is not differentiable here (a kink meets an "
+                    "infinite slope), so no derivative is returned"
+                )
 
 
 def _register() -> None:

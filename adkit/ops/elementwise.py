@@ -532,7 +532,7 @@ maximum = register(
         "maximum",
         np.maximum,
         args=("x", "y"),
-        scalar="x if x > y else (y if y > x else x)",
+        scalar="x if x > y else (y if y > x else (x if x == y else x + y))",  # NaN in, NaN out (numpy's)
         partials=("where(x > y, 1.0, where(x == y, 0.5, 0.0))", "where(y > x, 1.0, where(x == y, 0.5, 0.0))"),
         # the tie as its own piece, so that sympy's derivative there is the policy's even split
         sympy=lambda sp, x, y: piecewise(sp, (x, x > y), ((x + y) / 2, sp.Eq(x, y)), (y, True)),
@@ -547,7 +547,7 @@ minimum = register(
         "minimum",
         np.minimum,
         args=("x", "y"),
-        scalar="x if x < y else (y if y < x else x)",
+        scalar="x if x < y else (y if y < x else (x if x == y else x + y))",  # NaN in, NaN out (numpy's)
         partials=("where(x < y, 1.0, where(x == y, 0.5, 0.0))", "where(y < x, 1.0, where(x == y, 0.5, 0.0))"),
         # the tie as its own piece, so that sympy's derivative there is the policy's even split
         sympy=lambda sp, x, y: piecewise(sp, (x, x < y), ((x + y) / 2, sp.Eq(x, y)), (y, True)),

@@ -159,3 +159,15 @@ def is_finite(v: Any) -> bool:
     if type(p) is float:
         return math.isfinite(p)
     return bool(np.all(np.isfinite(p)))
+
+
+def bad_value_text(desc: str, out: Any) -> str:
+    """Why a value an op computed from finite inputs is not finite: an overflow (inf) or a
+    point outside the op's domain (NaN: log of a negative number, 0 / 0)."""
+    p = np.asarray(primal(out))
+    if np.isinf(p).any():
+        return (
+            f"{desc} overflowed to inf and the result depends on it (no intermediate may overflow: "
+            "np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
+        )
+    return f"{desc} is undefined there (NaN: outside its domain) and the result depends on it"
