@@ -43,7 +43,15 @@ from adkit.transforms import ENGINES, grad
 
 DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
 MAX_EDGES = 20_000_000
-AGREEMENT_RTOL = {"forward": 1e-12, "reverse": 1e-12, "symbolic": 1e-12, "paths": 1e-12, "numeric": 1e-5}
+AGREEMENT_RTOL = {
+    "forward": 1e-12,
+    "reverse": 1e-12,
+    "symbolic": 1e-12,
+    "paths": 1e-12,
+    "numeric": 1e-5,
+    "jit": 1e-12,
+}
+JIT = "jit"  # ad.jit(ad.grad(f)): the source-transformed reverse sweep, timed on replays
 
 
 class BenchError(AdkitError, RuntimeError):
@@ -105,6 +113,7 @@ class Cell:
     message: str = ""
     work: int = 0  # path steps (paths engine) or edges (others): what the cost scales with
     expected_error: float | None = None  # the relative error within which the cell is "ok"
+    first_call_seconds: float | None = None  # jit: the first call (record + generate + compile)
 
     @property
     def measured(self) -> bool:
@@ -264,7 +273,7 @@ class BenchResult:
                 writer.writerow(row)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
-        header = ["engine", "width", "depth", "edges", "paths", "time", "spread", "rel error", "status"]
+        header = ["engine", "width", "depth", "edges", "paths", "time", "spread", "first call", "rel error", "status"]
         body = []
         for c in self.cells:
             t = (
@@ -273,10 +282,22 @@ class BenchResult:
                 else (f"~{format_seconds(c.predicted_seconds)} (predicted)" if c.predicted_seconds else "—")
             )
             spread = f"{format_seconds(c.spread[0])}–{format_seconds(c.spread[1])}" if c.spread else ""
+            first = format_seconds(c.first_call_seconds) if c.first_call_seconds is not None else ""
             err = f"{c.rel_error:.1e}" if c.rel_error is not None else "—"
             status = c.status if not c.message else f"{c.status}: {c.message}"
             body.append(
-                [c.engine, str(c.width), str(c.depth), str(c.edges), format_count(c.paths), t, spread, err, status]
+                [
+                    c.engine,
+                    str(c.width),
+                    str(c.depth),
+                    str(c.edges),
+                    format_count(c.paths),
+                    t,
+                    spread,
+                    first,
+                    err,
+                    status,
+                ]
             )
         return header, body
 
@@ -408,6 +429,7 @@ ENGINE_STYLES = {
     "symbolic": ("tab:green", "-."),
     "numeric": ("tab:red", ":"),
     "paths": ("tab:purple", (0, (7, 2, 1, 2, 1, 2))),
+    "jit": ("tab:brown", (0, (3, 1))),
 }
 WIDTH_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 ERROR_CEILING = 1e3  # relative errors above this (a wrong derivative) are drawn at the ceiling
@@ -615,7 +637,7 @@ def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
     for engine in engines:
         try:
             with paths_budget(10**7):
-                g = grad(spec.f, engine=engine)(*spec.args)
+                g = gradient_function(engine, spec.f)(*spec.args)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{engine}: {type(exc).__name__}: {exc}")
             continue
@@ -624,6 +646,21 @@ def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
             problems.append(f"{engine}: gradient {g!r}, exact {spec.exact_grad!r} (relative error {err})")
     if problems:
         raise BenchError(f"engines disagree on {spec.name}, so nothing is timed:\n  " + "\n  ".join(problems))
+
+
+def gradient_function(engine: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    """What the harness times for `engine`: grad(f) through that engine, and for "jit"
+    ad.jit(ad.grad(f)) (the reverse engine's rules, recorded once and replayed)."""
+    if engine == JIT:
+        from adkit.jit import jit
+
+        return jit(grad(f))
+    return grad(f, engine=engine)
+
+
+def default_engines() -> list[str]:
+    """What `run(engines=None)` and `adkit bench` time: every available engine, then jit."""
+    return available_engines() + [JIT]
 
 
 def available_engines() -> list[str]:
@@ -651,11 +688,11 @@ def run(
     limit per cell. progress(cell, done, total) is called after each cell. Ctrl-C
     (KeyboardInterrupt) raises BenchInterrupted, whose `.result` has the finished cells.
     """
-    installed = available_engines()
+    installed = default_engines()
     engines = installed if engines is None else list(engines)
     for e in engines:
-        if e not in ENGINES:
-            raise BenchError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+        if e not in (*ENGINES, JIT):
+            raise BenchError(f"unknown engine {e!r}; choose from {', '.join((*ENGINES, JIT))}")
         if e not in installed:
             raise BenchError(f"engine {e!r} is not available in this installation (available: {', '.join(installed)})")
     if family not in FAMILIES:
@@ -714,9 +751,13 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     growing (over the budget, or cut off by the hard timeout)."""
     from adkit.engines.paths import paths_budget
 
-    g = grad(spec.f, engine=cell.engine)
+    g = gradient_function(cell.engine, spec.f)
     try:
         with time_limit(timeout), paths_budget(10**12):
+            if cell.engine == JIT:  # the first call records and compiles; the replays are timed
+                start = time.perf_counter()
+                g(*spec.args)
+                cell.first_call_seconds = time.perf_counter() - start
             result, times = _measure(lambda: g(*spec.args), min_time, repeats)
     except TimeoutError:
         cell.status = "timeout"
@@ -731,6 +772,8 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     cell.repeats = len(times)
     cell.rel_error = _rel_error(result, spec.exact_grad)
     cell.expected_error = expected_accuracy(cell.engine, cell.nodes, cell.edges)
+    if getattr(g, "eager_reason", None):  # jit could not compile this graph: the time is eager adkit's
+        cell.message = f"ran eagerly: {g.eager_reason}"
     if cell.rel_error is not None and not cell.rel_error <= cell.expected_error:  # nan is inaccurate too
         cell.status = "inaccurate"
         cell.message = f"relative error above the expected {cell.expected_error:.1e}"
@@ -832,7 +875,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--width", default="2,3", help="width(s): 2 or 2,4,8 (default 2,3)")
     p.add_argument("--depth", default=None, help="depths: 1:20, 4:64:4 or 4,16,64 (default 2:20:2,32,64,...,1000)")
-    p.add_argument("--engines", default=None, help="comma-separated engines (default: all)")
+    p.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated engines among forward,reverse,symbolic,numeric,paths,jit (default: all)",
+    )
     p.add_argument("--family", default="product", choices=sorted(FAMILIES), help="graph family (default product)")
     p.add_argument(
         "--budget",
@@ -951,7 +998,8 @@ def main(args: Any) -> int:
     table = Table(title=title, header_style="bold")
     for h in header:
         table.add_column(
-            h, justify="right" if h in ("width", "depth", "edges", "paths", "time", "rel error") else "left"
+            h,
+            justify="right" if h in ("width", "depth", "edges", "paths", "time", "first call", "rel error") else "left",
         )
     for row in body:
         table.add_row(*row)

@@ -68,8 +68,8 @@ def test_available_engines_are_known_and_include_forward_and_reverse():
 
 
 def test_sweep_has_a_cell_for_every_engine_and_depth(sweep):
-    engines = bench.available_engines()
-    assert sweep.config["engines"] == engines  # engines=None means every available engine
+    engines = bench.default_engines()
+    assert sweep.config["engines"] == engines  # engines=None means every available engine, then jit
     keys = [(c.engine, c.width, c.depth) for c in sweep.cells]
     assert sorted(keys) == sorted((e, 2, d) for e in engines for d in DEPTHS)
     assert len(set(keys)) == len(keys)
@@ -154,6 +154,66 @@ def test_plot_writes_a_png(sweep, tmp_path):
     sweep.plot(path)
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 5000
+
+
+# --- the jit row (issue 12) -------------------------------------------------------------------------
+
+
+def test_jit_row_is_timed_on_replays_with_its_first_call_apart(sweep, tmp_path):
+    assert sweep.config["engines"][-1] == "jit"
+    jit_cells = [c for c in sweep.cells if c.engine == "jit"]
+    assert [c.depth for c in jit_cells] == DEPTHS
+    for c in sweep.cells:
+        if c.engine == "jit":  # record + compile is its own number, never one of the replays
+            assert c.first_call_seconds is not None and c.first_call_seconds > 0, c
+        else:
+            assert c.first_call_seconds is None, c
+    header, body = sweep.rows()
+    column = header.index("first call")
+    assert all((row[column] != "") == (row[0] == "jit") for row in body)
+    sweep.to_json(tmp_path / "b.json")
+    cells = json.loads((tmp_path / "b.json").read_text())["cells"]
+    assert [c["first_call_seconds"] for c in cells] == [c.first_call_seconds for c in sweep.cells]
+    sweep.to_csv(tmp_path / "b.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "b.csv").read_text())))
+    assert all((r["first_call_seconds"] != "") == (r["engine"] == "jit") for r in rows)
+
+
+@pytest.mark.parametrize("width, depth", [(1, 5), (2, 7), (3, 4), (4, 3), (2, 40)])
+def test_jit_gradient_is_the_closed_form(width, depth):
+    # the family's closed form d(C w**N)/dw = N = width**depth at w = 1, never an engine's
+    # number; every value on the way is a power of two, so the replays are exact (and the
+    # first call, which records, returns the same number as the replays)
+    spec = product_graph(depth=depth, width=width)
+    g = bench.gradient_function("jit", spec.f)
+    first, replay, again = g(*spec.args), g(*spec.args), g(*spec.args)
+    assert first == replay == again == spec.exact_grad == width**depth
+    assert g.eager_reason is None  # compiled, not a silent eager fallback
+
+
+def test_jit_row_alone_with_a_fit_per_width():
+    result = run(engines=["jit"], widths=[2, 3], depths=[2, 8, 16, 32], min_time=MIN_TIME)
+    assert {c.engine for c in result.cells} == {"jit"}
+    for c in result.cells:
+        assert c.status == "ok" and c.rel_error == 0.0 and c.first_call_seconds > 0, c
+    assert [(f.engine, f.width) for f in result.fits] == [("jit", 2), ("jit", 3)]
+
+
+def test_a_jit_that_disagrees_stops_the_run(monkeypatch):
+    real = bench.gradient_function
+
+    def off_by_one(engine, f):
+        g = real(engine, f)
+        return (lambda *a: g(*a) + 1.0) if engine == "jit" else g
+
+    monkeypatch.setattr(bench, "gradient_function", off_by_one)
+    with pytest.raises(BenchError, match=r"disagree[\s\S]*jit: gradient"):
+        run(engines=["reverse", "jit"], widths=[2], depths=[2], min_time=MIN_TIME)
+
+
+def test_unknown_engine_names_jit_among_the_choices():
+    with pytest.raises(BenchError, match="paths, jit"):
+        run(engines=["jax"], widths=[2], depths=[2])
 
 
 # --- budget, timeout, agreement ---------------------------------------------------------------------
@@ -509,7 +569,7 @@ def test_bench_command_end_to_end(tmp_path):
     out, err = ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    engines = bench.available_engines()
+    engines = bench.default_engines()
     assert sorted(_table_engines(out)) == sorted(e for e in engines for _ in range(3))
     assert "growth fits" in out and "per added layer" in out
     # progress and messages on stderr, none of it on stdout
