@@ -305,7 +305,8 @@ class BenchResult:
         from adkit.display import text_table
 
         header, body = self.rows()
-        return text_table(header, body) + "\n\n" + "\n".join(f.sentence() for f in self.fits)
+        notes = "".join(f"\nnote: {n}" for n in self.config.get("notes", []))
+        return text_table(header, body) + "\n\n" + "\n".join(f.sentence() for f in self.fits) + notes
 
     def _repr_html_(self) -> str | None:
         try:
@@ -655,7 +656,75 @@ def gradient_function(engine: str, f: Callable[..., Any]) -> Callable[..., Any]:
         from adkit.jit import jit
 
         return jit(grad(f))
+    if engine in PEERS:
+        return PEERS[engine][1](f)
     return grad(f, engine=engine)
+
+
+def _torch_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import torch
+
+    def by_torch(w: float) -> float:
+        x = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+        f(x).backward()
+        return float(x.grad)
+
+    return by_torch
+
+
+def _jax_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # float64, as every engine here (float32 would be "inaccurate")
+    compiled = jax.jit(jax.grad(f))
+    return lambda w: float(compiled(w))
+
+
+def _autograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import autograd
+
+    g = autograd.grad(f)
+    return lambda w: float(g(w))
+
+
+def _micrograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    from micrograd.engine import Value
+
+    def by_micrograd(w: float) -> float:
+        x = Value(w)
+        f(x).backward()
+        return float(x.grad)
+
+    return by_micrograd
+
+
+# Other AD libraries `adkit bench --peers` can time on the same programs (never dependencies
+# of adkit): name -> (module to import, gradient of a scalar f of one float). jax is jit'ed, so
+# its first call (trace + XLA compile) is in the "first call" column, like adkit's jit.
+PEERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[[float], float]]]] = {
+    "torch": ("torch", _torch_gradient),
+    "jax": ("jax", _jax_gradient),
+    "autograd": ("autograd", _autograd_gradient),
+    "micrograd": ("micrograd.engine", _micrograd_gradient),
+}
+
+
+def importable_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the peers that import here, a note for each one that does not); BenchError for a
+    name that is not a known peer."""
+    import importlib
+
+    found, notes = [], []
+    for name in peers:
+        if name not in PEERS:
+            raise BenchError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+        try:
+            importlib.import_module(PEERS[name][0])
+        except Exception as exc:  # noqa: BLE001 (a broken install is a note too, not a crash)
+            notes.append(f"{name} not timed: it does not import here ({type(exc).__name__}: {exc}); pip install {name}")
+            continue
+        found.append(name)
+    return found, notes
 
 
 def default_engines() -> list[str]:
@@ -680,6 +749,7 @@ def run(
     min_time: float = 0.05,
     max_repeats: int = 1000,
     progress: Callable[[Cell, int, int], None] | None = None,
+    peers: Sequence[str] = (),
 ) -> BenchResult:
     """Time every engine on every (width, depth) graph of the family; fit the growth.
 
@@ -687,6 +757,8 @@ def run(
     (those cells are reported as skipped, with the predicted time). timeout: a hard
     limit per cell. progress(cell, done, total) is called after each cell. Ctrl-C
     (KeyboardInterrupt) raises BenchInterrupted, whose `.result` has the finished cells.
+    peers: other AD libraries (PEERS) timed after the engines, as rows of their own; one
+    that does not import is a note in `result.config["notes"]`, not an error.
     """
     installed = default_engines()
     engines = installed if engines is None else list(engines)
@@ -697,6 +769,9 @@ def run(
             raise BenchError(f"engine {e!r} is not available in this installation (available: {', '.join(installed)})")
     if family not in FAMILIES:
         raise BenchError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    checked = engines  # the peers are judged per cell (rel error), not required to agree first
+    found, notes = importable_peers(peers)
+    engines = engines + [p for p in found if p not in engines]
     widths = sorted(set(int(w) for w in widths))
     depths = sorted(set(int(d) for d in depths))
     if not widths or not depths or min(widths) < 1 or min(depths) < 1:
@@ -712,7 +787,7 @@ def run(
     cells: list[Cell] = []
     try:
         for width in widths:
-            check_agreement(engines, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
+            check_agreement(checked, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
         total = len(engines) * len(widths) * len(depths)
         done_count = 0
         for width in widths:
@@ -742,8 +817,9 @@ def run(
                         progress(cell, done_count, total)
     except KeyboardInterrupt:  # Ctrl-C: keep what was measured
         config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=True)
-        raise BenchInterrupted(_result(cells, config)) from None
-    return _result(cells, _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False))
+        raise BenchInterrupted(_result(cells, config | {"peers": list(peers), "notes": notes})) from None
+    config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False)
+    return _result(cells, config | {"peers": list(peers), "notes": notes})
 
 
 def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, min_time: float, repeats: int) -> bool:
@@ -754,7 +830,7 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     g = gradient_function(cell.engine, spec.f)
     try:
         with time_limit(timeout), paths_budget(10**12):
-            if cell.engine == JIT:  # the first call records and compiles; the replays are timed
+            if cell.engine == JIT or cell.engine in PEERS:  # the first call records / compiles apart
                 start = time.perf_counter()
                 g(*spec.args)
                 cell.first_call_seconds = time.perf_counter() - start
@@ -858,6 +934,7 @@ BENCH_EXAMPLES = """examples:
   adkit bench --width 2,4 --depth 1:12         two widths, depths 1 to 12
   adkit bench --engines forward,reverse,paths --depth 4,16,64 --budget 0.5
   adkit bench --json out.json --csv out.csv --plot out.png
+  adkit bench --peers torch,jax,autograd,micrograd   also time those that are installed
 """
 
 
@@ -879,6 +956,11 @@ def add_parser(sub: Any) -> None:
         "--engines",
         default=None,
         help="comma-separated engines among forward,reverse,symbolic,numeric,paths,jit (default: all)",
+    )
+    p.add_argument(
+        "--peers",
+        default="",
+        help=f"other AD libraries to time on the same graphs, where installed: {','.join(PEERS)} (default none)",
     )
     p.add_argument("--family", default="product", choices=sorted(FAMILIES), help="graph family (default product)")
     p.add_argument(
@@ -951,6 +1033,7 @@ def main(args: Any) -> int:
         widths = parse_sizes(args.width)
         depths = parse_sizes(args.depth) if args.depth else list(DEFAULT_DEPTHS)
         engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+        peers = [p.strip() for p in (getattr(args, "peers", "") or "").split(",") if p.strip()]
         if args.budget <= 0 or args.timeout <= 0 or args.min_time < 0:
             raise ValueError("--budget and --timeout must be positive, --min-time non-negative")
         check_outputs(args.json, args.csv, args.plot)
@@ -983,6 +1066,7 @@ def main(args: Any) -> int:
                 timeout=args.timeout,
                 min_time=args.min_time,
                 progress=progress,
+                peers=peers,
             )
         except BenchError as exc:
             print(f"adkit bench: {exc}", file=sys.stderr)
@@ -1007,6 +1091,8 @@ def main(args: Any) -> int:
     out.print("growth fits:")
     for f in result.fits:
         out.print("  " + f.sentence(), soft_wrap=True, markup=False, highlight=False)
+    for note in result.config.get("notes", []):
+        out.print("note: " + note, soft_wrap=True, markup=False, highlight=False)
     code = 130 if interrupted else 0
     for path, write in ((args.json, result.to_json), (args.csv, result.to_csv), (args.plot, result.plot)):
         if not path:

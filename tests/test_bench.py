@@ -216,6 +216,105 @@ def test_unknown_engine_names_jit_among_the_choices():
         run(engines=["jax"], widths=[2], depths=[2])
 
 
+# --- peers: other AD libraries in the same table (issue 12) ---------------------------------------
+
+
+class _FakeValue:
+    """A stand-in for micrograd's Value (a scalar reverse-mode node with .grad and
+    .backward()), small enough to read: the peer tests need no AD library installed."""
+
+    def __init__(self, data, parents=(), local=()):
+        self.data, self.grad, self._parents, self._local = float(data), 0.0, parents, local
+
+    def __mul__(self, other):
+        other = other if isinstance(other, _FakeValue) else _FakeValue(other)
+        return _FakeValue(self.data * other.data, (self, other), (other.data, self.data))
+
+    __rmul__ = __mul__
+
+    def backward(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if id(v) not in seen:
+                seen.add(id(v))
+                for p in v._parents:
+                    visit(p)
+                order.append(v)
+
+        visit(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            for p, z in zip(v._parents, v._local):
+                p.grad += z * v.grad
+
+
+@pytest.fixture
+def fake_micrograd(monkeypatch):
+    """micrograd importable (sys.modules), and torch made not importable, whatever is installed."""
+    import types
+
+    package, engine = types.ModuleType("micrograd"), types.ModuleType("micrograd.engine")
+    engine.Value = _FakeValue
+    package.engine = engine
+    monkeypatch.setitem(sys.modules, "micrograd", package)
+    monkeypatch.setitem(sys.modules, "micrograd.engine", engine)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    return engine
+
+
+def test_peer_rows_beside_the_engines_and_a_missing_peer_is_a_note(fake_micrograd):
+    result = run(engines=["reverse"], peers=["micrograd", "torch"], widths=[2], depths=[1, 3], min_time=MIN_TIME)
+    assert result.config["engines"] == ["reverse", "micrograd"]
+    assert [(c.engine, c.depth) for c in result.cells] == [
+        ("reverse", 1),
+        ("reverse", 3),
+        ("micrograd", 1),
+        ("micrograd", 3),
+    ]
+    for c in result.cells:
+        if c.engine == "micrograd":  # the fake's gradient against the closed form width**depth
+            assert c.status == "ok" and c.rel_error == 0.0 and c.first_call_seconds > 0, c
+    (note,) = result.config["notes"]
+    assert note.startswith("torch not timed") and "pip install torch" in note
+    assert "note: torch not timed" in str(result)
+    assert [f.engine for f in result.fits] == ["reverse", "micrograd"]
+
+
+def test_a_peer_with_a_wrong_gradient_is_inaccurate_not_a_stop(fake_micrograd, monkeypatch):
+    monkeypatch.setattr(_FakeValue, "backward", lambda self: None)  # every gradient stays 0
+    result = run(engines=["reverse"], peers=["micrograd"], widths=[2], depths=[2], min_time=MIN_TIME)
+    (cell,) = [c for c in result.cells if c.engine == "micrograd"]
+    assert cell.status == "inaccurate" and cell.rel_error == 1.0
+
+
+@pytest.mark.parametrize("peer, module", [(name, module) for name, (module, _) in bench.PEERS.items()])
+def test_installed_peer_gradient_is_the_closed_form(peer, module):
+    # runs only where the peer is installed (none is a dependency); exact on these graphs
+    # (powers of two), so any float64 reverse mode gives width**depth exactly
+    pytest.importorskip(module)
+    spec = product_graph(depth=5, width=3)
+    assert bench.gradient_function(peer, spec.f)(*spec.args) == spec.exact_grad == 3**5
+
+
+def test_unknown_peer_is_refused_with_the_choices():
+    with pytest.raises(BenchError, match="torch, jax, autograd, micrograd"):
+        run(engines=["reverse"], peers=["tensorflow"], widths=[2], depths=[2])
+
+
+def test_cli_peers_option(fake_micrograd, capsys, tmp_path):
+    code, out, err = _cli(
+        ["bench", "--depth", "1:2", "--engines", "reverse", "--peers", "micrograd,torch", "--min-time", "0"]
+        + ["--json", str(tmp_path / "b.json")],
+        capsys,
+    )
+    assert code == 0, err
+    assert "micrograd" in out and "note: torch not timed" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert {c["engine"] for c in data["cells"]} == {"reverse", "micrograd"}
+    assert data["config"]["peers"] == ["micrograd", "torch"] and len(data["config"]["notes"]) == 1
+
+
 # --- budget, timeout, agreement ---------------------------------------------------------------------
 
 
