@@ -211,6 +211,26 @@ def test_a_jit_that_disagrees_stops_the_run(monkeypatch):
         run(engines=["reverse", "jit"], widths=[2], depths=[2], min_time=MIN_TIME)
 
 
+def test_a_wrong_first_call_makes_the_jit_cell_inaccurate(monkeypatch):
+    # the recording call's gradient is judged too, not only the timed replays
+    real = bench.gradient_function
+
+    def wrong_on_first_call(engine, f):
+        g, calls = real(engine, f), []
+
+        def h(*a):
+            calls.append(1)
+            return g(*a) * (2.0 if len(calls) == 1 else 1.0)
+
+        return h if engine == "jit" else g
+
+    monkeypatch.setattr(bench, "gradient_function", wrong_on_first_call)
+    monkeypatch.setattr(bench, "check_agreement", lambda engines, spec: None)
+    result = run(engines=["jit"], widths=[2], depths=[3], min_time=MIN_TIME)
+    (cell,) = result.cells
+    assert cell.status == "inaccurate" and cell.rel_error == 1.0
+
+
 def test_unknown_engine_names_jit_among_the_choices():
     with pytest.raises(BenchError, match="paths, jit"):
         run(engines=["jax"], widths=[2], depths=[2])
