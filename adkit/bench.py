@@ -43,7 +43,15 @@ from adkit.transforms import ENGINES, grad
 
 DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
 MAX_EDGES = 20_000_000
-AGREEMENT_RTOL = {"forward": 1e-12, "reverse": 1e-12, "symbolic": 1e-12, "paths": 1e-12, "numeric": 1e-5}
+AGREEMENT_RTOL = {
+    "forward": 1e-12,
+    "reverse": 1e-12,
+    "symbolic": 1e-12,
+    "paths": 1e-12,
+    "numeric": 1e-5,
+    "jit": 1e-12,
+}
+JIT = "jit"  # ad.jit(ad.grad(f)): the source-transformed reverse sweep, timed on replays
 
 
 class BenchError(AdkitError, RuntimeError):
@@ -105,6 +113,7 @@ class Cell:
     message: str = ""
     work: int = 0  # path steps (paths engine) or edges (others): what the cost scales with
     expected_error: float | None = None  # the relative error within which the cell is "ok"
+    first_call_seconds: float | None = None  # jit: the first call (record + generate + compile)
 
     @property
     def measured(self) -> bool:
@@ -264,7 +273,7 @@ class BenchResult:
                 writer.writerow(row)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
-        header = ["engine", "width", "depth", "edges", "paths", "time", "spread", "rel error", "status"]
+        header = ["engine", "width", "depth", "edges", "paths", "time", "spread", "first call", "rel error", "status"]
         body = []
         for c in self.cells:
             t = (
@@ -273,10 +282,22 @@ class BenchResult:
                 else (f"~{format_seconds(c.predicted_seconds)} (predicted)" if c.predicted_seconds else "—")
             )
             spread = f"{format_seconds(c.spread[0])}–{format_seconds(c.spread[1])}" if c.spread else ""
+            first = format_seconds(c.first_call_seconds) if c.first_call_seconds is not None else ""
             err = f"{c.rel_error:.1e}" if c.rel_error is not None else "—"
             status = c.status if not c.message else f"{c.status}: {c.message}"
             body.append(
-                [c.engine, str(c.width), str(c.depth), str(c.edges), format_count(c.paths), t, spread, err, status]
+                [
+                    c.engine,
+                    str(c.width),
+                    str(c.depth),
+                    str(c.edges),
+                    format_count(c.paths),
+                    t,
+                    spread,
+                    first,
+                    err,
+                    status,
+                ]
             )
         return header, body
 
@@ -284,7 +305,8 @@ class BenchResult:
         from adkit.display import text_table
 
         header, body = self.rows()
-        return text_table(header, body) + "\n\n" + "\n".join(f.sentence() for f in self.fits)
+        notes = "".join(f"\nnote: {n}" for n in self.config.get("notes", []))
+        return text_table(header, body) + "\n\n" + "\n".join(f.sentence() for f in self.fits) + notes
 
     def _repr_html_(self) -> str | None:
         try:
@@ -408,6 +430,7 @@ ENGINE_STYLES = {
     "symbolic": ("tab:green", "-."),
     "numeric": ("tab:red", ":"),
     "paths": ("tab:purple", (0, (7, 2, 1, 2, 1, 2))),
+    "jit": ("tab:brown", (0, (3, 1))),
 }
 WIDTH_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 ERROR_CEILING = 1e3  # relative errors above this (a wrong derivative) are drawn at the ceiling
@@ -615,7 +638,7 @@ def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
     for engine in engines:
         try:
             with paths_budget(10**7):
-                g = grad(spec.f, engine=engine)(*spec.args)
+                g = gradient_function(engine, spec.f)(*spec.args)
         except Exception as exc:  # noqa: BLE001
             problems.append(f"{engine}: {type(exc).__name__}: {exc}")
             continue
@@ -624,6 +647,89 @@ def check_agreement(engines: Sequence[str], spec: GraphSpec) -> None:
             problems.append(f"{engine}: gradient {g!r}, exact {spec.exact_grad!r} (relative error {err})")
     if problems:
         raise BenchError(f"engines disagree on {spec.name}, so nothing is timed:\n  " + "\n  ".join(problems))
+
+
+def gradient_function(engine: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    """What the harness times for `engine`: grad(f) through that engine, and for "jit"
+    ad.jit(ad.grad(f)) (the reverse engine's rules, recorded once and replayed)."""
+    if engine == JIT:
+        from adkit.jit import jit
+
+        return jit(grad(f))
+    if engine in PEERS:
+        return PEERS[engine][1](f)
+    return grad(f, engine=engine)
+
+
+def _torch_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import torch
+
+    def by_torch(w: float) -> float:
+        x = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+        f(x).backward()
+        return float(x.grad)
+
+    return by_torch
+
+
+def _jax_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # float64, as every engine here (float32 would be "inaccurate")
+    compiled = jax.jit(jax.grad(f))
+    return lambda w: float(compiled(w))
+
+
+def _autograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    import autograd
+
+    g = autograd.grad(f)
+    return lambda w: float(g(w))
+
+
+def _micrograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    from micrograd.engine import Value
+
+    def by_micrograd(w: float) -> float:
+        x = Value(w)
+        f(x).backward()
+        return float(x.grad)
+
+    return by_micrograd
+
+
+# Other AD libraries `adkit bench --peers` can time on the same programs (never dependencies
+# of adkit): name -> (module to import, gradient of a scalar f of one float). jax is jit'ed, so
+# its first call (trace + XLA compile) is in the "first call" column, like adkit's jit.
+PEERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[[float], float]]]] = {
+    "torch": ("torch", _torch_gradient),
+    "jax": ("jax", _jax_gradient),
+    "autograd": ("autograd", _autograd_gradient),
+    "micrograd": ("micrograd.engine", _micrograd_gradient),
+}
+
+
+def importable_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the peers that import here, a note for each one that does not); BenchError for a
+    name that is not a known peer."""
+    import importlib
+
+    found, notes = [], []
+    for name in peers:
+        if name not in PEERS:
+            raise BenchError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+        try:
+            importlib.import_module(PEERS[name][0])
+        except Exception as exc:  # noqa: BLE001 (a broken install is a note too, not a crash)
+            notes.append(f"{name} not timed: it does not import here ({type(exc).__name__}: {exc}); pip install {name}")
+            continue
+        found.append(name)
+    return found, notes
+
+
+def default_engines() -> list[str]:
+    """What `run(engines=None)` and `adkit bench` time: every available engine, then jit."""
+    return available_engines() + [JIT]
 
 
 def available_engines() -> list[str]:
@@ -643,6 +749,7 @@ def run(
     min_time: float = 0.05,
     max_repeats: int = 1000,
     progress: Callable[[Cell, int, int], None] | None = None,
+    peers: Sequence[str] = (),
 ) -> BenchResult:
     """Time every engine on every (width, depth) graph of the family; fit the growth.
 
@@ -650,16 +757,21 @@ def run(
     (those cells are reported as skipped, with the predicted time). timeout: a hard
     limit per cell. progress(cell, done, total) is called after each cell. Ctrl-C
     (KeyboardInterrupt) raises BenchInterrupted, whose `.result` has the finished cells.
+    peers: other AD libraries (PEERS) timed after the engines, as rows of their own; one
+    that does not import is a note in `result.config["notes"]`, not an error.
     """
-    installed = available_engines()
+    installed = default_engines()
     engines = installed if engines is None else list(engines)
     for e in engines:
-        if e not in ENGINES:
-            raise BenchError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+        if e not in (*ENGINES, JIT):
+            raise BenchError(f"unknown engine {e!r}; choose from {', '.join((*ENGINES, JIT))}")
         if e not in installed:
             raise BenchError(f"engine {e!r} is not available in this installation (available: {', '.join(installed)})")
     if family not in FAMILIES:
         raise BenchError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    checked = engines  # the peers are judged per cell (rel error), not required to agree first
+    found, notes = importable_peers(peers)
+    engines = engines + [p for p in found if p not in engines]
     widths = sorted(set(int(w) for w in widths))
     depths = sorted(set(int(d) for d in depths))
     if not widths or not depths or min(widths) < 1 or min(depths) < 1:
@@ -675,7 +787,7 @@ def run(
     cells: list[Cell] = []
     try:
         for width in widths:
-            check_agreement(engines, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
+            check_agreement(checked, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
         total = len(engines) * len(widths) * len(depths)
         done_count = 0
         for width in widths:
@@ -705,8 +817,9 @@ def run(
                         progress(cell, done_count, total)
     except KeyboardInterrupt:  # Ctrl-C: keep what was measured
         config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=True)
-        raise BenchInterrupted(_result(cells, config)) from None
-    return _result(cells, _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False))
+        raise BenchInterrupted(_result(cells, config | {"peers": list(peers), "notes": notes})) from None
+    config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False)
+    return _result(cells, config | {"peers": list(peers), "notes": notes})
 
 
 def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, min_time: float, repeats: int) -> bool:
@@ -714,9 +827,14 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     growing (over the budget, or cut off by the hard timeout)."""
     from adkit.engines.paths import paths_budget
 
-    g = grad(spec.f, engine=cell.engine)
+    first_result = None
     try:
+        g = gradient_function(cell.engine, spec.f)
         with time_limit(timeout), paths_budget(10**12):
+            if cell.engine == JIT or cell.engine in PEERS:  # the first call records / compiles apart
+                start = time.perf_counter()
+                first_result = g(*spec.args)
+                cell.first_call_seconds = time.perf_counter() - start
             result, times = _measure(lambda: g(*spec.args), min_time, repeats)
     except TimeoutError:
         cell.status = "timeout"
@@ -730,7 +848,13 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     cell.spread = (min(times), max(times))
     cell.repeats = len(times)
     cell.rel_error = _rel_error(result, spec.exact_grad)
+    if first_result is not None and cell.rel_error is not None:  # the recording call is judged too
+        first_error = _rel_error(first_result, spec.exact_grad)
+        if not first_error <= cell.rel_error:  # the larger error, and nan wins
+            cell.rel_error = first_error
     cell.expected_error = expected_accuracy(cell.engine, cell.nodes, cell.edges)
+    if getattr(g, "eager_reason", None):  # jit could not compile this graph: the time is eager adkit's
+        cell.message = f"ran eagerly: {g.eager_reason}"
     if cell.rel_error is not None and not cell.rel_error <= cell.expected_error:  # nan is inaccurate too
         cell.status = "inaccurate"
         cell.message = f"relative error above the expected {cell.expected_error:.1e}"
@@ -815,6 +939,7 @@ BENCH_EXAMPLES = """examples:
   adkit bench --width 2,4 --depth 1:12         two widths, depths 1 to 12
   adkit bench --engines forward,reverse,paths --depth 4,16,64 --budget 0.5
   adkit bench --json out.json --csv out.csv --plot out.png
+  adkit bench --peers torch,jax,autograd,micrograd   also time those that are installed
 """
 
 
@@ -832,7 +957,16 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--width", default="2,3", help="width(s): 2 or 2,4,8 (default 2,3)")
     p.add_argument("--depth", default=None, help="depths: 1:20, 4:64:4 or 4,16,64 (default 2:20:2,32,64,...,1000)")
-    p.add_argument("--engines", default=None, help="comma-separated engines (default: all)")
+    p.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated engines among forward,reverse,symbolic,numeric,paths,jit (default: all)",
+    )
+    p.add_argument(
+        "--peers",
+        default="",
+        help=f"other AD libraries to time on the same graphs, where installed: {','.join(PEERS)} (default none)",
+    )
     p.add_argument("--family", default="product", choices=sorted(FAMILIES), help="graph family (default product)")
     p.add_argument(
         "--budget",
@@ -904,6 +1038,7 @@ def main(args: Any) -> int:
         widths = parse_sizes(args.width)
         depths = parse_sizes(args.depth) if args.depth else list(DEFAULT_DEPTHS)
         engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+        peers = [p.strip() for p in (getattr(args, "peers", "") or "").split(",") if p.strip()]
         if args.budget <= 0 or args.timeout <= 0 or args.min_time < 0:
             raise ValueError("--budget and --timeout must be positive, --min-time non-negative")
         check_outputs(args.json, args.csv, args.plot)
@@ -936,6 +1071,7 @@ def main(args: Any) -> int:
                 timeout=args.timeout,
                 min_time=args.min_time,
                 progress=progress,
+                peers=peers,
             )
         except BenchError as exc:
             print(f"adkit bench: {exc}", file=sys.stderr)
@@ -951,7 +1087,8 @@ def main(args: Any) -> int:
     table = Table(title=title, header_style="bold")
     for h in header:
         table.add_column(
-            h, justify="right" if h in ("width", "depth", "edges", "paths", "time", "rel error") else "left"
+            h,
+            justify="right" if h in ("width", "depth", "edges", "paths", "time", "first call", "rel error") else "left",
         )
     for row in body:
         table.add_row(*row)
@@ -959,6 +1096,8 @@ def main(args: Any) -> int:
     out.print("growth fits:")
     for f in result.fits:
         out.print("  " + f.sentence(), soft_wrap=True, markup=False, highlight=False)
+    for note in result.config.get("notes", []):
+        out.print("note: " + note, soft_wrap=True, markup=False, highlight=False)
     code = 130 if interrupted else 0
     for path, write in ((args.json, result.to_json), (args.csv, result.to_csv), (args.plot, result.plot)):
         if not path:

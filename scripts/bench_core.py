@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 import adkit as ad
+from adkit.families import product_graph
 
 REVERSE_TARGET = 30.0  # scalar graph: reverse gradient / plain, per cell (from the issue)
 FORWARD_TARGET = 20.0  # scalar graph: forward gradient / plain, per cell
@@ -108,45 +109,12 @@ def measure(
 # --- 1. the product-node graph as a scalar program ----------------------------------------------
 
 
-def product_graph(width: int, depth: int, consts: list[list[float]] | None = None) -> Callable[[Any], Any]:
-    """Aggarwal's product-node graph: w fanned out to `width` inputs, then `depth` layers
-    of `width` nodes, each = its constant times the product of every node of the layer
-    below (one binary multiply per edge), output = the product of the last layer."""
-    if consts is None:
-        consts = [[1.0] * width for _ in range(depth)]
-
-    def f(w: Any) -> Any:
-        layer = [w] * width
-        for cs in consts:
-            nxt = []
-            for c in cs:
-                acc = c
-                for x in layer:
-                    acc = acc * x
-                nxt.append(acc)
-            layer = nxt
-        acc = 1.0
-        for x in layer:
-            acc = acc * x
-        return acc
-
-    return f
-
-
-def graph_counts(width: int, depth: int) -> tuple[int, int]:
-    """(edges, N): the binary multiplies of product_graph, and the exponent N of
-    out = w**N (= the number of paths from w to the output), counted exactly by
-    following the same structure with Python ints."""
-    edges = 0
-    expo = [1] * width  # exponent of w in each node of the current layer
-    for _ in range(depth):
-        s = sum(expo)
-        edges += width * width
-        expo = [s] * width
-    edges += width
-    n = sum(expo)
-    assert n == width ** (depth + 1)
-    return edges, n
+def scalar_graph(width: int, depth: int) -> tuple[Callable[[Any], Any], int, int]:
+    """(f, edges, N): Aggarwal's product-node graph as the scalar program of
+    `adkit.families.product_graph` (one binary multiply per edge; constants powers of two
+    whose product is 1, so out = w**N with N = width**depth paths), its edge count, and N."""
+    spec = product_graph(depth=depth, width=width)
+    return spec.f, spec.n_edges, spec.n_paths
 
 
 def _fmt_big(n: int) -> str:
@@ -163,7 +131,7 @@ def _rel(a: float, b: float) -> float:
 def bench_scalar_graph(widths, depths, min_time, repeats) -> list[dict[str, Any]]:
     print("== 1. Product-node graph, scalar Python program (one binary multiply per edge) ==")
     print(
-        f"   w = exp(-600/N), all constants 1.0, out = w**N, d out/dw = N*out/w; targets: "
+        f"   adkit.families.product_graph at w = exp(-600/N): out = w**N, d out/dw = N*out/w; targets: "
         f"reverse <= {REVERSE_TARGET:g}x, forward <= {FORWARD_TARGET:g}x"
     )
     head = (
@@ -175,20 +143,19 @@ def bench_scalar_graph(widths, depths, min_time, repeats) -> list[dict[str, Any]
     rows = []
     for width in widths:
         for depth in depths:
-            edges, n = graph_counts(width, depth)
+            f, edges, n = scalar_graph(width, depth)
             row: dict[str, Any] = {"width": width, "depth": depth, "edges": edges, "N": n}
             lead = f"{width:>5} {depth:>5} {edges:>7} {_fmt_big(n):>9} "
             if n > FLOAT_MAX:
                 row["verdict"] = "overflow"
                 row["reason"] = (
-                    f"N = {width}^{depth + 1} ~ 10^{math.log10(n):.0f} paths: w = exp(-600/N) rounds to 1.0, "
+                    f"N = {width}^{depth} ~ 10^{math.log10(n):.0f} paths: w = exp(-600/N) rounds to 1.0, "
                     f"so d out/dw = N exceeds float64's max ~1.8e308 (adkit raises NonFiniteDerivativeError)"
                 )
                 print(lead + f"{'-':>13} {'overflow':>13} {'overflow':>13} {'-':>11}  beyond float64 range")
                 rows.append(row)
                 continue
             w = math.exp(-600 / n)
-            f = product_graph(width, depth)
             rev = ad.grad(f)
             fwd = ad.grad(f, engine="forward")
             out = f(w)
@@ -394,9 +361,8 @@ def bench_others(cells, min_time, repeats) -> None:
         print("   none importable here (tried micrograd, autograd): pip install them to compare\n")
         return
     for width, depth in cells:
-        edges, n = graph_counts(width, depth)
+        f, edges, n = scalar_graph(width, depth)
         w = math.exp(-600 / n)
-        f = product_graph(width, depth)
         exact = n * f(w) / w
         fns = {"plain": f, "adkit": ad.grad(f), **_scalar_gradients_of_others(f)}
         wrong = [name for name, fn in fns.items() if name != "plain" and _rel(float(fn(w)), exact) > CHECK_RTOL]
@@ -422,8 +388,9 @@ def bench_others(cells, min_time, repeats) -> None:
 
 
 def product_graph_numpy(width: int, depth: int) -> Callable[[Any], Any]:
-    """The same graph, one numpy op per layer: layer = consts * np.prod(layer)."""
-    consts = [np.ones(width) for _ in range(depth)]
+    """The same graph (constants 1), one numpy op per layer: layer = consts * np.prod(layer);
+    the first layer's nodes are each w, so out = w**N with N = width**depth, as in scalar_graph."""
+    consts = [np.ones(width) for _ in range(depth - 1)]
     ones = np.ones(width)
 
     def f(w: Any) -> Any:
@@ -443,7 +410,7 @@ def bench_vectorised(widths, depths, min_time, repeats) -> list[dict[str, Any]]:
     rows = []
     for width in widths:
         for depth in depths:
-            _, n = graph_counts(width, depth)
+            n = width**depth
             if n > FLOAT_MAX:
                 print(f"{width:>5} {depth:>5} {'-':>9} {'-':>11} {'overflow':>13}")
                 rows.append({"width": width, "depth": depth, "ratio": None})

@@ -68,8 +68,8 @@ def test_available_engines_are_known_and_include_forward_and_reverse():
 
 
 def test_sweep_has_a_cell_for_every_engine_and_depth(sweep):
-    engines = bench.available_engines()
-    assert sweep.config["engines"] == engines  # engines=None means every available engine
+    engines = bench.default_engines()
+    assert sweep.config["engines"] == engines  # engines=None means every available engine, then jit
     keys = [(c.engine, c.width, c.depth) for c in sweep.cells]
     assert sorted(keys) == sorted((e, 2, d) for e in engines for d in DEPTHS)
     assert len(set(keys)) == len(keys)
@@ -154,6 +154,185 @@ def test_plot_writes_a_png(sweep, tmp_path):
     sweep.plot(path)
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 5000
+
+
+# --- the jit row (issue 12) -------------------------------------------------------------------------
+
+
+def test_jit_row_is_timed_on_replays_with_its_first_call_apart(sweep, tmp_path):
+    assert sweep.config["engines"][-1] == "jit"
+    jit_cells = [c for c in sweep.cells if c.engine == "jit"]
+    assert [c.depth for c in jit_cells] == DEPTHS
+    for c in sweep.cells:
+        if c.engine == "jit":  # record + compile is its own number, never one of the replays
+            assert c.first_call_seconds is not None and c.first_call_seconds > 0, c
+        else:
+            assert c.first_call_seconds is None, c
+    header, body = sweep.rows()
+    column = header.index("first call")
+    assert all((row[column] != "") == (row[0] == "jit") for row in body)
+    sweep.to_json(tmp_path / "b.json")
+    cells = json.loads((tmp_path / "b.json").read_text())["cells"]
+    assert [c["first_call_seconds"] for c in cells] == [c.first_call_seconds for c in sweep.cells]
+    sweep.to_csv(tmp_path / "b.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "b.csv").read_text())))
+    assert all((r["first_call_seconds"] != "") == (r["engine"] == "jit") for r in rows)
+
+
+@pytest.mark.parametrize("width, depth", [(1, 5), (2, 7), (3, 4), (4, 3), (2, 40)])
+def test_jit_gradient_is_the_closed_form(width, depth):
+    # the family's closed form d(C w**N)/dw = N = width**depth at w = 1, never an engine's
+    # number; every value on the way is a power of two, so the replays are exact (and the
+    # first call, which records, returns the same number as the replays)
+    spec = product_graph(depth=depth, width=width)
+    g = bench.gradient_function("jit", spec.f)
+    first, replay, again = g(*spec.args), g(*spec.args), g(*spec.args)
+    assert first == replay == again == spec.exact_grad == width**depth
+    assert g.eager_reason is None  # compiled, not a silent eager fallback
+
+
+def test_jit_row_alone_with_a_fit_per_width():
+    result = run(engines=["jit"], widths=[2, 3], depths=[2, 8, 16, 32], min_time=MIN_TIME)
+    assert {c.engine for c in result.cells} == {"jit"}
+    for c in result.cells:
+        assert c.status == "ok" and c.rel_error == 0.0 and c.first_call_seconds > 0, c
+    assert [(f.engine, f.width) for f in result.fits] == [("jit", 2), ("jit", 3)]
+
+
+def test_a_jit_that_disagrees_stops_the_run(monkeypatch):
+    real = bench.gradient_function
+
+    def off_by_one(engine, f):
+        g = real(engine, f)
+        return (lambda *a: g(*a) + 1.0) if engine == "jit" else g
+
+    monkeypatch.setattr(bench, "gradient_function", off_by_one)
+    with pytest.raises(BenchError, match=r"disagree[\s\S]*jit: gradient"):
+        run(engines=["reverse", "jit"], widths=[2], depths=[2], min_time=MIN_TIME)
+
+
+def test_a_wrong_first_call_makes_the_jit_cell_inaccurate(monkeypatch):
+    # the recording call's gradient is judged too, not only the timed replays
+    real = bench.gradient_function
+
+    def wrong_on_first_call(engine, f):
+        g, calls = real(engine, f), []
+
+        def h(*a):
+            calls.append(1)
+            return g(*a) * (2.0 if len(calls) == 1 else 1.0)
+
+        return h if engine == "jit" else g
+
+    monkeypatch.setattr(bench, "gradient_function", wrong_on_first_call)
+    monkeypatch.setattr(bench, "check_agreement", lambda engines, spec: None)
+    result = run(engines=["jit"], widths=[2], depths=[3], min_time=MIN_TIME)
+    (cell,) = result.cells
+    assert cell.status == "inaccurate" and cell.rel_error == 1.0
+
+
+def test_unknown_engine_names_jit_among_the_choices():
+    with pytest.raises(BenchError, match="paths, jit"):
+        run(engines=["jax"], widths=[2], depths=[2])
+
+
+# --- peers: other AD libraries in the same table (issue 12) ---------------------------------------
+
+
+class _FakeValue:
+    """A stand-in for micrograd's Value (a scalar reverse-mode node with .grad and
+    .backward()), small enough to read: the peer tests need no AD library installed."""
+
+    def __init__(self, data, parents=(), local=()):
+        self.data, self.grad, self._parents, self._local = float(data), 0.0, parents, local
+
+    def __mul__(self, other):
+        other = other if isinstance(other, _FakeValue) else _FakeValue(other)
+        return _FakeValue(self.data * other.data, (self, other), (other.data, self.data))
+
+    __rmul__ = __mul__
+
+    def backward(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if id(v) not in seen:
+                seen.add(id(v))
+                for p in v._parents:
+                    visit(p)
+                order.append(v)
+
+        visit(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            for p, z in zip(v._parents, v._local):
+                p.grad += z * v.grad
+
+
+@pytest.fixture
+def fake_micrograd(monkeypatch):
+    """micrograd importable (sys.modules), and torch made not importable, whatever is installed."""
+    import types
+
+    package, engine = types.ModuleType("micrograd"), types.ModuleType("micrograd.engine")
+    engine.Value = _FakeValue
+    package.engine = engine
+    monkeypatch.setitem(sys.modules, "micrograd", package)
+    monkeypatch.setitem(sys.modules, "micrograd.engine", engine)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    return engine
+
+
+def test_peer_rows_beside_the_engines_and_a_missing_peer_is_a_note(fake_micrograd):
+    result = run(engines=["reverse"], peers=["micrograd", "torch"], widths=[2], depths=[1, 3], min_time=MIN_TIME)
+    assert result.config["engines"] == ["reverse", "micrograd"]
+    assert [(c.engine, c.depth) for c in result.cells] == [
+        ("reverse", 1),
+        ("reverse", 3),
+        ("micrograd", 1),
+        ("micrograd", 3),
+    ]
+    for c in result.cells:
+        if c.engine == "micrograd":  # the fake's gradient against the closed form width**depth
+            assert c.status == "ok" and c.rel_error == 0.0 and c.first_call_seconds > 0, c
+    (note,) = result.config["notes"]
+    assert note.startswith("torch not timed") and "pip install torch" in note
+    assert "note: torch not timed" in str(result)
+    assert [f.engine for f in result.fits] == ["reverse", "micrograd"]
+
+
+def test_a_peer_with_a_wrong_gradient_is_inaccurate_not_a_stop(fake_micrograd, monkeypatch):
+    monkeypatch.setattr(_FakeValue, "backward", lambda self: None)  # every gradient stays 0
+    result = run(engines=["reverse"], peers=["micrograd"], widths=[2], depths=[2], min_time=MIN_TIME)
+    (cell,) = [c for c in result.cells if c.engine == "micrograd"]
+    assert cell.status == "inaccurate" and cell.rel_error == 1.0
+
+
+@pytest.mark.parametrize("peer, module", [(name, module) for name, (module, _) in bench.PEERS.items()])
+def test_installed_peer_gradient_is_the_closed_form(peer, module):
+    # runs only where the peer is installed (none is a dependency); exact on these graphs
+    # (powers of two), so any float64 reverse mode gives width**depth exactly
+    pytest.importorskip(module)
+    spec = product_graph(depth=5, width=3)
+    assert bench.gradient_function(peer, spec.f)(*spec.args) == spec.exact_grad == 3**5
+
+
+def test_unknown_peer_is_refused_with_the_choices():
+    with pytest.raises(BenchError, match="torch, jax, autograd, micrograd"):
+        run(engines=["reverse"], peers=["tensorflow"], widths=[2], depths=[2])
+
+
+def test_cli_peers_option(fake_micrograd, capsys, tmp_path):
+    code, out, err = _cli(
+        ["bench", "--depth", "1:2", "--engines", "reverse", "--peers", "micrograd,torch", "--min-time", "0"]
+        + ["--json", str(tmp_path / "b.json")],
+        capsys,
+    )
+    assert code == 0, err
+    assert "micrograd" in out and "note: torch not timed" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert {c["engine"] for c in data["cells"]} == {"reverse", "micrograd"}
+    assert data["config"]["peers"] == ["micrograd", "torch"] and len(data["config"]["notes"]) == 1
 
 
 # --- budget, timeout, agreement ---------------------------------------------------------------------
@@ -274,10 +453,11 @@ def test_hard_timeout_cuts_a_slow_cell_and_run_returns_promptly(monkeypatch):
 
 
 def test_timeout_interrupts_the_paths_engine():
-    # the real exponential engine: 2**22 paths take seconds; the alarm stops it at 0.05 s
-    spec = product_graph(22, 2)
+    # the real exponential engine: 2**34 paths take many seconds even enumerated in numpy
+    # chunks (~1 ns per path); the alarm stops it at 0.05 s
+    spec = product_graph(34, 2)
     start = time.perf_counter()
-    with pytest.raises(TimeoutError), ad.paths_budget(10**8), bench.time_limit(0.05):
+    with pytest.raises(TimeoutError), ad.paths_budget(2**34), bench.time_limit(0.05):
         ad.grad(spec.f, engine="paths")(*spec.args)
     assert time.perf_counter() - start < 1.0
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
@@ -394,19 +574,20 @@ def test_fit_sentence():
 @pytest.mark.parametrize("width, depths", [(2, [6, 7, 8, 9, 10]), (3, [4, 5, 6, 7])])
 def test_paths_work_grows_by_the_width_per_layer(width, depths, monkeypatch):
     # The lectures' claim, counted rather than timed (timings belong to `adkit bench`, whose
-    # growth verdict reports them): the edge steps the paths engine actually takes, counted
-    # as it iterates the successor lists, multiply by the width with every added layer.
+    # growth verdict reports them): the edge steps the paths engine actually takes (every
+    # partial path extended by one edge is one entry of the arrays extend_paths returns),
+    # multiply by the width with every added layer.
     from adkit.engines import paths
 
     steps = [0]
+    real = paths.extend_paths
 
-    class Counted(list):
-        def __iter__(self):
-            steps[0] += len(self)
-            return super().__iter__()
+    def counted(frontier, live):
+        grown = real(frontier, live)
+        steps[0] += sum(len(prods) for parts in grown.values() for prods in parts)
+        return grown
 
-    real = paths.sum_over_paths
-    monkeypatch.setattr(paths, "sum_over_paths", lambda g, succ, *a: real(g, [Counted(s) for s in succ], *a))
+    monkeypatch.setattr(paths, "extend_paths", counted)
     counts = []
     for depth in depths:
         spec = product_graph(depth=depth, width=width)
@@ -509,7 +690,7 @@ def test_bench_command_end_to_end(tmp_path):
     out, err = ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    engines = bench.available_engines()
+    engines = bench.default_engines()
     assert sorted(_table_engines(out)) == sorted(e for e in engines for _ in range(3))
     assert "growth fits" in out and "per added layer" in out
     # progress and messages on stderr, none of it on stdout
