@@ -41,7 +41,7 @@ from adkit.families import FAMILIES, GraphSpec
 from adkit.formatting import format_count, format_seconds
 from adkit.transforms import ENGINES, grad
 
-DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (32, 64, 128, 256, 512, 1000)
+DEFAULT_DEPTHS = tuple(range(2, 21, 2)) + (24, 28, 32, 64, 128, 256, 512, 1000)
 MAX_EDGES = 20_000_000
 AGREEMENT_RTOL = {
     "forward": 1e-12,
@@ -896,10 +896,14 @@ def _fit(engine: str, width: int, cells: list[Cell]) -> Fit:
     """The growth verdict over the measured depths from a quarter of the largest one on
     (at least MIN_GROWTH_POINTS): the growth is about large graphs, and on the smallest
     ones a per-call overhead flattens every engine's time; a factor of 4 in depth still
-    separates d -> c**d from d -> d**p (over depths 12-20 both fit any timing)."""
+    separates d -> c**d from d -> d**p (over depths 12-20 both fit any timing). Cells
+    that take less than 4x the smallest cell's time are left out too: their time is mostly
+    the per-call overhead (the vectorised paths engine spends 0.1-0.5 ms of its 3 ms at
+    2**20 paths on set-up), which no growth model describes."""
     measured = sorted((c for c in cells if c.measured and c.seconds), key=lambda c: c.depth)
     top = measured[-1].depth if measured else 0
-    larger = [c for c in measured if 4 * c.depth >= top]
+    floor = 4 * min((c.seconds for c in measured), default=0.0)
+    larger = [c for c in measured if 4 * c.depth >= top and c.seconds >= floor]
     larger = measured[-max(MIN_GROWTH_POINTS, len(larger)) :]
     g = classify_growth([c.depth for c in larger], [c.edges for c in larger], [c.seconds for c in larger])
     return Fit(
