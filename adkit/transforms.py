@@ -404,6 +404,13 @@ def _forward_jacobian(f, args, argnums, single, scalar_output=False, chunk=None,
         )
     if scalar_output and tans[0] is not None:
         _check_value(values[0], lambda: _diagnose(f, args, argnums))
+    if not batched and out_def is None and (tans[0] is None or type(tans[0]) is float):
+        # one float input, one scalar output (the lectures' f(w)): the tangent is the derivative
+        _check_finite(
+            [t for t in tans if t is not None], lambda: _diagnose(f, args, argnums, strict_traces), "derivative"
+        )
+        derivative = 0.0 if tans[0] is None else tans[0]
+        return _plain(values[0]), prep.rebuild([[derivative] * len(row) for row in prep.leaves], single)
     nested = any(isinstance(t, Tracer) for t in tans)
     pending = [tans]
     del tans  # from here on only the generator below holds a pass's tangents
