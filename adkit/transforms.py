@@ -28,7 +28,8 @@ from adkit.errors import (
     translate_numpy_refusals,
 )
 from adkit.graph import refuse_nesting
-from adkit.ops.core import REGISTRY, Tracer, all_finite, is_complex, lift_object, primal, shape_of
+from adkit.ops import strong_zero
+from adkit.ops.core import REGISTRY, Tracer, is_complex, lift_object, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
@@ -52,11 +53,7 @@ def _gc_paused():
             gc.enable()
 
 
-def _is_finite(v: Any) -> bool:
-    p = primal(v)
-    if type(p) is float:
-        return math.isfinite(p)
-    return all_finite(np.asarray(p))
+_is_finite = strong_zero.is_finite
 
 
 def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str) -> None:

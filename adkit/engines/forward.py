@@ -16,7 +16,7 @@ import numpy as np
 from adkit.engines.fastpath import install
 from adkit.ops import strong_zero
 from adkit.ops.array import expand_to
-from adkit.ops.core import REGISTRY, Op, Trace, Tracer, evaluate, local_partials, primal, shape_of, zeros_are_structural
+from adkit.ops.core import REGISTRY, Op, Trace, Tracer, evaluate, local_partials, shape_of, zeros_are_structural
 
 
 class ForwardTrace(Trace):
@@ -103,30 +103,10 @@ def _strict_jvp(trace: ForwardTrace, op: Op, args: Sequence[Any], params: dict[s
         and not strong_zero.is_finite(tangent)
         and all(t is None or strong_zero.is_finite(t) for t in tans)
     ):
-        trace.culprit = _explain(op, vals, out, params, traced)
+        trace.culprit = strong_zero.explain(op, vals, out, params, traced) or strong_zero.zero_met_infinity(
+            strong_zero.describe_call(op, vals), "tangent"
+        )
     return StrictDual(out, tangent, trace, live)
-
-
-def _explain(op: Op, vals: Sequence[Any], out: Any, params: dict[str, Any], traced: tuple[bool, ...]) -> str:
-    """Why the op made finite tangents inf or NaN (for the error message)."""
-    desc = f"{op.name}({', '.join(_short(v) for v in vals)})"
-    if not np.all(np.isfinite(primal(out))) and all(np.all(np.isfinite(primal(v))) for v in vals):
-        return strong_zero.bad_value_text(desc, out)
-    if op.partials is not None:
-        for p in local_partials(op, out, vals, params, list(traced)):
-            if p is not None and not np.all(np.isfinite(primal(p))):
-                return f"the local derivative of {desc} is {_short(p)}"
-    return (
-        f"at {desc} a finite tangent became inf or NaN: a local derivative that is 0 at this point "
-        "(not an exact zero) met an infinite one, or a product overflowed"
-    )
-
-
-def _short(v: Any) -> str:
-    a = np.asarray(primal(v))
-    if a.size <= 4:
-        return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}"
-    return f"array{a.shape}"
 
 
 class Dual(Tracer):

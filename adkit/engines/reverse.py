@@ -341,25 +341,17 @@ class ReverseTrace(Trace):
 
 
 def _explain(node: Node, k: int) -> str:
-    """Why `node` (tape entry k) makes a derivative inf or NaN: its value overflowed, a local
-    derivative is inf or NaN, or (a strict sweep's culprit) its finite local derivatives met a
-    cotangent they turned into inf or NaN. Empty when the node shows none of these."""
-    op = node.op
-    desc = f"{op.name}({', '.join(_short(primal(v)) for v in node.vals)})" if node.vals is not None else op.name
-    out = None if node.out is None or type(node.out) is ShapeOnly else primal(node.out)
-    ins = [primal(v) for v in (node.vals or []) if type(v) is not ShapeOnly]
-    if out is not None and not np.all(np.isfinite(out)) and all(np.all(np.isfinite(v)) for v in ins):
-        return strong_zero.bad_value_text(f"{desc} (tape entry {k})", out)
-    if op.partials is not None and node.vals is not None:
+    """Why `node` (tape entry k) makes a derivative inf or NaN (strong_zero.explain), or, for a
+    strict sweep's culprit, that its finite local derivatives turned a cotangent inf or NaN.
+    Empty when the node shows none of these."""
+    where = f" (tape entry {k})"
+    if node.vals is not None:
         needed = [p is not None for p in node.parents]
-        for p in local_partials(op, node.out, node.vals, node.params, needed):
-            if p is not None and not np.all(np.isfinite(primal(p))):
-                return f"the local derivative of {desc} (tape entry {k}) is {_short(primal(p))}"
-    if node is not None and node.live is not None:
-        return (
-            f"at {desc} (tape entry {k}) a finite cotangent became inf or NaN: a local derivative that is "
-            "0 at this point (not an exact zero) met an infinite one, or a product overflowed"
-        )
+        found = strong_zero.explain(node.op, node.vals, node.out, node.params, needed, where)
+        if found:
+            return found
+    if node.live is not None:
+        return strong_zero.zero_met_infinity(strong_zero.describe_call(node.op, node.vals, where), "cotangent")
     return ""
 
 
@@ -380,15 +372,6 @@ def _accumulate(parents: Sequence[Any], cots: Sequence[Any]) -> None:
         par.adj = new
         if par.__class__ is Node and par.op is None and type(new) is np.ndarray:
             par.finite = all_finite(new)
-
-
-def _short(v: Any) -> str:
-    if type(v) is ShapeOnly:  # a value the tape did not keep (the rule does not read it)
-        return f"an array of shape {v.shape}"
-    a = np.asarray(v)
-    if a.size <= 4:
-        return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}" if a.dtype.kind in "fiub" else str(a)
-    return f"array{a.shape} with {int((~np.isfinite(a)).sum()) if a.dtype.kind == 'f' else 0} non-finite entries"
 
 
 class Var(Tracer):

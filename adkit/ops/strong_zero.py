@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import REGISTRY, Op, primal, shape_of, zeros_are_structural
+from adkit.ops.core import REGISTRY, Op, ShapeOnly, all_finite, local_partials, primal, shape_of, zeros_are_structural
 
 _WEIGHTS = np.random.default_rng(20261202)
 
@@ -69,8 +69,6 @@ def exact_zeros(
     zero = np.asarray(primal(partial)) == 0
     if not zero.any() or not isinstance(op.partials, tuple):
         return zero
-    from adkit.ops.core import ShapeOnly
-
     base = [primal(v) for v in vals]
     if any(type(v) is ShapeOnly for v in base):
         return zero  # a value the rules do not read: the rule cannot move with it
@@ -155,10 +153,11 @@ def _float_dtype(v: Any) -> Any:
 
 
 def is_finite(v: Any) -> bool:
+    """Every entry of a (traced) value is finite; arrays in one BLAS pass (core.all_finite)."""
     p = primal(v)
     if type(p) is float:
         return math.isfinite(p)
-    return bool(np.all(np.isfinite(p)))
+    return all_finite(np.asarray(p))
 
 
 def bad_value_text(desc: str, out: Any) -> str:
@@ -171,3 +170,45 @@ def bad_value_text(desc: str, out: Any) -> str:
             "np.logaddexp, adkit.softplus and adkit.sigmoid do not)"
         )
     return f"{desc} is undefined there (NaN: outside its domain) and the result depends on it"
+
+
+def short_value(v: Any) -> str:
+    """A value for an error message: small ones in full, large ones by shape."""
+    if type(v) is ShapeOnly:  # a value a tape did not keep (the rule does not read it)
+        return f"an array of shape {v.shape}"
+    a = np.asarray(primal(v))
+    if a.size <= 4:
+        return np.array2string(a, precision=6) if a.ndim else f"{float(a):.6g}" if a.dtype.kind in "fiub" else str(a)
+    return f"array{a.shape} with {int((~np.isfinite(a)).sum()) if a.dtype.kind == 'f' else 0} non-finite entries"
+
+
+def describe_call(op: Op, vals: Sequence[Any] | None, where: str = "") -> str:
+    """op(its arguments) for an error message (`where`: e.g. the tape entry)."""
+    args = "" if vals is None else f"({', '.join(short_value(v) for v in vals)})"
+    return f"{op.name}{args}{where}"
+
+
+def explain(
+    op: Op, vals: Sequence[Any], out: Any, params: dict[str, Any], needed: Sequence[bool], where: str = ""
+) -> str:
+    """Why an op makes a derivative inf or NaN, the engines' shared diagnosis: its value
+    overflowed or left its domain while its inputs were finite, or one of its local
+    derivatives is inf or NaN. Empty when the op shows neither."""
+    desc = describe_call(op, vals, where)
+    kept_out = None if out is None or type(out) is ShapeOnly else primal(out)
+    ins = [primal(v) for v in vals if type(v) is not ShapeOnly]
+    if kept_out is not None and not np.all(np.isfinite(kept_out)) and all(np.all(np.isfinite(v)) for v in ins):
+        return bad_value_text(desc, kept_out)
+    if op.partials is not None:
+        for p in local_partials(op, out, vals, params, list(needed)):
+            if p is not None and not np.all(np.isfinite(primal(p))):
+                return f"the local derivative of {desc} is {short_value(p)}"
+    return ""
+
+
+def zero_met_infinity(desc: str, carried: str) -> str:
+    """The strict passes' culprit when neither value nor local derivative explains it."""
+    return (
+        f"at {desc} a finite {carried} became inf or NaN: a local derivative that is 0 at this point "
+        "(not an exact zero) met an infinite one, or a product overflowed"
+    )
