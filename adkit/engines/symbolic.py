@@ -535,7 +535,7 @@ def _check_between_sides(res: SymbolicDerivative) -> None:
     derivs = res.derivatives
     if derivs is None or len(res.point) > KINK_CHECK_SYMBOLS:
         return
-    flat = [d for d in _flat(derivs)]
+    flat = _flat(derivs)
     if not any(d.has(sp.Piecewise, sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside) for d in flat):
         return
     values = [complex(sp.N(v, 30)) for v in _flat(res.values)]

@@ -34,13 +34,9 @@ def live_of(v: Any) -> Any:
     return bool(p != 0) if np.ndim(p) == 0 else np.asarray(p) != 0
 
 
-def all_live(live: Any) -> bool:
-    return bool(np.all(live))
-
-
 def keep_live(v: Any, live: Any) -> Any:
     """v with its dead entries set to an exact 0 (traced values stay traced)."""
-    if all_live(live):
+    if np.all(live):
         return v
     if not np.any(live):
         return 0.0 if shape_of(v) == () else np.zeros(shape_of(v), dtype=_float_dtype(v))
