@@ -29,7 +29,7 @@ from adkit.errors import (
 )
 from adkit.graph import refuse_nesting
 from adkit.ops import strong_zero
-from adkit.ops.core import REGISTRY, Tracer, is_complex, lift_object, primal, shape_of
+from adkit.ops.core import REGISTRY, Tracer, is_complex, lift_object, peek, primal, shape_of
 from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
@@ -95,8 +95,9 @@ def _lifted(out: Any) -> Any:
 
 def _fresh(g: Any, like: Any) -> Any:
     """A gradient in the form of its input: float for float, a fresh array otherwise."""
-    if isinstance(g, Tracer):
-        return g
+    if isinstance(g, Tracer):  # a recording trace (adkit.jit) makes the conversion a step of its program
+        record = getattr(g._trace, "record_call", None)
+        return g if record is None else record(_fresh, g, like=_form_of(like))
     if g is None:
         return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
     if isinstance(like, (float, complex)):
@@ -117,6 +118,14 @@ def _fresh(g: Any, like: Any) -> Any:
     if g.shape != shape_of(like):
         g = np.broadcast_to(g, shape_of(like)).copy()
     return g
+
+
+def _form_of(like: Any) -> Any:
+    """What `_fresh` reads of an input (its type, shape and dtype), without its data."""
+    like = peek(like)
+    if isinstance(like, (float, complex)):
+        return type(like)(0)
+    return np.broadcast_to(np.zeros((), dtype=_dtype(like)), shape_of(like))
 
 
 def _dtype(x: Any) -> Any:

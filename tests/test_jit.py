@@ -298,3 +298,77 @@ def test_in_place_buffers_never_touch_inputs_or_earlier_results() -> None:
     assert np.array_equal(x, x_copy)
     assert np.array_equal(first, kept)  # the second call did not write into the first result
     assert same(second, ad.grad(f)(x * 2.0))
+
+
+def _paren_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def test_deep_chains_of_single_use_values_stay_below_the_parser_limit() -> None:
+    """Values read once are written inside their reader's expression (fewer lines to
+    compile); a chain of 600 such values is cut into expressions of bounded nesting
+    (CPython's parser refuses 200 nested parentheses), and the result is still the eager
+    engine's, bit for bit (Python evaluates a nested expression op by op)."""
+
+    def f(x: Any) -> Any:
+        for _ in range(300):
+            x = np.sin(x) * 1.25
+        return x
+
+    jg = ad.jit(ad.grad(f))
+    assert same(jg(0.3), ad.grad(f)(0.3))
+    source = next(iter(jg._cache.values())).programs[0].source
+    # sin(x) is read twice (by the next layer, by the sweep's cos) and keeps its line; the
+    # ~900 other recorded instructions are inlined
+    assert source.count("\n") < 400
+    assert _paren_depth(source) < 100
+
+
+def test_long_random_programs_with_reused_names_equal_eager() -> None:
+    """Register reuse and inlining together: values read by several later instructions,
+    some of them inlined into much later lines, must keep their names until their last
+    reader (40 seeded programs of 20-80 ops over 3 inputs)."""
+    rng = np.random.default_rng(20261202)
+    ops = UNARY + BINARY
+    for _ in range(40):
+        program = [
+            (ops[rng.integers(len(ops))], int(rng.integers(0, 3 + k)), int(rng.integers(0, 3 + k)))
+            for k in range(int(rng.integers(20, 80)))
+        ]
+
+        def f(a: Any, b: Any, c: Any, program: Any = program) -> Any:
+            return _run(program, a, b, c)
+
+        eager = ad.grad(f, argnums=(0, 1, 2))
+        jg = ad.jit(eager)
+        point = tuple(float(v) for v in rng.uniform(-1.5, 1.5, 3))
+        jg(0.5, -0.25, 1.5)
+        assert same(jg(*point), eager(*point))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [1.5, np.float64(1.5), np.array(1.5), np.array([0.5, 1.5])],
+    ids=["float", "np.float64", "0-d array", "array"],
+)
+def test_jit_returns_the_types_eager_returns(x: Any) -> None:
+    """A replayed program hands back what the eager call does: Python floats for a float
+    (or np.float64) input, arrays of the same shape for arrays."""
+
+    def f(v: Any) -> Any:
+        return np.sum(np.sin(v) * v)
+
+    for transform in (ad.grad, ad.value_and_grad):
+        eager = transform(f)
+        jg = ad.jit(eager)
+        jg(x)  # the recording call
+        expected, got = eager(x), jg(x)
+        flat_expected = expected if isinstance(expected, tuple) else (expected,)
+        flat_got = got if isinstance(got, tuple) else (got,)
+        assert [type(v) for v in flat_got] == [type(v) for v in flat_expected]
+        assert [np.shape(v) for v in flat_got] == [np.shape(v) for v in flat_expected]
+        assert same(got, expected)

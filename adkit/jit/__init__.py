@@ -121,8 +121,8 @@ class Jitted:
                     return self.fn(*args, **kwargs)
                 sig, is_traced = _leaf_signature(leaf)
                 parts.append(sig)
-                if is_traced:
-                    traced_list.append(leaf)
+                if is_traced:  # an np.float64 was recorded as a float (new_input): it runs as one
+                    traced_list.append(float(leaf) if type(leaf) is np.float64 else leaf)
             key = (_hashable(treedef), tuple(parts))
             traced = traced_list
         entry = self._cache.get(key)

@@ -35,12 +35,12 @@ class Program:
     uses_numpy: bool
 
 
-_TEMPLATES: dict[Op, tuple[str, tuple[str, ...]]] = {}  # by op object: a re-registered name is a new op
+_TEMPLATES: dict[Op, str] = {}  # by op object: a re-registered name is a new op
 
 
-def _template(op: Op) -> tuple[str, tuple[str, ...]]:
-    """The op's scalar expression with each argument and parameter name replaced by a
-    unique placeholder (found by the parser, so `math.x` is never mistaken for `x`)."""
+def _template(op: Op) -> str:
+    """The op's scalar expression as a format string: `{0}`, `{1}`, ... for its arguments,
+    then its parameters (names found by the parser, so `math.x` is never taken for `x`)."""
     cached = _TEMPLATES.get(op)
     if cached is None:
         names = tuple(op.args) + tuple(op.params)
@@ -49,7 +49,10 @@ def _template(op: Op) -> tuple[str, tuple[str, ...]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and node.id in marks:
                 node.id = marks[node.id]
-        cached = _TEMPLATES[op] = (ast.unparse(tree), tuple(marks[n] for n in names))
+        text = ast.unparse(tree).replace("{", "{{").replace("}", "}}")
+        for k in range(len(names)):
+            text = text.replace(f"__adkit_arg{k}__", f"{{{k}}}")
+        cached = _TEMPLATES[op] = text
     return cached
 
 
@@ -75,6 +78,7 @@ class _Emitter:
         self.namespace.update(nan=math.nan, _MISS=MISS, _NONFINITE=NONFINITE, _allfinite=_allfinite)
         self.consts: dict[int, str] = {}
         self.uses_numpy = False
+        self.inline: dict[int, str] = {}  # value -> its expression, for values used once (see _inline_plan)
 
     def name(self, ref: int) -> str:
         return self.names.get(ref) or f"v{ref}"
@@ -90,16 +94,18 @@ class _Emitter:
         return self.consts[key]
 
     def operand(self, r: Any) -> str:
-        return self.name(r) if type(r) is int else self.const(r.value)
+        if type(r) is not int:
+            return self.const(r.value)
+        text = self.inline.pop(r, None)
+        return self.name(r) if text is None else f"({text})"
 
     def expression(self, ins: Instr) -> str:
         op = ins.op
-        if ins.scalar:  # operands are identifiers or non-negative literals: atoms, no parentheses needed
-            text, marks = _template(op)
-            operands = [self.operand(r) for r in ins.inputs] + [self.const(v) for v in op.params.values()]
-            for mark, operand in zip(marks, operands):
-                text = text.replace(mark, operand)
-            return text
+        if ins.scalar:  # operands are identifiers, non-negative literals or parenthesised: atoms
+            operands = [self.operand(r) for r in ins.inputs]
+            if op.params:
+                operands += [self.const(v) for v in op.params.values()]
+            return _template(op).format(*operands)
         self.uses_numpy = True
         fname = f"f_{op.name}"
         self.namespace[fname] = op.impl
@@ -138,19 +144,9 @@ def emit(
         if names.get(r, "").startswith("t") and alias not in names.values():
             names[r] = alias
     em = _Emitter(trace, names)
-    steps = trace.steps
-    live: set[int] = {r for r in outputs if type(r) is int}
-    live.update(s.var for s in steps if isinstance(s, Guard))
-    keep = [False] * len(steps)
-    for k in range(len(steps) - 1, -1, -1):
-        s = steps[k]
-        if isinstance(s, Guard):
-            keep[k] = True
-        elif s.out in live:
-            keep[k] = True
-            live.update(r for r in s.inputs if type(r) is int)
-    kept = [s for s, k in zip(steps, keep) if k]
-    registers = None if names else _Registers(em, kept, inputs, outputs)
+    kept, uses = _live_steps(trace.steps, outputs)
+    plan = None if names else _inline_plan(kept, uses)
+    registers = None if plan is None else _Registers(em, kept, inputs, outputs, plan)
     lines = []
     finite_checked: set[int] = set()
     for idx, s in enumerate(kept):
@@ -158,6 +154,8 @@ def emit(
             text = em.expression(s)
             if registers is None:
                 lines.append(f"{em.name(s.out)} = {text}")
+            elif s.out in plan.inlined:
+                em.inline[s.out] = text
             else:
                 lines.append(registers.assign(idx, s, text))
         elif s.kind == "finite":
@@ -169,7 +167,7 @@ def emit(
         else:
             lines.append(f"if {'not ' if s.kind == 'true' else ''}{em.name(s.var)}: return _MISS")
         if registers is not None and isinstance(s, Guard):
-            registers.release(idx, [s.var])
+            registers.release(idx)
     out_refs = [r for r in outputs if type(r) is int and r not in finite_checked]
     if out_refs:
         lines.append(f"if {' or '.join(_finite_test(em, r) for r in dict.fromkeys(out_refs))}: return _NONFINITE")
@@ -197,6 +195,64 @@ def emit(
     return Program(namespace[title], source, em.uses_numpy)
 
 
+MAX_INLINE_DEPTH = 24  # nesting of inlined expressions (CPython's parser allows 200 parentheses)
+
+
+@dataclass
+class _InlinePlan:
+    """Scalar values used exactly once, by a later scalar instruction, are written inside
+    that instruction's expression instead of getting a line of their own: `inlined` are
+    those values, `home[k]` the index of the line that computes kept[k] (k itself when it
+    has a line). Python evaluates `(a * b) + c` as the two separate float operations, so
+    the results are the same bit for bit; the program has fewer lines to compile and
+    fewer local variables to store and load."""
+
+    inlined: set[int]
+    home: list[int]
+
+
+def _live_steps(steps: list[Any], outputs: list[Any]) -> tuple[list[Any], dict[int, int]]:
+    """The steps that matter: the guards, and the instructions whose value reaches an output
+    or a guard (dead ones dropped); and how often each value is read (by those steps; an
+    output or a guard counts twice, so that it keeps a name of its own)."""
+    uses = {r: 2 for r in outputs if type(r) is int}
+    kept = []
+    for s in reversed(steps):
+        if s.__class__ is Guard:
+            uses[s.var] = uses.get(s.var, 0) + 2
+        elif s.out in uses:
+            for r in s.inputs:
+                if r.__class__ is int:
+                    uses[r] = uses.get(r, 0) + 1
+        else:
+            continue
+        kept.append(s)
+    kept.reverse()
+    return kept, uses
+
+
+def _inline_plan(kept: list[Any], uses: dict[int, int]) -> _InlinePlan:
+    made_at: dict[int, int] = {}  # a scalar value -> the index of its instruction
+    depth: dict[int, int] = {}  # a scalar value -> the nesting of its expression
+    consumer = list(range(len(kept)))
+    inlined: set[int] = set()
+    for k, s in enumerate(kept):
+        if s.__class__ is not Instr or not s.scalar:
+            continue
+        d = 0
+        for r in s.inputs:
+            if r.__class__ is int and uses[r] == 1 and r in made_at and depth[r] < MAX_INLINE_DEPTH:
+                inlined.add(r)
+                consumer[made_at[r]] = k
+                d = max(d, depth[r] + 1)
+        made_at[s.out] = k
+        depth[s.out] = d
+    home = consumer[:]
+    for k in range(len(kept) - 1, -1, -1):
+        home[k] = home[consumer[k]] if consumer[k] != k else k
+    return _InlinePlan(inlined, home)
+
+
 IN_PLACE_MIN_SIZE = 2048  # below this, numpy's out= argument costs more than a fresh allocation
 
 
@@ -207,27 +263,39 @@ class _Registers:
     input (`out=`) when the shapes and dtypes agree and the array is the program's own (made
     by an elementwise op of the program, so no view of it and no caller's array can see it)."""
 
-    def __init__(self, em: _Emitter, kept: list[Any], inputs: list[int], outputs: list[Any]) -> None:
+    def __init__(self, em: _Emitter, kept: list[Any], inputs: list[int], outputs: list[Any], plan: _InlinePlan) -> None:
         self.em = em
-        self.values = {ref: t._value for ref, t in em.trace.variables.items()}
+        variables = em.trace.variables
         self.free: list[str] = []
         self.count = 0
         end = len(kept)
         last: dict[int, int] = {}
+        home, inlined = plan.home, plan.inlined
+        arrays = []  # the numpy instructions, in program order
         for idx, s in enumerate(kept):
-            for r in s.inputs if isinstance(s, Instr) else (s.var,):
-                if type(r) is int:
-                    last[r] = idx
+            at = home[idx]
+            if s.__class__ is Instr:
+                refs = s.inputs
+                if not s.scalar:
+                    arrays.append(s)
+            else:
+                refs = (s.var,)
+            for r in refs:
+                if r.__class__ is int and r not in inlined and last.get(r, -1) < at:
+                    last[r] = at
         for r in outputs:
             if type(r) is int:
                 last[r] = end
         self.last = last
+        self.dies: dict[int, list[int]] = {}  # line -> the values read there for the last time
+        for r, at in last.items():
+            self.dies.setdefault(at, []).append(r)
         # the last use of each array's memory: a view (any non-elementwise op) keeps its input's alive
-        buffer_last = dict(last)
+        self.values = {s.out: variables[s.out]._value for s in arrays}
+        self.values.update((r, variables[r]._value) for s in arrays for r in s.inputs if type(r) is int)
+        buffer_last = dict(last) if arrays else last
         self.fresh: set[int] = set()
-        for s in reversed(kept):
-            if not isinstance(s, Instr):
-                continue
+        for s in reversed(arrays):
             if self._elementwise(s):
                 self.fresh.add(s.out)
             else:
@@ -256,10 +324,12 @@ class _Registers:
             and type(self.values.get(s.out)) is np.ndarray
         )
 
-    def release(self, idx: int, refs: Any) -> None:
-        for r in dict.fromkeys(refs):
-            if type(r) is int and self.last.get(r) == idx:
-                self.free.append(self.em.names[r])
+    def release(self, idx: int, keep: Any = None) -> None:
+        """The names of the values that die at line idx are free again (but `keep`'s)."""
+        names = self.em.names
+        for r in self.dies.get(idx, ()):
+            if r != keep:
+                self.free.append(names[r])
 
     def assign(self, idx: int, s: Instr, text: str) -> str:
         names = self.em.names
@@ -278,12 +348,11 @@ class _Registers:
                 ):
                     into = r
                     break
+        self.release(idx, keep=into)
         if into is not None:
             text = f"{text[:-1]}, out={names[into]})"
-            self.release(idx, [r for r in s.inputs if r != into])
             names[s.out] = names[into]
         else:
-            self.release(idx, s.inputs)
             names[s.out] = self._new()
         return f"{names[s.out]} = {text}"
 

@@ -32,14 +32,12 @@ from adkit.ops import core
 from adkit.ops.core import Op, Trace, Tracer
 
 # Functions that read a traced value's number for its shape, dtype or printing only:
-# harmless for a replayed program.
+# harmless for a replayed program (adkit's own such reads use `core.peek`, which is not watched).
 _HARMLESS = {
-    "is_complex",
     "shape",
     "dtype",
     "ndim",
     "size",
-    "shape_of",
     "_dtype",
     "_float_dtype",
     "_is_scalar_list",
@@ -104,6 +102,9 @@ class JitTracer(Tracer):
         trace = self._trace
         if trace.active:
             trace.observe(self, sys._getframe(1))
+        return self._value
+
+    def peek(self) -> Any:
         return self._value
 
     @property
@@ -176,6 +177,20 @@ class JitTrace(Trace):
         return Const(a)
 
     def process(self, op: Op, args: Any, params: dict[str, Any]) -> JitTracer:
+        if not params and op.scalar_fn is not None and not op.variadic:  # floats only: the hot case
+            vals = []
+            for a in args:
+                if a.__class__ is JitTracer and a._trace is self:
+                    v = a._value
+                elif a.__class__ is float:
+                    v = a
+                else:
+                    break
+                if v.__class__ is not float:
+                    break
+                vals.append(v)
+            else:
+                return self._scalar(op, args, vals)
         params = {k: self._static(v) for k, v in params.items()} if params else params
         refs = tuple(self.ref(a) for a in args)
         vals = [self.variables[r]._value if type(r) is int else r.value for r in refs]
@@ -187,27 +202,53 @@ class JitTrace(Trace):
             and any(type(v) is not int for v in vals)
         )
         if scalar:
-            vals = [float(v) for v in vals]
-            if op.name == "mul":  # 1.0 * v is v, bit for bit (the seed of a sweep)
-                for c, other in ((refs[0], refs[1]), (refs[1], refs[0])):
-                    if type(c) is Const and c.value == 1.0 and type(other) is int:
-                        if type(self.variables[other]._value) is float:
-                            return self.variables[other]
-            refs = tuple(r if type(r) is int else Const(float(r.value)) for r in refs)
-            try:
-                out = op.scalar_fn(*vals)
-            except (ArithmeticError, ValueError):
-                with np.errstate(all="ignore"):
-                    out = float(op.impl(*[np.float64(v) for v in vals]))
-        else:
-            with np.errstate(all="ignore"):
-                out = op.impl(*vals, **params)
-            same = self._same_as_input(op, refs, out)
-            if same is not None:
-                return same
+            args = [self.variables[r] if type(r) is int else float(r.value) for r in refs]
+            return self._scalar(op, args, [float(v) for v in vals])
+        with np.errstate(all="ignore"):
+            out = op.impl(*vals, **params)
+        same = self._same_as_input(op, refs, out)
+        if same is not None:
+            return same
         t = self._new(out)
-        self.steps.append(Instr(op, refs, params, t.ref, scalar))
+        self.steps.append(Instr(op, refs, params, t.ref, False))
         return t
+
+    def _scalar(self, op: Op, args: Any, vals: list[float]) -> JitTracer:
+        """A scalar instruction: args are this trace's JitTracers and floats, vals their floats."""
+        if op.name == "mul":  # 1.0 * v is v, bit for bit (the seed of a sweep)
+            a, b = args
+            if a.__class__ is float and a == 1.0 and b.__class__ is JitTracer and b._value.__class__ is float:
+                return b
+            if b.__class__ is float and b == 1.0 and a.__class__ is JitTracer and a._value.__class__ is float:
+                return a
+        try:
+            out = op.scalar_fn(*vals)
+        except (ArithmeticError, ValueError):
+            with np.errstate(all="ignore"):
+                out = float(op.impl(*[np.float64(v) for v in vals]))
+        refs = tuple([a.ref if a.__class__ is JitTracer else Const(a) for a in args])
+        self.count = n = self.count + 1
+        t = JitTracer(out, self, n)
+        self.variables[n] = t
+        self.steps.append(Instr(op, refs, {}, n, True))
+        return t
+
+    def record_call(self, fn: Any, t: Any, **params: Any) -> Any:
+        """fn(t, **params) for a plain function the transforms apply to a result (the
+        conversion of a gradient to its input's form): a step of the program, or t itself
+        when it changes nothing."""
+        if not (isinstance(t, JitTracer) and t._trace is self):
+            return t
+        v = t._value
+        out = fn(v, **params)
+        if type(out) is type(v) and np.shape(out) == np.shape(v) and np.result_type(out) == np.result_type(v):
+            return t
+        op = _CALLED.get(fn)
+        if op is None:
+            op = _CALLED[fn] = Op(name=fn.__name__.strip("_"), impl=fn)
+        new = self._new(out)
+        self.steps.append(Instr(op, (t.ref,), params, new.ref, False))
+        return new
 
     def _same_as_input(self, op: Op, refs: tuple[Any, ...], out: Any) -> JitTracer | None:
         """The input an op hands back unchanged, bit for bit: 1.0 * v (the seed of a sweep),
@@ -276,6 +317,7 @@ class JitTrace(Trace):
 
 
 _PRIMAL_CODE = core.primal.__code__
+_CALLED: dict[Any, Op] = {}  # record_call's functions, as ops of the program
 
 
 def _all_ones(c: Any) -> bool:

@@ -476,9 +476,13 @@ class Tracer:
         )
 
     # --- array-like attributes ---
+    def peek(self) -> Any:
+        """The value one level down, for its type or shape only (see `peek`)."""
+        return self.value
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return np.shape(primal(self))
+        return np.shape(peek(self))
 
     @property
     def ndim(self) -> int:
@@ -835,6 +839,14 @@ def primal(x: Any) -> Any:
     return x
 
 
+def peek(x: Any) -> Any:
+    """The plain value under every level of tracing, for reading its type or shape only:
+    a recording trace (adkit.jit) does not treat such a read as a use of the number."""
+    while isinstance(x, Tracer):
+        x = x.peek()
+    return x
+
+
 class ShapeOnly:
     """What a tape keeps of a value its rules never read: its shape (for unbroadcast)."""
 
@@ -855,7 +867,12 @@ def shape_of(x: Any) -> tuple[int, ...]:
     if t is float:
         return ()
     if isinstance(x, Tracer):
-        return np.shape(primal(x))
+        x = peek(x)
+        t = type(x)
+        if t is float:
+            return ()
+        if t is np.ndarray:
+            return x.shape
     return np.shape(x)
 
 
@@ -925,9 +942,9 @@ def bind(op: Op, args: Sequence[Any], params: dict[str, Any]) -> Any:
 
 def is_complex(v: Any) -> bool:
     """v (a plain or traced value) is a complex number or a complex array (only its type is
-    read: the jit counts this as harmless)."""
+    read, through `peek`)."""
     if isinstance(v, Tracer):
-        v = primal(v)
+        v = peek(v)
     t = type(v)
     if t is float or t is int:
         return False
