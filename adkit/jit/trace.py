@@ -131,6 +131,35 @@ class JitTracer(Tracer):
         return f"JitTracer(v{self.ref}={self._value!r})"
 
 
+def _arithmetic(name: str, reflected: bool) -> Any:
+    """JitTracer's `+ - * /` between floats of its own recording: straight to a scalar
+    instruction (what bind would choose, without its general dispatch: the sweep of
+    grad is mostly these); anything else goes through the registry as usual."""
+    op = core.REGISTRY[name]
+
+    def method(self: JitTracer, other: Any) -> Any:
+        trace = self._trace
+        v = self._value
+        if trace.active and v.__class__ is float:
+            if other.__class__ is float:
+                w = other
+            elif other.__class__ is JitTracer and other._trace is trace and other._value.__class__ is float:
+                w = other._value
+            else:
+                return op(other, self) if reflected else op(self, other)
+            if reflected:
+                return trace._scalar(op, (other, self), [w, v])
+            return trace._scalar(op, (self, other), [v, w])
+        return op(other, self) if reflected else op(self, other)
+
+    return method
+
+
+for _name, _op in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv", "div")):
+    setattr(JitTracer, f"__{_name}__", _arithmetic(_op, reflected=False))
+    setattr(JitTracer, f"__r{_name}__", _arithmetic(_op, reflected=True))
+
+
 def _scalarish(v: Any, ref: Any) -> bool:
     """A value the eager engines compute with in Python floats: a float or int, or an
     np.float64 constant (the float fast paths convert those, and a sweep's seed is one).
