@@ -77,21 +77,39 @@ def _prepare(graph: Graph) -> tuple[Graph, list[list[Any]], list[int]]:
     return g, g.successors(), g.path_counts_to_output()
 
 
-def path_lengths_total(g: Graph, counts: Sequence[int]) -> list[int]:
-    """L(i): total number of edges over all paths from node i to the output."""
-    succ = g.successors()
-    total = [0] * len(g.nodes)
-    for i in range(len(g.nodes) - 1, -1, -1):
-        total[i] = sum(counts[e.dst] + total[e.dst] for e in succ[i])
+Preds = Sequence[Sequence[tuple[int, Any]]]  # per node (in topological order), its (input node, z) pairs
+
+
+def graph_preds(graph: Graph, live_only: bool = False) -> list[list[tuple[int, Any]]]:
+    """A scalar graph's edges as (input node, z) pairs per node; with live_only, without the
+    exact-zero edges (a mask, a constant 0: a path through one carries 0 even against inf)."""
+    preds: list[list[tuple[int, Any]]] = [[] for _ in graph.nodes]
+    for e in graph.edges:
+        if not (live_only and e.exact_zero):
+            preds[e.dst].append((e.src, e.z))
+    return preds
+
+
+def path_lengths_total(preds: Preds, counts: Sequence[int]) -> list[int]:
+    """L(i): total number of edges over all paths from node i to the output,
+    L(i) = sum over edges i -> j of N(j) + L(j), pushed backwards along the edges."""
+    total = [0] * len(preds)
+    for j in range(len(preds) - 1, -1, -1):
+        for i, _ in preds[j]:
+            total[i] += counts[j] + total[j]
     return total
 
 
-def check_budget(g: Graph, counts: Sequence[int], sources: Sequence[int], budget: int | None = None) -> None:
+def check_budget(
+    counts: Sequence[int], sources: Sequence[int], preds: Callable[[], Preds], budget: int | None = None
+) -> None:
+    """Refuse, before enumerating anything, more paths from `sources` than the budget
+    (`preds()` gives the edges, for the message's count of edge steps)."""
     budget = _budget[0] if budget is None else budget
     n = sum(counts[s] for s in sources)
     if n <= budget:
         return
-    lengths = path_lengths_total(g, counts)
+    lengths = path_lengths_total(preds(), counts)
     edges = sum(lengths[s] for s in sources)
     seconds = math.exp(min(math.log(edges) + math.log(SECONDS_PER_PATH_EDGE), 700.0))
     raise PathBudgetExceeded(
@@ -135,86 +153,138 @@ def iter_paths(graph: Graph, source: int | str | None = None) -> Iterator[Path]:
                 nodes.pop(), prods.pop(), cursor.pop()
 
 
-PATH_CHUNK = 1 << 14  # partial paths per numpy chunk: enough to amortise Python, small enough for the cache
-
-Frontier = dict  # node -> prefix products (1-d array) of partial paths from the source ending at it
+PATH_CHUNK = 1 << 14  # partial paths per numpy block: enough to amortise Python, small enough for the cache
 
 
-def extend_paths(frontier: Frontier, live: Sequence[Sequence[tuple[int, Any]]]) -> dict[int, list[np.ndarray]]:
-    """Every partial path of the frontier extended by each live edge out of its last node:
-    per new last node, arrays of the longer paths' products. The partial paths ending at
-    one node are an array, so one numpy multiply extends them all along an edge, and a
-    prefix product is computed once for every path that continues it."""
-    grown: dict[int, list[np.ndarray]] = {}
-    for node, prods in frontier.items():
-        for dst, z in live[node]:
-            grown.setdefault(dst, []).append(prods * z)
-    return grown
+def count_and_merge(preds: Preds, out: int) -> tuple[list[int], list[list[tuple[int, Any]]]]:
+    """N(i), the number of paths from each node to the output, and per node the (successor,
+    z) pairs a path can continue along, with chains merged: one backward pass, like the
+    reverse sweep's (N(o) = 1, and each node pushes its count to its inputs).
+
+    Edges into nodes with no path to the output are dropped. A node other than the output
+    with a single live edge is a link of a chain that every path through it follows to the
+    end: an edge into it jumps straight to the chain's end, carrying z times the chain's
+    product (computed once and shared by every path through the chain). The paths and
+    their number stay the same; a path is one step per branching node."""
+    counts = [0] * len(preds)
+    counts[out] = 1
+    live: list[list[tuple[int, Any]]] = [[] for _ in preds]
+    for node in range(out, -1, -1):  # node indices are a topological order
+        n = counts[node]
+        if not n:
+            continue
+        onward = live[node]
+        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, None)
+        for src, z in preds[node]:
+            counts[src] += n
+            live[src].append((end, z if z_end is None else z * z_end))
+    return counts, live
 
 
-def live_successors(succ: Sequence[Sequence[Any]], counts: Sequence[int], out: int) -> list[list[tuple[int, Any]]]:
-    """Per node, the (successor, z) pairs a path can continue along, with chains merged.
+def extend_paths(prefixes: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Every partial path of a block extended by every live edge out of its last node.
 
-    Edges into nodes with no path to the output, and exact-zero edges (which carry 0
-    even against inf), are dropped. A node other than the output with a single live edge
-    is a link of a chain that every path through it follows to the end: an edge into it
-    jumps straight to the chain's end, carrying z times the chain's product (computed
-    once, in reverse topological order, and shared by every path through the chain).
-    The paths and their number stay the same; a path is one step per branching node."""
-    live = [[(e.dst, e.z) for e in edges if counts[e.dst] and not e.exact_zero] for edges in succ]
-    for node in range(len(live) - 1, -1, -1):  # node indices are a topological order
-        merged = []
-        for dst, z in live[node]:
-            if dst != out and len(live[dst]) == 1:
-                end, z_end = live[dst][0]  # already merged: end is a branching node or the output
-                dst, z = end, z * z_end
-            merged.append((dst, z))
-        live[node] = merged
-    return live
+    prefixes[i, p]: the product along partial path p ending at the block's i-th node (the
+    block's nodes share their successors); z[j, i]: the local derivative of the i-th
+    node's j-th edge. Result [j, i, p] = z[j, i] * prefixes[i, p]: one numpy multiply
+    extends every path of the block along every edge, and a prefix product is computed
+    once for all the paths that continue it."""
+    return z[:, :, None] * prefixes[None, :, :]
 
 
-def sum_over_paths(g: Graph, succ: Sequence[Sequence[Any]], counts: Sequence[int], source: int) -> Any:
+@dataclass
+class _BlockStep:
+    """How the paths of a block of nodes (all with the same successors) go on: the
+    (edges, nodes) matrix of local derivatives, the edges that reach the output, and the
+    blocks the other edges lead to (successors grouped by their own successors)."""
+
+    z: np.ndarray
+    to_output: list[int]
+    onward: list[tuple[tuple[int, ...], slice | list[int]]]
+
+
+def _block_step(nodes: tuple[int, ...], live: Sequence[Sequence[tuple[int, Any]]], out: int) -> _BlockStep:
+    edges = live[nodes[0]]
+    z = np.array([[z for _, z in live[node]] for node in nodes], dtype=float).T
+    groups: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+    to_output = []
+    for j, (dst, _) in enumerate(edges):
+        if dst == out:
+            to_output.append(j)
+        else:
+            dsts, rows = groups.setdefault(tuple(d for d, _ in live[dst]), ([], []))
+            dsts.append(dst)
+            rows.append(j)
+    onward: list[tuple[tuple[int, ...], slice | list[int]]] = []
+    for dsts, rows in groups.values():
+        contiguous = rows == list(range(rows[0], rows[-1] + 1))
+        onward.append((tuple(dsts), slice(rows[0], rows[-1] + 1) if contiguous else rows))
+    return _BlockStep(z, to_output, onward)
+
+
+def sum_over_paths(
+    live: Sequence[Sequence[tuple[int, Any]]], out: int, source: int, steps: dict | None = None
+) -> float:
     """sum over paths from `source` of the product of z along the path [AGG I].
 
-    Enumerated, as the lemma says, in numpy chunks: a chunk (a Frontier) holds up to
-    about PATH_CHUNK partial paths grouped by their last node; `extend_paths` lengthens
-    them all by one edge, the paths that reached the output are added up, and the rest
-    are cut into chunks again and go on a stack (depth first, so memory stays about
-    depth x width x PATH_CHUNK). Edges into nodes with no path to the output, and
-    exact-zero edges (which carry 0 even against inf), are never followed."""
-    out = g.output
+    Enumerated, as the lemma says, in numpy blocks: a block holds the prefix products of
+    partial paths ending at nodes with the same successors (a whole layer of the lecture's
+    product graph), `extend_paths` lengthens them all by one edge in one multiply, the
+    paths that reached the output are added up, and the rest go on, regrouped into blocks
+    (by destination, merging the paths that meet at a node) and cut into pieces of about
+    PATH_CHUNK paths on a stack (depth first, so memory stays about depth x width x
+    PATH_CHUNK). `live` comes from `live_successors`; `steps` caches each block's plan
+    (shared between the sources of one graph)."""
     if source == out:
         return 1.0
-    live = live_successors(succ, counts, out)
+    steps = {} if steps is None else steps
     total = 0.0
-    stack: list[Frontier] = [{source: np.ones(1)}]
+    stack: list[list[tuple[tuple[int, ...], np.ndarray]]] = [[((source,), np.ones((1, 1)))]]
     while stack:
-        grown = extend_paths(stack.pop(), live)
-        finished = grown.pop(out, None)
-        if finished is not None:
-            total += np.concatenate(finished).sum() if len(finished) > 1 else finished[0].sum()
-        chunk: Frontier = {}
+        grown: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for nodes, prefixes in stack.pop():
+            step = steps.get(nodes)
+            if step is None:
+                step = steps[nodes] = _block_step(nodes, live, out)
+            paths = extend_paths(prefixes, step.z)
+            for j in step.to_output:
+                total += paths[j].sum()
+            for dsts, rows in step.onward:
+                grown.setdefault(dsts, []).append(paths[rows].reshape(len(dsts), -1))
+        chunk: list[tuple[tuple[int, ...], np.ndarray]] = []
         size = 0
-        for node, parts in grown.items():
-            prods = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            for lo in range(0, len(prods), PATH_CHUNK):
-                chunk[node] = prods[lo : lo + PATH_CHUNK]
-                size += len(chunk[node])
+        for dsts, parts in grown.items():
+            prefixes = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            width = max(1, PATH_CHUNK // len(dsts))
+            for lo in range(0, prefixes.shape[1], width):
+                piece = prefixes[:, lo : lo + width]
+                chunk.append((dsts, piece))
+                size += piece.size
                 if size >= PATH_CHUNK:
                     stack.append(chunk)
-                    chunk, size = {}, 0
+                    chunk, size = [], 0
         if chunk:
             stack.append(chunk)
-    return total.item() if isinstance(total, np.generic) else total
+    return float(total)
+
+
+def sum_over_all_paths(
+    live: Sequence[Sequence[tuple[int, Any]]], counts: Sequence[int], out: int, sources: Sequence[int]
+) -> list[float]:
+    """[AGG I] for each source, over `count_and_merge`'s live edges (the caller has checked
+    the budget)."""
+    steps: dict = {}
+    return [sum_over_paths(live, out, s, steps) if counts[s] else 0.0 for s in sources]
 
 
 def paths_gradient(graph: Graph, budget: int | None = None) -> list[float]:
     """do/dx for every input element of the graph, by enumerating every path."""
-    g, succ, counts = _prepare(graph)
+    g, _, counts = _prepare(graph)
     if g.output is None:
         return [0.0 for _ in g.inputs]
-    check_budget(g, counts, g.inputs, budget)
-    return [sum_over_paths(g, succ, counts, s) if counts[s] else 0.0 for s in g.inputs]
+    check_budget(counts, g.inputs, lambda: graph_preds(g), budget)
+    live_counts, live = count_and_merge(graph_preds(g, live_only=True), g.output)
+    return sum_over_all_paths(live, live_counts, g.output, g.inputs)
 
 
 def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) -> list[Path]:
@@ -260,9 +330,115 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
     return paths
 
 
+def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> Any:
+    """A program of Python floats and the registry's scalar fast-path ops, recorded on the
+    reverse engine's tape, whose entries are the Wengert list with the local derivatives
+    on them (~0.3 us per op, against ~10 us per op for adkit.trace and the Graph's edges):
+    (value, counts, live, inputs, output, prep) after the budget check, as
+    `count_and_merge` gives them; or None when the generic route must take it (arrays,
+    other ops, a zero local derivative, which the strong-zero rule must classify as exact
+    or not, a non-finite value or local derivative, whose refusal names the culprit, or f
+    raising: the generic route raises it again)."""
+    from adkit.engines.reverse import FloatVar
+    from adkit.transforms import _record
+    from adkit.trees import as_input, tree_flatten
+
+    try:
+        if not all(type(as_input(leaf, "")) is float for n in argnums for leaf in tree_flatten(args[n])[0]):
+            return None
+        trace, prep, out = _record(f, args, argnums)
+    except Exception:  # noqa: BLE001 (the generic route raises it with its own diagnosis)
+        return None
+    try:
+        entries = trace.entries
+        traced = out.__class__ is FloatVar and out._trace is trace
+        value = out.value if traced else out
+        if type(value) is not float or not math.isfinite(value) or {e.__class__ for e in entries} != {FloatVar}:
+            return None
+        inputs = list(range(prep.total))  # the tape starts with the inputs
+        if not traced:
+            return value, [0] * len(entries), [], inputs, None, prep
+        for k, v in enumerate(entries):
+            v.adj = k  # the node's index (the tape is released unswept)
+        merged = _tape_count_and_merge(entries, out.adj)
+        if merged is not None:
+            check_budget(merged[0], inputs, lambda: _tape_preds(entries))
+            return value, *merged, inputs, out.adj, prep
+        return None
+    finally:
+        trace.release()
+
+
+def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], list[list[tuple[int, Any]]]] | None:
+    """`count_and_merge` read straight off a tape of FloatVars whose `adj` is their index
+    (the same pass, without building the predecessor lists first: it is most of the
+    engine's per-graph cost). None if a live edge's z is zero or not finite, or a node is
+    the result of an op without a scalar fast path."""
+    counts = [0] * len(entries)
+    counts[out] = 1
+    live: list[list[tuple[int, Any]]] = [[] for _ in entries]
+    for node in range(out, -1, -1):
+        n = counts[node]
+        if not n:
+            continue
+        v = entries[node]
+        a = v.in0
+        if a is None:
+            if v.d1 is not None:  # the result of an op without a scalar fast path (its Node)
+                return None
+            continue  # an input
+        onward = live[node]
+        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, 1.0)
+        z = v.d0
+        if z == 0.0 or z - z != 0.0:  # zero, inf or NaN
+            return None
+        i = a.adj
+        counts[i] += n
+        live[i].append((end, z * z_end))
+        b = v.in1  # (d1 is unset when in1 is None)
+        if b is not None:
+            z = v.d1
+            if z == 0.0 or z - z != 0.0:
+                return None
+            i = b.adj
+            counts[i] += n
+            live[i].append((end, z * z_end))
+    return counts, live
+
+
+def _tape_preds(entries: Sequence[Any]) -> list[list[tuple[int, Any]]]:
+    """The (input node, z) pairs of each FloatVar of an indexed tape."""
+    preds: list[list[tuple[int, Any]]] = []
+    for v in entries:
+        preds.append([] if v.in0 is None else [(v.in0.adj, v.d0)])
+        if v.in1 is not None:
+            preds[-1].append((v.in1.adj, v.d1))
+    return preds
+
+
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="paths"): the arguments not in
-    argnums are constants."""
+    argnums are constants. A program of Python floats is recorded on the reverse engine's
+    tape (`_scalar_program`); anything else is traced into a Graph and scalarised."""
+    recorded = _scalar_program(f, args, argnums)
+    if recorded is None:
+        return _graph_value_and_grad(f, args, argnums, single)
+    value, counts, live, inputs, output, prep = recorded
+    grads = [0.0] * len(inputs) if output is None else sum_over_all_paths(live, counts, output, inputs)
+    if not all(math.isfinite(g) for g in grads):
+        raise NonFiniteDerivativeError(_NONFINITE_SUM.format(where="every local derivative is finite"))
+    per_leaf = iter(grads)
+    return value, prep.rebuild([[next(per_leaf) for _ in leaves] for leaves in prep.leaves], single)
+
+
+_NONFINITE_SUM = (
+    "the sum over paths is not finite: a local derivative on some path is inf or NaN ({where}), or the "
+    "sum overflows. The function is not differentiable at this point, or its derivative is too large "
+    "for float64."
+)
+
+
+def _graph_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     from adkit.trees import tree_flatten, tree_unflatten
 
     graph = trace(f, *args, argnums=argnums)
@@ -276,11 +452,7 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
         )
     grads_flat = paths_gradient(graph) if graph.output is not None else None
     if grads_flat is not None and not all(math.isfinite(g) for g in grads_flat):
-        raise NonFiniteDerivativeError(
-            "the sum over paths is not finite: a local derivative on some path is inf or NaN "
-            f"({_first_nonfinite_edge(graph)}), or the sum overflows. The function is not "
-            "differentiable at this point, or its derivative is too large for float64."
-        )
+        raise NonFiniteDerivativeError(_NONFINITE_SUM.format(where=_first_nonfinite_edge(graph)))
     # map the scalarised input elements back to the traced leaves, in trace order
     sizes = [int(np.size(graph.nodes[i].value)) for i in graph.inputs]
     starts = np.cumsum([0] + sizes).tolist()
