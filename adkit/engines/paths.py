@@ -2,15 +2,19 @@
 
     do/dw = sum over every path P from w to o of prod_{(i, j) in P} z(i, j)   [AGG I]
 
-For each input, every path to the output is enumerated (depth-first over numpy chunks
-of partial paths, so the product of a path's prefix is computed once for all paths that
-continue it, and a chain of single-successor nodes is one step), the local derivatives
-along it are multiplied, and the products are added: ~1-10 ns per path on the product
-graphs (the one-path-at-a-time loop took ~500 ns). The number of paths grows as
-width**depth on the lecture's product-node graphs; `Graph.count_paths` knows it in
-advance by dynamic programming, so the engine refuses before it starts when the count
-exceeds the budget. `heaviest_paths` finds the k paths with the largest |product|
-without enumerating them (dynamic programming over log|z|).
+For each input, every path to the output is enumerated and its local derivatives are
+multiplied, and the products are added. The enumeration is vectorised: the partial paths
+ending at nodes with the same successors (a layer of the lecture's product graph) are one
+numpy block, extended along every edge by one multiply, so the product of a path's prefix
+is computed once for all the paths that continue it, and a chain of single-successor nodes
+is one step: 1-10 ns per path on the product graphs (the one-path-at-a-time loop took
+~500 ns). A program of Python floats is recorded on the reverse engine's tape, so the
+set-up costs about what reverse mode's recording costs (scripts/bench_paths.py); any other
+program is traced into a Graph and scalarised. The number of paths grows as width**depth
+on the lecture's product-node graphs; it is counted in advance by dynamic programming
+(`Graph.count_paths`), so the engine refuses before it starts when the count exceeds the
+budget. `heaviest_paths` finds the k paths with the largest |product| without enumerating
+them (dynamic programming over log|z|).
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import numpy as np
 from adkit.errors import AdkitError, AdkitTypeError, AdkitValueError, NonFiniteDerivativeError
 from adkit.formatting import format_count, format_seconds
 from adkit.graph import Graph, trace
+from adkit.transforms import _gc_paused, _record
 
 DEFAULT_BUDGET = 1_000_000
-SECONDS_PER_PATH_EDGE = 2e-9  # measured order of magnitude of one edge step of the chunked enumeration
+SECONDS_PER_PATH = 1e-8  # enumeration time per path, the upper end of scripts/bench_paths.py's 1-10 ns
 _budget = [DEFAULT_BUDGET]
 
 
@@ -80,43 +85,27 @@ def _prepare(graph: Graph) -> tuple[Graph, list[list[Any]], list[int]]:
 Preds = Sequence[Sequence[tuple[int, Any]]]  # per node (in topological order), its (input node, z) pairs
 
 
-def graph_preds(graph: Graph, live_only: bool = False) -> list[list[tuple[int, Any]]]:
-    """A scalar graph's edges as (input node, z) pairs per node; with live_only, without the
-    exact-zero edges (a mask, a constant 0: a path through one carries 0 even against inf)."""
+def graph_preds(graph: Graph) -> list[list[tuple[int, Any]]]:
+    """A scalar graph's live edges as (input node, z) pairs per node: without the exact-zero
+    edges (a mask, a constant 0: a path through one carries 0 even against inf)."""
     preds: list[list[tuple[int, Any]]] = [[] for _ in graph.nodes]
     for e in graph.edges:
-        if not (live_only and e.exact_zero):
+        if not e.exact_zero:
             preds[e.dst].append((e.src, e.z))
     return preds
 
 
-def path_lengths_total(preds: Preds, counts: Sequence[int]) -> list[int]:
-    """L(i): total number of edges over all paths from node i to the output,
-    L(i) = sum over edges i -> j of N(j) + L(j), pushed backwards along the edges."""
-    total = [0] * len(preds)
-    for j in range(len(preds) - 1, -1, -1):
-        for i, _ in preds[j]:
-            total[i] += counts[j] + total[j]
-    return total
-
-
-def check_budget(
-    counts: Sequence[int], sources: Sequence[int], preds: Callable[[], Preds], budget: int | None = None
-) -> None:
-    """Refuse, before enumerating anything, more paths from `sources` than the budget
-    (`preds()` gives the edges, for the message's count of edge steps)."""
+def check_budget(counts: Sequence[int], sources: Sequence[int], budget: int | None = None) -> None:
+    """Refuse, before enumerating anything, more paths from `sources` than the budget."""
     budget = _budget[0] if budget is None else budget
     n = sum(counts[s] for s in sources)
     if n <= budget:
         return
-    lengths = path_lengths_total(preds(), counts)
-    edges = sum(lengths[s] for s in sources)
-    seconds = math.exp(min(math.log(edges) + math.log(SECONDS_PER_PATH_EDGE), 700.0))
+    seconds = math.exp(min(math.log(n) + math.log(SECONDS_PER_PATH), 700.0))
     raise PathBudgetExceeded(
-        f"the paths engine would enumerate {format_count(n)} paths ({format_count(edges)} edge steps, "
-        f"{_about(format_seconds(seconds))}) "
-        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...` if you "
-        "really want to wait, or use engine='reverse', which adds up the same paths by dynamic "
+        f"the paths engine would enumerate {format_count(n)} paths ({_about(format_seconds(seconds))}) "
+        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...`, "
+        "or use engine='reverse', which adds up the same paths by dynamic "
         "programming in one sweep."
     )
 
@@ -153,7 +142,7 @@ def iter_paths(graph: Graph, source: int | str | None = None) -> Iterator[Path]:
                 nodes.pop(), prods.pop(), cursor.pop()
 
 
-PATH_CHUNK = 1 << 14  # partial paths per numpy block: enough to amortise Python, small enough for the cache
+PATH_CHUNK = 1 << 15  # path products per extended block (256 KB): enough to amortise Python, small enough for the cache
 
 
 def count_and_merge(preds: Preds, out: int) -> tuple[list[int], list[list[tuple[int, Any]]]]:
@@ -192,34 +181,38 @@ def extend_paths(prefixes: np.ndarray, z: np.ndarray) -> np.ndarray:
     return z[:, :, None] * prefixes[None, :, :]
 
 
+Rows = slice | list[int]  # edges of a block step: a slice when contiguous (a view, not a copy)
+
+
 @dataclass
 class _BlockStep:
     """How the paths of a block of nodes (all with the same successors) go on: the
-    (edges, nodes) matrix of local derivatives, the edges that reach the output, and the
-    blocks the other edges lead to (successors grouped by their own successors)."""
+    (edges, nodes) matrix of local derivatives, the edges that reach the output (None if
+    none do), and the blocks the other edges lead to (successors grouped by their own
+    successors)."""
 
     z: np.ndarray
-    to_output: list[int]
-    onward: list[tuple[tuple[int, ...], slice | list[int]]]
+    to_output: Rows | None
+    onward: list[tuple[tuple[int, ...], Rows]]
 
 
 def _block_step(nodes: tuple[int, ...], live: Sequence[Sequence[tuple[int, Any]]], out: int) -> _BlockStep:
-    edges = live[nodes[0]]
     z = np.array([[z for _, z in live[node]] for node in nodes], dtype=float).T
     groups: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
     to_output = []
-    for j, (dst, _) in enumerate(edges):
+    for j, (dst, _) in enumerate(live[nodes[0]]):
         if dst == out:
             to_output.append(j)
         else:
             dsts, rows = groups.setdefault(tuple(d for d, _ in live[dst]), ([], []))
             dsts.append(dst)
             rows.append(j)
-    onward: list[tuple[tuple[int, ...], slice | list[int]]] = []
-    for dsts, rows in groups.values():
-        contiguous = rows == list(range(rows[0], rows[-1] + 1))
-        onward.append((tuple(dsts), slice(rows[0], rows[-1] + 1) if contiguous else rows))
-    return _BlockStep(z, to_output, onward)
+    onward = [(tuple(dsts), _rows(rows)) for dsts, rows in groups.values()]
+    return _BlockStep(z, _rows(to_output) if to_output else None, onward)
+
+
+def _rows(rows: list[int]) -> Rows:
+    return slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
 
 
 def sum_over_paths(
@@ -231,9 +224,9 @@ def sum_over_paths(
     partial paths ending at nodes with the same successors (a whole layer of the lecture's
     product graph), `extend_paths` lengthens them all by one edge in one multiply, the
     paths that reached the output are added up, and the rest go on, regrouped into blocks
-    (by destination, merging the paths that meet at a node) and cut into pieces of about
-    PATH_CHUNK paths on a stack (depth first, so memory stays about depth x width x
-    PATH_CHUNK). `live` comes from `live_successors`; `steps` caches each block's plan
+    (by destination, merging the paths that meet at a node) and cut into pieces whose
+    extension holds about PATH_CHUNK products, on a stack (depth first, so memory stays
+    about depth x PATH_CHUNK products). `live` comes from `count_and_merge`; `steps` caches each block's plan
     (shared between the sources of one graph)."""
     if source == out:
         return 1.0
@@ -247,19 +240,20 @@ def sum_over_paths(
             if step is None:
                 step = steps[nodes] = _block_step(nodes, live, out)
             paths = extend_paths(prefixes, step.z)
-            for j in step.to_output:
-                total += paths[j].sum()
+            if step.to_output is not None:
+                total += paths[step.to_output].sum()
             for dsts, rows in step.onward:
                 grown.setdefault(dsts, []).append(paths[rows].reshape(len(dsts), -1))
         chunk: list[tuple[tuple[int, ...], np.ndarray]] = []
         size = 0
         for dsts, parts in grown.items():
             prefixes = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-            width = max(1, PATH_CHUNK // len(dsts))
+            fan_out = len(live[dsts[0]])  # extending the block multiplies its size by this
+            width = max(1, PATH_CHUNK // (len(dsts) * fan_out))
             for lo in range(0, prefixes.shape[1], width):
                 piece = prefixes[:, lo : lo + width]
                 chunk.append((dsts, piece))
-                size += piece.size
+                size += piece.size * fan_out
                 if size >= PATH_CHUNK:
                     stack.append(chunk)
                     chunk, size = [], 0
@@ -282,8 +276,8 @@ def paths_gradient(graph: Graph, budget: int | None = None) -> list[float]:
     g, _, counts = _prepare(graph)
     if g.output is None:
         return [0.0 for _ in g.inputs]
-    check_budget(counts, g.inputs, lambda: graph_preds(g), budget)
-    live_counts, live = count_and_merge(graph_preds(g, live_only=True), g.output)
+    check_budget(counts, g.inputs, budget)  # counted over every edge, as Graph.count_paths
+    live_counts, live = count_and_merge(graph_preds(g), g.output)
     return sum_over_all_paths(live, live_counts, g.output, g.inputs)
 
 
@@ -340,7 +334,6 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
     or not, a non-finite value or local derivative, whose refusal names the culprit, or f
     raising: the generic route raises it again)."""
     from adkit.engines.reverse import FloatVar
-    from adkit.transforms import _record
     from adkit.trees import as_input, tree_flatten
 
     try:
@@ -362,7 +355,7 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
             v.adj = k  # the node's index (the tape is released unswept)
         merged = _tape_count_and_merge(entries, out.adj)
         if merged is not None:
-            check_budget(merged[0], inputs, lambda: _tape_preds(entries))
+            check_budget(merged[0], inputs)
             return value, *merged, inputs, out.adj, prep
         return None
     finally:
@@ -406,16 +399,7 @@ def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], 
     return counts, live
 
 
-def _tape_preds(entries: Sequence[Any]) -> list[list[tuple[int, Any]]]:
-    """The (input node, z) pairs of each FloatVar of an indexed tape."""
-    preds: list[list[tuple[int, Any]]] = []
-    for v in entries:
-        preds.append([] if v.in0 is None else [(v.in0.adj, v.d0)])
-        if v.in1 is not None:
-            preds[-1].append((v.in1.adj, v.d1))
-    return preds
-
-
+@_gc_paused()  # as in reverse mode: the collector's passes over the tape would cost more than it
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="paths"): the arguments not in
     argnums are constants. A program of Python floats is recorded on the reverse engine's
