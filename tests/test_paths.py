@@ -184,3 +184,23 @@ def test_an_overflowing_sum_is_refused_on_the_tape_route() -> None:
     assert math.isfinite(f(x)) and paths._scalar_program(f, (x,), (0,)) is not None
     with pytest.raises(ad.NonFiniteDerivativeError, match="sum over paths is not finite"):
         ad.grad(f, engine="paths")(x)
+
+
+# --- scripts/bench_paths.py still runs ------------------------------------------------------------------
+
+
+def test_bench_paths_script_checks_and_reports(capsys) -> None:
+    import importlib.util
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "bench_paths.py"
+    spec = importlib.util.spec_from_file_location("bench_paths", script)
+    bench_paths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_paths)
+    rows = bench_paths.bench_cells({2: (3, 13), 8: (2,)}, min_time=0.0005, repeats=1)
+    # a smoke test, not a timing: the gradients pass the script's check, the verdicts follow
+    # the path counts, and the marginal cost is reported where there is a previous depth
+    assert [r["error"] <= bench_paths.CHECK_RTOL for r in rows] == [True] * 3
+    assert [r["verdict"].startswith("no target") for r in rows] == [True, False, True]
+    assert [r["marginal_ns"] is None for r in rows] == [True, False, True]
+    assert "| 2 | 13 | 8,192 |" in bench_paths.table(rows)
