@@ -163,10 +163,10 @@ def count_and_merge(preds: Preds, out: int) -> tuple[list[int], list[list[tuple[
         if not n:
             continue
         onward = live[node]
-        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, None)
+        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, 1.0)
         for src, z in preds[node]:
             counts[src] += n
-            live[src].append((end, z if z_end is None else z * z_end))
+            live[src].append((end, z * z_end))
     return counts, live
 
 
@@ -226,8 +226,8 @@ def sum_over_paths(
     paths that reached the output are added up, and the rest go on, regrouped into blocks
     (by destination, merging the paths that meet at a node) and cut into pieces whose
     extension holds about PATH_CHUNK products, on a stack (depth first, so memory stays
-    about depth x PATH_CHUNK products). `live` comes from `count_and_merge`; `steps` caches each block's plan
-    (shared between the sources of one graph)."""
+    about depth x PATH_CHUNK products). `live` comes from `count_and_merge`; `steps`
+    caches each block's plan (shared between the sources of one graph)."""
     if source == out:
         return 1.0
     steps = {} if steps is None else steps
@@ -328,8 +328,8 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
     """A program of Python floats and the registry's scalar fast-path ops, recorded on the
     reverse engine's tape, whose entries are the Wengert list with the local derivatives
     on them (~0.3 us per op, against ~10 us per op for adkit.trace and the Graph's edges):
-    (value, counts, live, inputs, output, prep) after the budget check, as
-    `count_and_merge` gives them; or None when the generic route must take it (arrays,
+    (value, counts, live, inputs, output, prep), counts and live as `count_and_merge`
+    gives them, once the budget is checked; or None when the generic route must take it (arrays,
     other ops, a zero local derivative, which the strong-zero rule must classify as exact
     or not, a non-finite value or local derivative, whose refusal names the culprit, or f
     raising: the generic route raises it again)."""
@@ -349,8 +349,8 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
         if type(value) is not float or not math.isfinite(value) or {e.__class__ for e in entries} != {FloatVar}:
             return None
         inputs = list(range(prep.total))  # the tape starts with the inputs
-        if not traced:
-            return value, [0] * len(entries), [], inputs, None, prep
+        if not traced:  # f does not depend on its inputs
+            return value, [], [], inputs, None, prep
         for k, v in enumerate(entries):
             v.adj = k  # the node's index (the tape is released unswept)
         merged = _tape_count_and_merge(entries, out.adj)
