@@ -34,6 +34,15 @@ def test_benchmark_cells_give_the_closed_form_gradient(depth: int, width: int) -
     assert got == pytest.approx(float(width**depth), rel=PATH_SUM_RTOL)
 
 
+@pytest.mark.parametrize("depth, width", [(5, 2), (4, 8), (3, 32)])
+def test_the_lectures_n_ary_product_nodes_take_the_tape_route(depth: int, width: int) -> None:
+    # adkit.product has no scalar fast path: its float results are generic tape nodes, whose
+    # local derivatives are their VJP at 1.0 (as on the Graph route)
+    spec = product_graph(depth, width, nary=True)
+    assert paths._scalar_program(spec.f, spec.args, (0,)) is not None
+    assert ad.grad(spec.f, engine="paths")(*spec.args) == pytest.approx(float(width**depth), rel=PATH_SUM_RTOL)
+
+
 def _extend_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The sizes of the arrays `extend_paths` returns: one entry per partial path extended
     by one (merged) edge."""

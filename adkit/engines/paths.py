@@ -376,12 +376,12 @@ def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], 
             continue
         v = entries[node]
         a = v.in0
-        if a is None:
-            if v.d1 is not None:  # the result of an op without a scalar fast path (its Node)
-                return None
-            continue  # an input
         onward = live[node]
         end, z_end = onward[0] if node != out and len(onward) == 1 else (node, 1.0)
+        if a is None:
+            if v.d1 is not None and not _generic_op_edges(v.d1, n, end, z_end, counts, live):
+                return None
+            continue  # an input, or a generic op's edges pushed
         z = v.d0
         if z == 0.0 or z - z != 0.0:  # zero, inf or NaN
             return None
@@ -397,6 +397,29 @@ def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], 
             counts[i] += n
             live[i].append((end, z * z_end))
     return counts, live
+
+
+def _generic_op_edges(
+    node: Any, n: int, end: int, z_end: float, counts: list[int], live: list[list[tuple[int, Any]]]
+) -> bool:
+    """`_tape_count_and_merge`'s step for the float result of an op without a scalar fast
+    path (n-ary product, ops with parameters): its local derivatives are its VJP at 1.0,
+    as `graph.local_jacobians` takes them. False if one is not a finite nonzero scalar."""
+    with np.errstate(all="ignore"):  # a non-finite one declines the tape; the Graph route warns
+        cotangents = node.cotangents(1.0)
+    for parent, z in zip(node.parents, cotangents):
+        if parent is None:
+            continue
+        if not isinstance(z, float):  # (np.float64 is one)
+            if np.ndim(z) != 0 or np.iscomplexobj(z):
+                return False
+            z = float(z)
+        if z == 0.0 or z - z != 0.0:
+            return False
+        i = parent.adj
+        counts[i] += n
+        live[i].append((end, z * z_end))
+    return True
 
 
 @_gc_paused()  # as in reverse mode: the collector's passes over the tape would cost more than it
