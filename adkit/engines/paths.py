@@ -325,14 +325,14 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
 
 
 def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> Any:
-    """A program of Python floats and the registry's scalar fast-path ops, recorded on the
-    reverse engine's tape, whose entries are the Wengert list with the local derivatives
-    on them (~0.3 us per op, against ~10 us per op for adkit.trace and the Graph's edges):
-    (value, counts, live, inputs, output, prep), counts and live as `count_and_merge`
-    gives them, once the budget is checked; or None when the generic route must take it (arrays,
-    other ops, a zero local derivative, which the strong-zero rule must classify as exact
-    or not, a non-finite value or local derivative, whose refusal names the culprit, or f
-    raising: the generic route raises it again)."""
+    """A program whose values are all Python floats, recorded on the reverse engine's tape:
+    its FloatVars are the Wengert list with the local derivatives on them (~0.3 us per op,
+    against ~10 us per op for adkit.trace and the Graph's edges). Returns (value, counts,
+    live, inputs, output, prep), counts and live as `count_and_merge` gives them, once the
+    budget is checked; or None when the Graph route must take it: arrays or numpy scalars,
+    a zero local derivative (the strong-zero rule must classify it as exact or not), a
+    non-finite value or local derivative (whose refusal names the culprit), or f raising
+    (the Graph route raises it again)."""
     from adkit.engines.reverse import FloatVar
     from adkit.trees import as_input, tree_flatten
 
@@ -365,8 +365,9 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
 def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], list[list[tuple[int, Any]]]] | None:
     """`count_and_merge` read straight off a tape of FloatVars whose `adj` is their index
     (the same pass, without building the predecessor lists first: it is most of the
-    engine's per-graph cost). None if a live edge's z is zero or not finite, or a node is
-    the result of an op without a scalar fast path."""
+    engine's per-graph cost). None if a live edge's z is zero, not finite or not a scalar.
+    A fast-path op's z are its d0, d1; a generic op's float result (in0 None) has its Node
+    in d1."""
     counts = [0] * len(entries)
     counts[out] = 1
     live: list[list[tuple[int, Any]]] = [[] for _ in entries]
