@@ -575,16 +575,16 @@ def test_fit_sentence():
 def test_paths_work_grows_by_the_width_per_layer(width, depths, monkeypatch):
     # The lectures' claim, counted rather than timed (timings belong to `adkit bench`, whose
     # growth verdict reports them): the edge steps the paths engine actually takes (every
-    # partial path extended by one edge is one entry of the arrays extend_paths returns),
+    # partial path extended by one edge is one entry of the array extend_paths returns),
     # multiply by the width with every added layer.
     from adkit.engines import paths
 
     steps = [0]
     real = paths.extend_paths
 
-    def counted(frontier, live):
-        grown = real(frontier, live)
-        steps[0] += sum(len(prods) for parts in grown.values() for prods in parts)
+    def counted(prefixes, z):
+        grown = real(prefixes, z)
+        steps[0] += grown.size
         return grown
 
     monkeypatch.setattr(paths, "extend_paths", counted)

@@ -2,15 +2,19 @@
 
     do/dw = sum over every path P from w to o of prod_{(i, j) in P} z(i, j)   [AGG I]
 
-For each input, every path to the output is enumerated (depth-first over numpy chunks
-of partial paths, so the product of a path's prefix is computed once for all paths that
-continue it, and a chain of single-successor nodes is one step), the local derivatives
-along it are multiplied, and the products are added: ~1-10 ns per path on the product
-graphs (the one-path-at-a-time loop took ~500 ns). The number of paths grows as
-width**depth on the lecture's product-node graphs; `Graph.count_paths` knows it in
-advance by dynamic programming, so the engine refuses before it starts when the count
-exceeds the budget. `heaviest_paths` finds the k paths with the largest |product|
-without enumerating them (dynamic programming over log|z|).
+For each input, every path to the output is enumerated and its local derivatives are
+multiplied, and the products are added. The enumeration is vectorised: the partial paths
+ending at nodes with the same successors (a layer of the lecture's product graph) are one
+numpy block, extended along every edge by one multiply, so the product of a path's prefix
+is computed once for all the paths that continue it, and a chain of single-successor nodes
+is one step: 1-10 ns per path on the product graphs (the one-path-at-a-time loop took
+~500 ns). A program of Python floats is recorded on the reverse engine's tape, so the
+set-up costs about what reverse mode's recording costs (scripts/bench_paths.py); any other
+program is traced into a Graph and scalarised. The number of paths grows as width**depth
+on the lecture's product-node graphs; it is counted in advance by dynamic programming
+(`Graph.count_paths`), so the engine refuses before it starts when the count exceeds the
+budget. `heaviest_paths` finds the k paths with the largest |product| without enumerating
+them (dynamic programming over log|z|).
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import numpy as np
 from adkit.errors import AdkitError, AdkitTypeError, AdkitValueError, NonFiniteDerivativeError
 from adkit.formatting import format_count, format_seconds
 from adkit.graph import Graph, trace
+from adkit.transforms import _gc_paused, _record
 
 DEFAULT_BUDGET = 1_000_000
-SECONDS_PER_PATH_EDGE = 2e-9  # measured order of magnitude of one edge step of the chunked enumeration
+SECONDS_PER_PATH = 1e-8  # enumeration time per path, the upper end of scripts/bench_paths.py's 1-10 ns
 _budget = [DEFAULT_BUDGET]
 
 
@@ -77,28 +82,30 @@ def _prepare(graph: Graph) -> tuple[Graph, list[list[Any]], list[int]]:
     return g, g.successors(), g.path_counts_to_output()
 
 
-def path_lengths_total(g: Graph, counts: Sequence[int]) -> list[int]:
-    """L(i): total number of edges over all paths from node i to the output."""
-    succ = g.successors()
-    total = [0] * len(g.nodes)
-    for i in range(len(g.nodes) - 1, -1, -1):
-        total[i] = sum(counts[e.dst] + total[e.dst] for e in succ[i])
-    return total
+Preds = Sequence[Sequence[tuple[int, Any]]]  # per node (in topological order), its (input node, z) pairs
 
 
-def check_budget(g: Graph, counts: Sequence[int], sources: Sequence[int], budget: int | None = None) -> None:
+def graph_preds(graph: Graph) -> list[list[tuple[int, Any]]]:
+    """A scalar graph's live edges as (input node, z) pairs per node: without the exact-zero
+    edges (a mask, a constant 0: a path through one carries 0 even against inf)."""
+    preds: list[list[tuple[int, Any]]] = [[] for _ in graph.nodes]
+    for e in graph.edges:
+        if not e.exact_zero:
+            preds[e.dst].append((e.src, e.z))
+    return preds
+
+
+def check_budget(counts: Sequence[int], sources: Sequence[int], budget: int | None = None) -> None:
+    """Refuse, before enumerating anything, more paths from `sources` than the budget."""
     budget = _budget[0] if budget is None else budget
     n = sum(counts[s] for s in sources)
     if n <= budget:
         return
-    lengths = path_lengths_total(g, counts)
-    edges = sum(lengths[s] for s in sources)
-    seconds = math.exp(min(math.log(edges) + math.log(SECONDS_PER_PATH_EDGE), 700.0))
+    seconds = math.exp(min(math.log(n) + math.log(SECONDS_PER_PATH), 700.0))
     raise PathBudgetExceeded(
-        f"the paths engine would enumerate {format_count(n)} paths ({format_count(edges)} edge steps, "
-        f"{_about(format_seconds(seconds))}) "
-        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...` if you "
-        "really want to wait, or use engine='reverse', which adds up the same paths by dynamic "
+        f"the paths engine would enumerate {format_count(n)} paths ({_about(format_seconds(seconds))}) "
+        f"but its budget is {budget:,} paths. Raise it with `with adkit.paths_budget({n if n < 10**15 else 'N'}): ...`, "
+        "or use engine='reverse', which adds up the same paths by dynamic "
         "programming in one sweep."
     )
 
@@ -135,86 +142,143 @@ def iter_paths(graph: Graph, source: int | str | None = None) -> Iterator[Path]:
                 nodes.pop(), prods.pop(), cursor.pop()
 
 
-PATH_CHUNK = 1 << 14  # partial paths per numpy chunk: enough to amortise Python, small enough for the cache
-
-Frontier = dict  # node -> prefix products (1-d array) of partial paths from the source ending at it
+PATH_CHUNK = 1 << 13  # products per extended block: 64 KB, in cache and under glibc's mmap threshold (no fresh pages)
 
 
-def extend_paths(frontier: Frontier, live: Sequence[Sequence[tuple[int, Any]]]) -> dict[int, list[np.ndarray]]:
-    """Every partial path of the frontier extended by each live edge out of its last node:
-    per new last node, arrays of the longer paths' products. The partial paths ending at
-    one node are an array, so one numpy multiply extends them all along an edge, and a
-    prefix product is computed once for every path that continues it."""
-    grown: dict[int, list[np.ndarray]] = {}
-    for node, prods in frontier.items():
-        for dst, z in live[node]:
-            grown.setdefault(dst, []).append(prods * z)
-    return grown
+def count_and_merge(preds: Preds, out: int) -> tuple[list[int], list[list[tuple[int, Any]]]]:
+    """N(i), the number of paths from each node to the output, and per node the (successor,
+    z) pairs a path can continue along, with chains merged: one backward pass, like the
+    reverse sweep's (N(o) = 1, and each node pushes its count to its inputs).
+
+    Edges into nodes with no path to the output are dropped. A node other than the output
+    with a single live edge is a link of a chain that every path through it follows to the
+    end: an edge into it jumps straight to the chain's end, carrying z times the chain's
+    product (computed once and shared by every path through the chain). The paths and
+    their number stay the same; a path is one step per branching node."""
+    counts = [0] * len(preds)
+    counts[out] = 1
+    live: list[list[tuple[int, Any]]] = [[] for _ in preds]
+    for node in range(out, -1, -1):  # node indices are a topological order
+        n = counts[node]
+        if not n:
+            continue
+        onward = live[node]
+        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, 1.0)
+        for src, z in preds[node]:
+            counts[src] += n
+            live[src].append((end, z * z_end))
+    return counts, live
 
 
-def live_successors(succ: Sequence[Sequence[Any]], counts: Sequence[int], out: int) -> list[list[tuple[int, Any]]]:
-    """Per node, the (successor, z) pairs a path can continue along, with chains merged.
+def extend_paths(prefixes: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Every partial path of a block extended by every live edge out of its last node.
 
-    Edges into nodes with no path to the output, and exact-zero edges (which carry 0
-    even against inf), are dropped. A node other than the output with a single live edge
-    is a link of a chain that every path through it follows to the end: an edge into it
-    jumps straight to the chain's end, carrying z times the chain's product (computed
-    once, in reverse topological order, and shared by every path through the chain).
-    The paths and their number stay the same; a path is one step per branching node."""
-    live = [[(e.dst, e.z) for e in edges if counts[e.dst] and not e.exact_zero] for edges in succ]
-    for node in range(len(live) - 1, -1, -1):  # node indices are a topological order
-        merged = []
-        for dst, z in live[node]:
-            if dst != out and len(live[dst]) == 1:
-                end, z_end = live[dst][0]  # already merged: end is a branching node or the output
-                dst, z = end, z * z_end
-            merged.append((dst, z))
-        live[node] = merged
-    return live
+    prefixes[i, p]: the product along partial path p ending at the block's i-th node (the
+    block's nodes share their successors); z[j, i]: the local derivative of the i-th
+    node's j-th edge. Result [j, i, p] = z[j, i] * prefixes[i, p]: one numpy multiply
+    extends every path of the block along every edge, and a prefix product is computed
+    once for all the paths that continue it."""
+    return z[:, :, None] * prefixes[None, :, :]
 
 
-def sum_over_paths(g: Graph, succ: Sequence[Sequence[Any]], counts: Sequence[int], source: int) -> Any:
+Rows = slice | list[int]  # edges of a block step: a slice when contiguous (a view, not a copy)
+
+
+@dataclass
+class _BlockStep:
+    """How the paths of a block of nodes (all with the same successors) go on: the
+    (edges, nodes) matrix of local derivatives, the edges that reach the output (None if
+    none do), and the blocks the other edges lead to (successors grouped by their own
+    successors)."""
+
+    z: np.ndarray
+    to_output: Rows | None
+    onward: list[tuple[tuple[int, ...], Rows]]
+
+
+def _block_step(nodes: tuple[int, ...], live: Sequence[Sequence[tuple[int, Any]]], out: int) -> _BlockStep:
+    z = np.array([[z for _, z in live[node]] for node in nodes], dtype=float).T
+    groups: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+    to_output = []
+    for j, (dst, _) in enumerate(live[nodes[0]]):
+        if dst == out:
+            to_output.append(j)
+        else:
+            dsts, rows = groups.setdefault(tuple(d for d, _ in live[dst]), ([], []))
+            dsts.append(dst)
+            rows.append(j)
+    onward = [(tuple(dsts), _rows(rows)) for dsts, rows in groups.values()]
+    return _BlockStep(z, _rows(to_output) if to_output else None, onward)
+
+
+def _rows(rows: list[int]) -> Rows:
+    return slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
+
+
+def sum_over_paths(
+    live: Sequence[Sequence[tuple[int, Any]]], out: int, source: int, steps: dict | None = None
+) -> float:
     """sum over paths from `source` of the product of z along the path [AGG I].
 
-    Enumerated, as the lemma says, in numpy chunks: a chunk (a Frontier) holds up to
-    about PATH_CHUNK partial paths grouped by their last node; `extend_paths` lengthens
-    them all by one edge, the paths that reached the output are added up, and the rest
-    are cut into chunks again and go on a stack (depth first, so memory stays about
-    depth x width x PATH_CHUNK). Edges into nodes with no path to the output, and
-    exact-zero edges (which carry 0 even against inf), are never followed."""
-    out = g.output
+    Enumerated, as the lemma says, in numpy blocks: a block holds the prefix products of
+    partial paths ending at nodes with the same successors (a whole layer of the lecture's
+    product graph), `extend_paths` lengthens them all by one edge in one multiply, the
+    paths that reached the output are added up, and the rest go on, regrouped into blocks
+    (by destination, merging the paths that meet at a node) and cut into pieces whose
+    extension holds about PATH_CHUNK products, on a stack (depth first, so memory stays
+    about depth x PATH_CHUNK products). `live` comes from `count_and_merge`; `steps`
+    caches each block's plan (shared between the sources of one graph)."""
     if source == out:
         return 1.0
-    live = live_successors(succ, counts, out)
+    steps = {} if steps is None else steps
     total = 0.0
-    stack: list[Frontier] = [{source: np.ones(1)}]
+    stack: list[list[tuple[tuple[int, ...], np.ndarray]]] = [[((source,), np.ones((1, 1)))]]
     while stack:
-        grown = extend_paths(stack.pop(), live)
-        finished = grown.pop(out, None)
-        if finished is not None:
-            total += np.concatenate(finished).sum() if len(finished) > 1 else finished[0].sum()
-        chunk: Frontier = {}
+        grown: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for nodes, prefixes in stack.pop():
+            step = steps.get(nodes)
+            if step is None:
+                step = steps[nodes] = _block_step(nodes, live, out)
+            paths = extend_paths(prefixes, step.z)
+            if step.to_output is not None:
+                total += paths[step.to_output].sum()
+            for dsts, rows in step.onward:
+                grown.setdefault(dsts, []).append(paths[rows].reshape(len(dsts), -1))
+        chunk: list[tuple[tuple[int, ...], np.ndarray]] = []
         size = 0
-        for node, parts in grown.items():
-            prods = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            for lo in range(0, len(prods), PATH_CHUNK):
-                chunk[node] = prods[lo : lo + PATH_CHUNK]
-                size += len(chunk[node])
+        for dsts, parts in grown.items():
+            prefixes = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            fan_out = len(live[dsts[0]])  # extending the block multiplies its size by this
+            width = max(1, PATH_CHUNK // (len(dsts) * fan_out))
+            for lo in range(0, prefixes.shape[1], width):
+                piece = prefixes[:, lo : lo + width]
+                chunk.append((dsts, piece))
+                size += piece.size * fan_out
                 if size >= PATH_CHUNK:
                     stack.append(chunk)
-                    chunk, size = {}, 0
+                    chunk, size = [], 0
         if chunk:
             stack.append(chunk)
-    return total.item() if isinstance(total, np.generic) else total
+    return float(total)
+
+
+def sum_over_all_paths(
+    live: Sequence[Sequence[tuple[int, Any]]], counts: Sequence[int], out: int, sources: Sequence[int]
+) -> list[float]:
+    """[AGG I] for each source, over `count_and_merge`'s live edges (the caller has checked
+    the budget)."""
+    steps: dict = {}
+    return [sum_over_paths(live, out, s, steps) if counts[s] else 0.0 for s in sources]
 
 
 def paths_gradient(graph: Graph, budget: int | None = None) -> list[float]:
     """do/dx for every input element of the graph, by enumerating every path."""
-    g, succ, counts = _prepare(graph)
+    g, _, counts = _prepare(graph)
     if g.output is None:
         return [0.0 for _ in g.inputs]
-    check_budget(g, counts, g.inputs, budget)
-    return [sum_over_paths(g, succ, counts, s) if counts[s] else 0.0 for s in g.inputs]
+    check_budget(counts, g.inputs, budget)  # counted over every edge, as Graph.count_paths
+    live_counts, live = count_and_merge(graph_preds(g), g.output)
+    return sum_over_all_paths(live, live_counts, g.output, g.inputs)
 
 
 def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) -> list[Path]:
@@ -260,9 +324,129 @@ def heaviest_paths(graph: Graph, k: int = 5, source: int | str | None = None) ->
     return paths
 
 
+def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...]) -> Any:
+    """A program whose values are all Python floats, recorded on the reverse engine's tape:
+    its FloatVars are the Wengert list with the local derivatives on them (~0.3 us per op,
+    against ~10 us per op for adkit.trace and the Graph's edges). Returns (value, counts,
+    live, inputs, output, prep), counts and live as `count_and_merge` gives them, once the
+    budget is checked; or None when the Graph route must take it: arrays or numpy scalars,
+    a zero local derivative (the strong-zero rule must classify it as exact or not), a
+    non-finite value or local derivative (whose refusal names the culprit), or f raising
+    (the Graph route raises it again)."""
+    from adkit.engines.reverse import FloatVar
+    from adkit.trees import as_input, tree_flatten
+
+    try:
+        if not all(type(as_input(leaf, "")) is float for n in argnums for leaf in tree_flatten(args[n])[0]):
+            return None
+        trace, prep, out = _record(f, args, argnums)
+    except Exception:  # noqa: BLE001 (the generic route raises it with its own diagnosis)
+        return None
+    try:
+        entries = trace.entries
+        traced = out.__class__ is FloatVar and out._trace is trace
+        value = out.value if traced else out
+        if type(value) is not float or not math.isfinite(value) or {e.__class__ for e in entries} != {FloatVar}:
+            return None
+        inputs = list(range(prep.total))  # the tape starts with the inputs
+        if not traced:  # f does not depend on its inputs
+            return value, [], [], inputs, None, prep
+        for k, v in enumerate(entries):
+            v.adj = k  # the node's index (the tape is released unswept)
+        merged = _tape_count_and_merge(entries, out.adj)
+        if merged is not None:
+            check_budget(merged[0], inputs)
+            return value, *merged, inputs, out.adj, prep
+        return None
+    finally:
+        trace.release()
+
+
+def _tape_count_and_merge(entries: Sequence[Any], out: int) -> tuple[list[int], list[list[tuple[int, Any]]]] | None:
+    """`count_and_merge` read straight off a tape of FloatVars whose `adj` is their index
+    (the same pass, without building the predecessor lists first: it is most of the
+    engine's per-graph cost). None if a live edge's z is zero, not finite or not a scalar.
+    A fast-path op's z are its d0, d1; a generic op's float result (in0 None) has its Node
+    in d1."""
+    counts = [0] * len(entries)
+    counts[out] = 1
+    live: list[list[tuple[int, Any]]] = [[] for _ in entries]
+    for node in range(out, -1, -1):
+        n = counts[node]
+        if not n:
+            continue
+        v = entries[node]
+        a = v.in0
+        onward = live[node]
+        end, z_end = onward[0] if node != out and len(onward) == 1 else (node, 1.0)
+        if a is None:
+            if v.d1 is not None and not _generic_op_edges(v.d1, n, end, z_end, counts, live):
+                return None
+            continue  # an input, or a generic op's edges pushed
+        z = v.d0
+        if z == 0.0 or z - z != 0.0:  # zero, inf or NaN
+            return None
+        i = a.adj
+        counts[i] += n
+        live[i].append((end, z * z_end))
+        b = v.in1  # (d1 is unset when in1 is None)
+        if b is not None:
+            z = v.d1
+            if z == 0.0 or z - z != 0.0:
+                return None
+            i = b.adj
+            counts[i] += n
+            live[i].append((end, z * z_end))
+    return counts, live
+
+
+def _generic_op_edges(
+    node: Any, n: int, end: int, z_end: float, counts: list[int], live: list[list[tuple[int, Any]]]
+) -> bool:
+    """`_tape_count_and_merge`'s step for the float result of an op without a scalar fast
+    path (n-ary product, ops with parameters): its local derivatives are its VJP at 1.0,
+    as `graph.local_jacobians` takes them. False if one is not a finite nonzero scalar."""
+    with np.errstate(all="ignore"):  # a non-finite one declines the tape; the Graph route warns
+        cotangents = node.cotangents(1.0)
+    for parent, z in zip(node.parents, cotangents):
+        if parent is None:
+            continue
+        if not isinstance(z, float):  # (np.float64 is one)
+            if np.ndim(z) != 0 or np.iscomplexobj(z):
+                return False
+            z = float(z)
+        if z == 0.0 or z - z != 0.0:
+            return False
+        i = parent.adj
+        counts[i] += n
+        live[i].append((end, z * z_end))
+    return True
+
+
+@_gc_paused()  # as in reverse mode: the collector's passes over the tape would cost more than it
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="paths"): the arguments not in
-    argnums are constants."""
+    argnums are constants. A program of Python floats is recorded on the reverse engine's
+    tape (`_scalar_program`); anything else is traced into a Graph and scalarised."""
+    recorded = _scalar_program(f, args, argnums)
+    if recorded is None:
+        return _graph_value_and_grad(f, args, argnums, single)
+    value, counts, live, inputs, output, prep = recorded
+    grads = [0.0] * len(inputs) if output is None else sum_over_all_paths(live, counts, output, inputs)
+    if not all(math.isfinite(g) for g in grads):
+        raise NonFiniteDerivativeError(_NONFINITE_SUM.format(where="every local derivative is finite"))
+    per_leaf = iter(grads)
+    return value, prep.rebuild([[next(per_leaf) for _ in leaves] for leaves in prep.leaves], single)
+
+
+_NONFINITE_SUM = (
+    "the sum over paths is not finite: a local derivative on some path is inf or NaN ({where}), or the "
+    "sum overflows. The function is not differentiable at this point, or its derivative is too large "
+    "for float64."
+)
+
+
+def _graph_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     from adkit.trees import tree_flatten, tree_unflatten
 
     graph = trace(f, *args, argnums=argnums)
@@ -276,11 +460,7 @@ def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tu
         )
     grads_flat = paths_gradient(graph) if graph.output is not None else None
     if grads_flat is not None and not all(math.isfinite(g) for g in grads_flat):
-        raise NonFiniteDerivativeError(
-            "the sum over paths is not finite: a local derivative on some path is inf or NaN "
-            f"({_first_nonfinite_edge(graph)}), or the sum overflows. The function is not "
-            "differentiable at this point, or its derivative is too large for float64."
-        )
+        raise NonFiniteDerivativeError(_NONFINITE_SUM.format(where=_first_nonfinite_edge(graph)))
     # map the scalarised input elements back to the traced leaves, in trace order
     sizes = [int(np.size(graph.nodes[i].value)) for i in graph.inputs]
     starts = np.cumsum([0] + sizes).tolist()
