@@ -417,8 +417,10 @@ class BenchResult:
             for j in range(len(widths))
         ]
         names = engines + [f"width {w}" for w in widths]
-        fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=10, handlelength=3.2)
-        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        ncol = min(len(names), 8)  # with peers the legend takes two rows, not a row wider than the figure
+        rows = -(-len(names) // ncol)
+        fig.legend(handles, names, loc="lower center", ncol=ncol, frameon=False, fontsize=10, handlelength=3.2)
+        fig.tight_layout(rect=(0, 0.035 + 0.035 * rows, 1, 1))
         if path is not None:
             fig.savefig(path, dpi=110)
             plt.close(fig)
