@@ -2,7 +2,7 @@
 
 Neither library is a dependency: the comparisons skip where it is not installed. Every
 elementwise op of the registry (those with a sampling domain and no parameters) is compared
-with the function of the same meaning in jax and in torch, so a new registry op is compared
+with the function of the same meaning in jax (gradient and Hessian) and in torch (gradient), so a new registry op is compared
 automatically (or the test asks for it to be named in the list of ops the peer lacks).
 
 Where they differ, the peers do not decide: mpmath at high precision or one-sided
@@ -118,17 +118,22 @@ def _adkit_gradient(name: str, args, k: int):
     return ad.grad(lambda *a: np.sum(op(*a)), argnums=k)(*args)
 
 
-@pytest.mark.parametrize("name", ELEMENTWISE)
-def test_elementwise_gradient_matches_jax(name, jax64):
+def _jax_function(jax, name: str):
     if name in NOT_IN_JAX:
         pytest.skip(f"jax has no {name}")
-    jax = jax64
     fn = None
     for path in [JAX_NAMES[name]] if name in JAX_NAMES else [f"numpy.{name}", f"scipy.special.{name}", f"nn.{name}"]:
         fn = fn or _resolve(jax, path)
     assert fn is not None, (
         f"jax has no function for the registry op {name}: map it in JAX_NAMES or add it to NOT_IN_JAX"
     )
+    return fn
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_gradient_matches_jax(name, jax64):
+    jax = jax64
+    fn = _jax_function(jax, name)
     args = _points(name)
     for k in _float_positions(args):
         theirs = jax.grad(lambda *a: jax.numpy.sum(fn(*a)), argnums=k)(*[jax.numpy.asarray(a) for a in args])
@@ -139,6 +144,21 @@ def test_elementwise_gradient_matches_jax(name, jax64):
             atol=PEER_ATOL,
             err_msg=f"{name} arg {k}",
         )
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_hessian_matches_jax(name, jax64):
+    """Second derivatives: adkit's forward over its reverse rules (the rules are written with
+    registry ops, so they are differentiated in turn) against jax.hessian. Same tolerance:
+    one more derivative of the same closed forms, a few more roundings."""
+    jax = jax64
+    fn = _jax_function(jax, name)
+    op = REGISTRY[name]
+    args = _points(name)
+    for k in _float_positions(args):
+        mine = ad.hessian(lambda *a: np.sum(op(*a)), argnums=k)(*args)
+        theirs = jax.hessian(lambda *a: jax.numpy.sum(fn(*a)), argnums=k)(*[jax.numpy.asarray(a) for a in args])
+        np.testing.assert_allclose(mine, np.asarray(theirs), rtol=PEER_RTOL, atol=PEER_ATOL, err_msg=f"{name} arg {k}")
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
