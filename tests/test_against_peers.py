@@ -17,6 +17,8 @@ torch 2.13.0, CPU):
     one-sided differences below (test_kink_conventions_are_generalized_gradients).
   * where(x > 0, sqrt(|x|), 0) at x = 0: jax's gradient is NaN (0 * inf from the branch not
     taken, its FAQ's "where trap"), adkit's is 0, the slope of the branch taken.
+  * numpy's cholesky and eigvalsh read one triangle of their input, jax's symmetrize it: their
+    Jacobians differ off the diagonal, and agree on symmetrized inputs (compared so below).
   * at a singular matrix, adkit refuses det's derivative (its rule needs A^-1); jax and torch
     return the adjugate, which is the derivative there. A refusal, not a wrong number.
 """
@@ -183,6 +185,51 @@ def test_elementwise_gradient_matches_torch(name):
             atol=PEER_ATOL,
             err_msg=f"{name} arg {k}",
         )
+
+
+# --- structural and linear-algebra ops: the registry's example calls, through their numpy names --
+
+STRUCTURAL = [
+    (name, i)
+    for name, op in sorted(REGISTRY.items())
+    if op.examples is not None and op.numpy_names and not op.nograd
+    for i in range(len(op.examples(np.random.default_rng(0))))
+]
+COMPLEX_OUTPUT = {"fftn", "ifftn", "rfftn"}  # compared through (real part, imaginary part)
+# jax symmetrizes these ops' input, numpy reads one triangle: compared on (X + X^T) / 2
+SYMMETRIZED_BY_JAX = {"cholesky", "eigvalsh"}
+
+
+@pytest.mark.parametrize("name, example", STRUCTURAL, ids=[f"{n}-{i}" for n, i in STRUCTURAL])
+def test_structural_jacobian_matches_jax(name, example, jax64):
+    """The Jacobian of each example call of a structural or linear-algebra op, adkit's through
+    the numpy function against jax.jacobian of jax.numpy's function of the same name."""
+    jax, jnp = jax64, jax64.numpy
+    op = REGISTRY[name]
+    numpy_fn = op.numpy_names[0]
+    module = jnp.linalg if "linalg" in numpy_fn.__module__ else jnp.fft if "fft" in numpy_fn.__module__ else jnp
+    jax_fn = getattr(module, numpy_fn.__name__)
+    args, params = op.examples(np.random.default_rng(zlib.crc32(name.encode())))[example]
+    positions = [k for k, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
+    if not positions:
+        pytest.skip("no real float input (complex ones follow JAX's convention: test_complex)")
+    for k in positions:
+
+        def at(fn, m, x, k=k):
+            if name in SYMMETRIZED_BY_JAX:
+                x = (x + m.swapaxes(x, -1, -2)) / 2
+            full = [m.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+            full[k] = x
+            if name == "einsum":  # jax's subscripts are positional-only
+                return fn(params["subscripts"], *full)
+            if op.variadic:  # concatenate, stack: numpy's and jax's take one sequence
+                return fn(full, **params)
+            out = fn(*full, **params)
+            return m.stack([m.real(out), m.imag(out)]) if name in COMPLEX_OUTPUT else out
+
+        mine = ad.jacobian(lambda x: at(numpy_fn, np, x))(np.asarray(args[k], float))
+        theirs = jax.jacobian(lambda x: at(jax_fn, jnp, x))(jnp.asarray(args[k], float))
+        np.testing.assert_allclose(mine, np.asarray(theirs), rtol=PEER_RTOL, atol=PEER_ATOL, err_msg=f"{name} arg {k}")
 
 
 @pytest.mark.parametrize("x", [0.64879986, 1.56900276, 0.55563004, 2.478193, 5.0])
