@@ -841,6 +841,8 @@ def run(
         )
     cells: list[Cell] = []
     restore_jax = _jax_float64(found)
+    gc.collect()
+    gc.freeze()  # what exists now (torch's and jax's millions of objects) is not traversed by each cell's collection
     try:
         for width in widths:
             check_agreement(checked, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
@@ -881,6 +883,7 @@ def run(
         config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=True)
         raise BenchInterrupted(_result(cells, config | {"peers": list(peers), "notes": notes})) from None
     finally:
+        gc.unfreeze()
         restore_jax()
     config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False)
     return _result(cells, config | {"peers": list(peers), "notes": notes})
@@ -931,10 +934,11 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a cell is timed, as timeit does: a full
-    collection triggered in a timed call costs time proportional to every object in the
-    process (jax and torch hold millions), not to that call's work, and would land on
-    whichever engine happens to allocate then (seen: micrograd 20 ms per call, 1 s once)."""
+    """The cyclic garbage collector off while a cell is timed, as timeit does: a collection
+    triggered in a timed call costs time in proportion to the objects it traverses, not to
+    that call's work, and lands on whichever engine happens to allocate then (seen, with
+    torch and jax loaded: micrograd 20 ms per call, 1 s once). `run` also freezes what
+    exists before the sweep, so the collection before each cell is quick (150 ms -> 10 us)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -949,10 +953,11 @@ def _interrupts_held() -> Iterator[None]:
     """Ctrl-C and the cell's time limit held until the block ends, then raised.
 
     Around a peer's import (torch's and jax's swallow a Ctrl-C that arrives during it) and
-    around jax's first call: jax compiles in a thread of its own while the caller waits: a signal that interrupts the
-    wait leaves the compile running, and the interpreter crashes at exit (a segmentation
-    fault, seen with jax 0.10.2). So a compile runs to its end; cells whose compile is
-    predicted to exceed the time limit are skipped before it starts (_predict_first_call).
+    around jax's first call: jax compiles in a thread of its own while the caller waits, and
+    a signal that interrupts the wait leaves the compile running; the interpreter then
+    crashes at exit (a segmentation fault, seen with jax 0.10.2). So a compile runs to its
+    end; cells whose compile is predicted to exceed the time limit are skipped before it
+    starts (_predict_first_call).
     """
     if not _is_main_thread():
         yield

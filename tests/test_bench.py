@@ -345,7 +345,7 @@ def test_peer_cells_are_timed_with_the_garbage_collector_off_and_versions_record
     monkeypatch.setattr(_FakeValue, "backward", lambda self: (seen.append(gc.isenabled()), backward(self)))
     assert gc.isenabled()
     result = run(engines=["reverse"], peers=["micrograd"], widths=[2], depths=[2], min_time=MIN_TIME)
-    assert seen and not any(seen) and gc.isenabled()
+    assert seen and not any(seen) and gc.isenabled() and gc.get_freeze_count() == 0
     assert "micrograd" in result.environment["peers"] and "peers" in result.to_dict()["environment"]
 
 
