@@ -13,14 +13,16 @@ torch 2.13.0, CPU):
   * at kinks each library picks its own element of the generalized gradient: abs'(0) is 0
     in adkit, 1 in jax; clip at its bounds 1 in adkit, 0.5 in jax; fmax on a tie 1/2 each
     in adkit, all to the second argument in jax; the norm at 0 is 0 in adkit, NaN in jax;
-    hypot at (0, 0) 0 in adkit, (0.5, 0.5) in jax. adkit's choices are checked against
-    one-sided differences below (test_kink_conventions_are_generalized_gradients).
+    hypot at (0, 0) 0 in adkit, (0.5, 0.5) in jax, NaN in torch (which agrees with adkit on
+    abs, clip and the norm). adkit's choices are checked against one-sided differences below
+    (test_kink_conventions_are_generalized_gradients).
   * where(x > 0, sqrt(|x|), 0) at x = 0: jax's gradient is NaN (0 * inf from the branch not
-    taken, its FAQ's "where trap"), adkit's is 0, the slope of the branch taken.
+    taken, its FAQ's "where trap"; torch's too), adkit's is 0, the slope of the branch taken.
   * numpy's cholesky and eigvalsh read one triangle of their input, jax's symmetrize it: their
     Jacobians differ off the diagonal, and agree on symmetrized inputs (compared so below).
-  * at a singular matrix, adkit refuses det's derivative (its rule needs A^-1); jax and torch
-    return the adjugate, which is the derivative there. A refusal, not a wrong number.
+  * at a singular matrix, adkit refuses det's derivative (its rule needs A^-1); jax returns
+    the adjugate, which is the derivative there; torch 2.13 returns 0, which is wrong (at
+    [[1, 2], [2, 4]], d det / d a11 = a22 = 4). adkit's is a refusal, not a wrong number.
 """
 
 from __future__ import annotations
