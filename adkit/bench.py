@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import signal
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -416,8 +417,10 @@ class BenchResult:
             for j in range(len(widths))
         ]
         names = engines + [f"width {w}" for w in widths]
-        fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=10, handlelength=3.2)
-        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        ncol = min(len(names), 8)  # with peers the legend takes two rows, not a row wider than the figure
+        rows = -(-len(names) // ncol)
+        fig.legend(handles, names, loc="lower center", ncol=ncol, frameon=False, fontsize=10, handlelength=3.2)
+        fig.tight_layout(rect=(0, 0.035 + 0.035 * rows, 1, 1))
         if path is not None:
             fig.savefig(path, dpi=110)
             plt.close(fig)
@@ -431,6 +434,11 @@ ENGINE_STYLES = {
     "numeric": ("tab:red", ":"),
     "paths": ("tab:purple", (0, (7, 2, 1, 2, 1, 2))),
     "jit": ("tab:brown", (0, (3, 1))),
+    # the peers (adkit bench --peers): colours and dash patterns of their own
+    "torch": ("tab:pink", (0, (5, 1, 1, 1))),
+    "jax": ("tab:gray", (0, (1, 1))),
+    "autograd": ("tab:olive", (0, (4, 2))),
+    "micrograd": ("tab:cyan", (0, (2, 2, 6, 2))),
 }
 WIDTH_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 ERROR_CEILING = 1e3  # relative errors above this (a wrong derivative) are drawn at the ceiling
@@ -505,7 +513,8 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def environment_info() -> dict[str, Any]:
+def environment_info(peers: Sequence[str] = ()) -> dict[str, Any]:
+    """Versions and machine of a run; with the versions of the peers timed, if any."""
     import sys
 
     info: dict[str, Any] = {
@@ -525,6 +534,8 @@ def environment_info() -> dict[str, Any]:
     from adkit import __version__
 
     info["adkit"] = __version__
+    if peers:
+        info["peers"] = peer_versions(peers)
     return info
 
 
@@ -662,25 +673,54 @@ def gradient_function(engine: str, f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _torch_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    """torch.autograd.grad of f at a fresh float64 leaf: a new graph per call, as adkit's grad
+    builds a new tape per call (no .grad accumulated from one call to the next)."""
     import torch
 
     def by_torch(w: float) -> float:
         x = torch.tensor(w, dtype=torch.float64, requires_grad=True)
-        f(x).backward()
-        return float(x.grad)
+        (g,) = torch.autograd.grad(f(x), x)
+        return float(g)
 
     return by_torch
 
 
 def _jax_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    """jax.jit(jax.grad(f)) in float64 (in float32 every cell would be "inaccurate"). The first
+    call traces and compiles (the "first call" column); `run` turns float64 on for the whole
+    sweep, so a replay pays no set-up; called outside `run` with float64 off, each call turns
+    it on for itself (jax.enable_x64), leaving the user's global setting as it was."""
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # float64, as every engine here (float32 would be "inaccurate")
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # older jax has it only here
+        from jax.experimental import enable_x64
+
     compiled = jax.jit(jax.grad(f))
-    return lambda w: float(compiled(w))
+
+    def by_jax(w: float) -> float:
+        if jax.config.jax_enable_x64:
+            return float(compiled(w))
+        with enable_x64(True):
+            return float(compiled(w))
+
+    by_jax.compiles_in_background = True  # type: ignore[attr-defined]  (see _interrupts_held)
+    return by_jax
+
+
+def _jax_float64(peers: Sequence[str]) -> Callable[[], None]:
+    """float64 in jax for a sweep that times it; returns what puts the user's setting back."""
+    if "jax" not in peers:
+        return lambda: None
+    import jax
+
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    return lambda: jax.config.update("jax_enable_x64", before)
 
 
 def _autograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    """HIPS autograd's grad (a new trace per call, like adkit's reverse engine)."""
     import autograd
 
     g = autograd.grad(f)
@@ -688,6 +728,7 @@ def _autograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
 
 
 def _micrograd_gradient(f: Callable[..., Any]) -> Callable[[float], float]:
+    """micrograd's Value graph and .backward(), fresh per call."""
     from micrograd.engine import Value
 
     def by_micrograd(w: float) -> float:
@@ -709,6 +750,19 @@ PEERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[[float], flo
 }
 
 
+def peer_versions(peers: Sequence[str]) -> dict[str, str]:
+    """The installed version of each peer timed (its distribution's metadata, else "unknown")."""
+    from importlib import metadata
+
+    versions = {}
+    for name in peers:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
 def importable_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
     """(the peers that import here, a note for each one that does not); BenchError for a
     name that is not a known peer."""
@@ -719,7 +773,8 @@ def importable_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
         if name not in PEERS:
             raise BenchError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
         try:
-            importlib.import_module(PEERS[name][0])
+            with _interrupts_held():  # importing torch or jax swallows a Ctrl-C (seen): held, then raised
+                importlib.import_module(PEERS[name][0])
         except Exception as exc:  # noqa: BLE001 (a broken install is a note too, not a crash)
             notes.append(f"{name} not timed: it does not import here ({type(exc).__name__}: {exc}); pip install {name}")
             continue
@@ -785,6 +840,9 @@ def run(
             "use smaller --width / --depth"
         )
     cells: list[Cell] = []
+    restore_jax = _jax_float64(found)
+    gc.collect()
+    gc.freeze()  # what exists now (torch's and jax's millions of objects) is not traversed by each cell's collection
     try:
         for width in widths:
             check_agreement(checked, make(depth=depths[0], width=width) if family != "chain" else make(depth=depths[0]))
@@ -800,11 +858,17 @@ def run(
                         engine, width, depth, spec.n_nodes, spec.n_edges, spec.n_paths, "ok", work=work(engine, spec)
                     )
                     predicted = _predict(history, depth, cell.work)
-                    if over_budget or (predicted is not None and predicted > timeout):
+                    first_call = _predict_first_call(history, cell.edges)
+                    slow_first = first_call is not None and first_call > timeout
+                    if over_budget or (predicted is not None and predicted > timeout) or slow_first:
                         over_budget = True
                         cell.status = "skipped"
                         cell.predicted_seconds = predicted
-                        cell.message = "over the time budget"
+                        cell.message = (
+                            f"first call (compile) predicted ~{format_seconds(first_call)}, over the {timeout:g} s limit"
+                            if slow_first
+                            else "over the time budget"
+                        )
                     elif spec.overflow and engine != "symbolic":
                         cell.status = "overflow"
                         cell.message = f"exact gradient ~1e{spec.exact_grad_log10:.0f} is beyond float64"
@@ -818,6 +882,9 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C: keep what was measured
         config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=True)
         raise BenchInterrupted(_result(cells, config | {"peers": list(peers), "notes": notes})) from None
+    finally:
+        gc.unfreeze()
+        restore_jax()
     config = _config(engines, widths, depths, family, budget, timeout, min_time, interrupted=False)
     return _result(cells, config | {"peers": list(peers), "notes": notes})
 
@@ -828,17 +895,21 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
     from adkit.engines.paths import paths_budget
 
     first_result = None
+    gc.collect()  # the garbage of earlier cells is not collected on this one's time
     try:
         g = gradient_function(cell.engine, spec.f)
-        with time_limit(timeout), paths_budget(10**12):
+        with time_limit(timeout), paths_budget(10**12), _gc_paused():
             if cell.engine == JIT or cell.engine in PEERS:  # the first call records / compiles apart
                 start = time.perf_counter()
-                first_result = g(*spec.args)
+                with _interrupts_held() if getattr(g, "compiles_in_background", False) else nullcontext():
+                    first_result = g(*spec.args)
                 cell.first_call_seconds = time.perf_counter() - start
             result, times = _measure(lambda: g(*spec.args), min_time, repeats)
     except TimeoutError:
         cell.status = "timeout"
         cell.message = f"over the {timeout:g} s hard limit"
+        if cell.first_call_seconds is None and getattr(g, "compiles_in_background", False):
+            cell.message += " (its compile cannot be stopped midway: it ran to the end first)"
         return True
     except Exception as exc:  # noqa: BLE001 (a failing cell is reported, the run goes on)
         cell.status = "failed"
@@ -859,6 +930,65 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
         cell.status = "inaccurate"
         cell.message = f"relative error above the expected {cell.expected_error:.1e}"
     return cell.seconds > budget
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a cell is timed, as timeit does: a collection
+    triggered in a timed call costs time in proportion to the objects it traverses, not to
+    that call's work, and lands on whichever engine happens to allocate then (seen, with
+    torch and jax loaded: micrograd 20 ms per call, 1 s once). `run` also freezes what
+    exists before the sweep, so the collection before each cell is quick (150 ms -> 10 us)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and the cell's time limit held until the block ends, then raised.
+
+    Around a peer's import (torch's and jax's swallow a Ctrl-C that arrives during it) and
+    around jax's first call: jax compiles in a thread of its own while the caller waits, and
+    a signal that interrupts the wait leaves the compile running; the interpreter then
+    crashes at exit (a segmentation fault, seen with jax 0.10.2). So a compile runs to its
+    end; cells whose compile is predicted to exceed the time limit are skipped before it
+    starts (_predict_first_call).
+    """
+    if not _is_main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGALRM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if signal.SIGINT in held:
+        raise KeyboardInterrupt
+    if signal.SIGALRM in held:
+        raise TimeoutError
+
+
+def _predict_first_call(done: list[Cell], edges: int) -> float | None:
+    """The first call (record or trace, and compile) on a graph of `edges` edges, scaled
+    quadratically from the largest one measured: a bound, not a fit (adkit's jit grows about
+    linearly, jax's XLA compile about as edges^1.6 on these graphs). Only from a first call of
+    at least FIRST_CALL_SCALES seconds: below, a fixed set-up cost (torch's, jax's ~0.1 s)
+    dominates it and would not scale. None when there is none such."""
+    firsts = [c for c in done if c.first_call_seconds is not None and c.first_call_seconds >= FIRST_CALL_SCALES]
+    if not firsts:
+        return None
+    last = firsts[-1]
+    return last.first_call_seconds * (edges / max(last.edges, 1)) ** 2
+
+
+FIRST_CALL_SCALES = 0.5
 
 
 def _config(
@@ -889,7 +1019,7 @@ def _result(cells: list[Cell], config: dict[str, Any]) -> BenchResult:
         for width in config["widths"]
         for engine in config["engines"]
     ]
-    return BenchResult(cells, fits, config, environment_info())
+    return BenchResult(cells, fits, config, environment_info([e for e in config["engines"] if e in PEERS]))
 
 
 def _fit(engine: str, width: int, cells: list[Cell]) -> Fit:
@@ -1082,6 +1212,9 @@ def main(args: Any) -> int:
             return 1 if "disagree" in str(exc) else 2
         except BenchInterrupted as exc:
             result, interrupted = exc.result, True
+        except KeyboardInterrupt:  # before the sweep began (importing the peers takes seconds)
+            print("adkit bench: interrupted before any cell was measured", file=sys.stderr)
+            return 130
     stdout_taken = "-" in (args.json, args.csv)
     out = Console(stderr=stdout_taken, soft_wrap=False, width=max(120, Console().width))
     header, body = result.rows()

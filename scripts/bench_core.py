@@ -17,8 +17,10 @@ runs on are shared and noisy). Each measurement is a batch of calls lasting at l
    against the target <= 3x (and, for reference, the same gradient written by hand in numpy).
 3. The product-node graph vectorised (one numpy op per layer), reverse mode: no target.
 4. With --others: the same scalar graph and MLP differentiated by other AD libraries that
-   are importable here (micrograd, HIPS autograd; not dependencies of adkit: install them
-   yourself), as ratios to the same plain programs, beside adkit's.
+   are importable here (micrograd, HIPS autograd, PyTorch, JAX's jit on graphs up to 4,500
+   edges, whose first call, the compile, is excluded; the MLP by autograd only: see
+   scripts/bench_jit.py --others for torch and jax on it; none is a dependency of adkit:
+   install them yourself), as ratios to the same plain programs, beside adkit's.
 
 The exit code is 0 whatever the outcome: this is a report, not a test.
 """
@@ -318,8 +320,13 @@ def _import(name: str) -> Any:
         return None
 
 
-def _scalar_gradients_of_others(f: Callable[[Any], Any]) -> dict[str, Callable[[float], Any]]:
-    """d f / d w by each importable library (f uses only * on its input)."""
+JAX_COMPILE_LIMIT = 4500  # edges: jax's XLA compile grows ~ edges^1.6 (12 s at 4,000 edges)
+
+
+def _scalar_gradients_of_others(f: Callable[[Any], Any], edges: int = 0) -> dict[str, Callable[[float], Any]]:
+    """d f / d w by each importable library (f uses only * on its input): micrograd, HIPS
+    autograd, PyTorch (torch.autograd.grad on a fresh float64 leaf per call) and, up to
+    JAX_COMPILE_LIMIT edges, jax.jit(jax.grad(f)) in float64 (compiled by its first call)."""
     fns: dict[str, Callable[[float], Any]] = {}
     engine = _import("micrograd.engine")
     if engine is not None:
@@ -333,6 +340,19 @@ def _scalar_gradients_of_others(f: Callable[[Any], Any]) -> dict[str, Callable[[
     autograd = _import("autograd")
     if autograd is not None:
         fns["autograd"] = autograd.grad(f)
+    torch = _import("torch")
+    if torch is not None:
+
+        def by_torch(w: float) -> float:
+            x = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+            return float(torch.autograd.grad(f(x), x)[0])
+
+        fns["torch"] = by_torch
+    jax = _import("jax")
+    if jax is not None and edges <= JAX_COMPILE_LIMIT:
+        jax.config.update("jax_enable_x64", True)  # a script of its own: float64 for the whole run
+        compiled = jax.jit(jax.grad(f))
+        fns["jax jit"] = lambda w: float(compiled(w))
     return fns
 
 
@@ -358,13 +378,13 @@ def bench_others(cells, min_time, repeats) -> None:
     print("== 4. Other AD libraries on the same programs (ratios to the plain program; importable ones only) ==")
     others = _scalar_gradients_of_others(lambda w: w)
     if not others:
-        print("   none importable here (tried micrograd, autograd): pip install them to compare\n")
+        print("   none importable here (tried micrograd, autograd, torch, jax): pip install them to compare\n")
         return
     for width, depth in cells:
         f, edges, n = scalar_graph(width, depth)
         w = math.exp(-600 / n)
         exact = n * f(w) / w
-        fns = {"plain": f, "adkit": ad.grad(f), **_scalar_gradients_of_others(f)}
+        fns = {"plain": f, "adkit": ad.grad(f), **_scalar_gradients_of_others(f, edges)}
         wrong = [name for name, fn in fns.items() if name != "plain" and _rel(float(fn(w)), exact) > CHECK_RTOL]
         t = measure(fns, (w,), min_time, repeats)
         ratios = ", ".join(f"{name} {t[name] / t['plain']:.1f}x" for name in fns if name != "plain")
@@ -458,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=None, help="seconds per timed batch (default 0.2; quick 0.05)")
     ap.add_argument("--repeats", type=int, default=None, help="interleaved batches per cell (default 5; quick 3)")
     ap.add_argument(
-        "--others", action="store_true", help="also time micrograd and HIPS autograd where importable (section 4)"
+        "--others",
+        action="store_true",
+        help="also time micrograd, HIPS autograd, torch, jax where importable (section 4)",
     )
     opts = ap.parse_args(argv)
     min_time = opts.min_time if opts.min_time is not None else (0.05 if opts.quick else 0.2)

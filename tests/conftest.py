@@ -7,8 +7,22 @@ build is reproducible and the suite's run time is fixed; local runs use the "dev
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, max_examples=10, deadline=None, database=None, print_blob=True)
 settings.register_profile("dev", max_examples=20, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def jax64():
+    """jax with float64 on for one test (skipped where jax is not installed), the global
+    setting restored afterwards so no other test sees it changed."""
+    jax = pytest.importorskip("jax")
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # older jax has it only here
+        from jax.experimental import enable_x64
+
+    with enable_x64(True):
+        yield jax

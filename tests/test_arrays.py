@@ -526,9 +526,8 @@ def test_escapes_from_np_array_still_refuse():
             ad.grad(f)(1.0)
 
 
-def test_jacobian_of_traced_entries_vs_jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jacobian_of_traced_entries_vs_jax(jax64):
+    jax = jax64
     jnp = jax.numpy
     x = np.array([0.3, -0.7, 1.1])
     mine = ad.jacobian(lambda z: np.array([z[0] * z[1], np.sin(z[2]), z[0]]))(x)

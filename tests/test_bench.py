@@ -335,6 +335,80 @@ def test_cli_peers_option(fake_micrograd, capsys, tmp_path):
     assert data["config"]["peers"] == ["micrograd", "torch"] and len(data["config"]["notes"]) == 1
 
 
+def test_peer_cells_are_timed_with_the_garbage_collector_off_and_versions_recorded(fake_micrograd, monkeypatch):
+    """A full collection inside a timed call costs time in proportion to every object in the
+    process, not to the call's work: timed with gc off (as timeit), back on afterwards."""
+    import gc
+
+    seen = []
+    backward = _FakeValue.backward
+    monkeypatch.setattr(_FakeValue, "backward", lambda self: (seen.append(gc.isenabled()), backward(self)))
+    assert gc.isenabled()
+    result = run(engines=["reverse"], peers=["micrograd"], widths=[2], depths=[2], min_time=MIN_TIME)
+    assert seen and not any(seen) and gc.isenabled() and gc.get_freeze_count() == 0
+    assert "micrograd" in result.environment["peers"] and "peers" in result.to_dict()["environment"]
+
+
+def test_interrupts_held_raise_after_the_block():
+    """What protects jax's compile (and a peer's import): a Ctrl-C or the time limit's alarm
+    during the block lets the block finish, then is raised."""
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with bench._interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)
+    assert finished == [True]
+    with pytest.raises(TimeoutError):
+        with bench._interrupts_held():
+            os.kill(os.getpid(), signal.SIGALRM)
+            finished.append(True)
+    assert finished == [True, True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_first_call_prediction_scales_quadratically_from_a_slow_enough_one():
+    def cell(edges, first):
+        return Cell("jax", 2, 1, 1, edges, 1, "ok", seconds=1e-5, first_call_seconds=first)
+
+    assert bench._predict_first_call([], 100) is None
+    assert bench._predict_first_call([cell(10, 0.09)], 1000) is None  # set-up dominated: not scaled
+    assert bench._predict_first_call([cell(10, 0.09), cell(100, 1.0)], 400) == pytest.approx(16.0)
+
+
+def test_a_compile_predicted_over_the_limit_is_skipped_before_it_starts(fake_micrograd, monkeypatch):
+    monkeypatch.setattr(bench, "_predict_first_call", lambda done, edges: 100.0 if done else None)
+    result = run(engines=[], peers=["micrograd"], widths=[2], depths=[1, 2, 3], min_time=MIN_TIME, timeout=5)
+    assert [c.status for c in result.cells] == ["ok", "skipped", "skipped"]
+    assert "first call (compile) predicted" in result.cells[1].message
+
+
+def test_cli_ctrl_c_while_importing_the_peers(monkeypatch, capsys):
+    def interrupted(peers):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "importable_peers", interrupted)
+    code, out, err = _cli(["bench", "--depth", "1", "--engines", "reverse", "--peers", "torch"], capsys)
+    assert code == 130 and "interrupted before any cell was measured" in err and "Traceback" not in err
+
+
+def test_jax_peer_is_float64_and_leaves_the_users_setting():
+    """2**130 overflows float32: only a float64 gradient is exact. jax's global x64 flag is
+    as the user left it, after gradient_function and after a run."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        spec = product_graph(depth=130, width=2)
+        assert bench.gradient_function("jax", spec.f)(*spec.args) == spec.exact_grad == 2.0**130
+        assert jax.config.jax_enable_x64 is False
+        result = run(engines=[], peers=["jax"], widths=[2], depths=[130], min_time=MIN_TIME)
+        assert result.cells[0].status == "ok" and result.cells[0].rel_error == 0.0
+        assert result.cells[0].first_call_seconds is not None
+        assert jax.config.jax_enable_x64 is False
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
 # --- budget, timeout, agreement ---------------------------------------------------------------------
 
 

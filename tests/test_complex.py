@@ -226,9 +226,8 @@ def test_complex_step_still_checks_real_functions():
         ad.numeric_grad(lambda x: np.abs(x * (3 + 4j)), 1.0, method="complex")
 
 
-def test_against_jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_against_jax(jax64):
+    jax = jax64
     jnp = jax.numpy
     z = 0.7 - 1.3j
     for f, jf in [

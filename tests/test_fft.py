@@ -125,9 +125,8 @@ def test_symbolic_engine_refuses_fft_by_name():
         ad.grad(lambda x: np.sum(np.fft.irfft(x)), engine="symbolic")(np.array([1.0, 2.0, 3.0]))
 
 
-def test_against_jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_against_jax(jax64):
+    jax = jax64
     jnp = jax.numpy
     x = np.array([0.3, -1.2, 0.5, 2.0, 0.1, -0.7])
 

@@ -406,9 +406,8 @@ def test_unsupported_modes_are_named():
         ad.grad(lambda x: np.linalg.norm(x, 3))(a)
 
 
-def test_against_jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_against_jax(jax64):
+    jax = jax64
     jnp = jax.numpy
     a = rng_for("jax").uniform(-1, 1, size=(4, 3))
     s = spd(rng_for("jax"), 3, 3)
