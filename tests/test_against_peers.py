@@ -20,9 +20,8 @@ torch 2.13.0, CPU):
     taken, its FAQ's "where trap"; torch's too), adkit's is 0, the slope of the branch taken.
   * numpy's cholesky and eigvalsh read one triangle of their input, jax's symmetrize it: their
     Jacobians differ off the diagonal, and agree on symmetrized inputs (compared so below).
-  * at a singular matrix, adkit refuses det's derivative (its rule needs A^-1); jax returns
-    the adjugate, which is the derivative there; torch 2.13 returns 0, which is wrong (at
-    [[1, 2], [2, 4]], d det / d a11 = a22 = 4). adkit's is a refusal, not a wrong number.
+  * at a singular matrix, adkit and jax return det's derivative, the cofactor matrix; torch
+    2.13 returns 0, which is wrong (at [[1, 2], [2, 4]], d det / d a11 = a22 = 4).
 """
 
 from __future__ import annotations

@@ -373,12 +373,47 @@ def test_rank_deficient_and_singular_matrices_are_refused():
     with pytest.raises(UndefinedDerivativeError, match=r"np\.linalg\.pinv.*rank-deficient"):
         ad.grad(lambda x: np.sum(np.linalg.pinv(x)))(rank_one)
     singular = np.array([[1.0, 2.0], [2.0, 4.0]])
-    with pytest.raises(UndefinedDerivativeError, match=r"np\.linalg\.det.*singular"):
-        ad.grad(np.linalg.det)(singular)
     with pytest.raises(ad.errors.NonFiniteDerivativeError):  # log |det| = -inf: no derivative either
         ad.grad(lambda x: np.linalg.slogdet(x)[1])(singular)
     with pytest.raises(UndefinedDerivativeError, match=r"np\.linalg\.qr.*full column rank"):
         ad.grad(lambda x: np.sum(np.linalg.qr(x)[0]))(np.ones((3, 2)))
+
+
+def _cofactor_matrix(a: np.ndarray) -> np.ndarray:
+    """(-1)^(i+j) times the minor of entry (i, j): Laplace's expansion, independent of any
+    factorisation."""
+    n = a.shape[0]
+    return np.array(
+        [[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(a, i, 0), j, 1)) for j in range(n)] for i in range(n)]
+    )
+
+
+@pytest.mark.parametrize("engine", ["reverse", "forward"])
+def test_det_has_its_cofactor_matrix_as_derivative_at_singular_matrices(engine):
+    """det is a polynomial: its derivative is the cofactor matrix everywhere (Jacobi's
+    formula), also where A^-1 does not exist. Rank n - 1 (nonzero cofactors), rank n - 2
+    (all cofactors 0), a stack mixing a singular and an invertible matrix. Tolerance: the
+    SVD's rounding is ~eps relative to the largest cofactor (||A||^(n-1)), so 1e-12 of the
+    matrix's scale; the minors are exact for these small integers."""
+    rank_two = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    rank_one = np.outer([1.0, 2.0, 3.0], [1.0, -1.0, 2.0])
+    for a in (np.array([[1.0, 2.0], [2.0, 4.0]]), rank_two, rank_one):
+        got = ad.grad(np.linalg.det, engine=engine)(a)
+        scale = np.linalg.norm(a) ** (a.shape[0] - 1)
+        np.testing.assert_allclose(got, _cofactor_matrix(a), rtol=0, atol=1e-12 * scale)
+    stack = np.stack([rank_two, rank_two + np.eye(3)])
+    got = ad.grad(lambda s: np.sum(np.linalg.det(s)), engine=engine)(stack)
+    for k in range(2):
+        np.testing.assert_allclose(got[k], _cofactor_matrix(stack[k]), rtol=0, atol=1e-12 * 300)
+
+
+def test_det_second_derivative_at_a_singular_matrix_is_refused():
+    singular = np.array([[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(UndefinedDerivativeError, match=r"np\.linalg\.det.*second derivative.*singular"):
+        ad.hessian(np.linalg.det)(singular)
+    # away from it, the Hessian of det is the constant permutation tensor (2 x 2: d2 det / da11 da22 = 1)
+    h = ad.hessian(np.linalg.det)(singular + np.eye(2))
+    assert h[0, 0, 1, 1] == pytest.approx(1.0, abs=1e-12) and h[0, 1, 1, 0] == pytest.approx(-1.0, abs=1e-12)
 
 
 def test_symbolic_engine_refuses_decompositions_by_name_and_differentiates_the_rest():

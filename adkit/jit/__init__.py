@@ -180,6 +180,12 @@ class Jitted:
         try:
             with trace, adjoint_names(trace, enabled=names) as named:
                 result = self.fn(*a, **kw)
+        except Exception as error:
+            if trace.concrete is None:
+                raise
+            # fn read a traced value's number before it failed: the recording was not going to
+            # be replayed anyway, and the eager call decides (a rule may answer there, or raise)
+            raise _RunsEagerly(trace.concrete) from error
         finally:
             core.nograd_recorder = previous
         out_leaves, out_def = tree_flatten(result)
@@ -200,7 +206,11 @@ class Jitted:
 
     def _record_and_run(self, entry: _Entry, args: Any, kwargs: Any, traced: Any) -> Any:
         with _gc_paused():  # the collector's passes over a growing recording would make it quadratic
-            trace, inputs, outputs, out_def, _ = self._record(args, kwargs)
+            try:
+                trace, inputs, outputs, out_def, _ = self._record(args, kwargs)
+            except _RunsEagerly as eager:
+                entry.eager_reason = eager.reason
+                return self.fn(*args, **kwargs)
             concrete = trace.concrete
             program = None if concrete else emit(trace, inputs, outputs, title=f"jit_{_name(self.fn)}")
             trace.release()
@@ -219,7 +229,10 @@ class Jitted:
         """The program jit runs for these arguments: the recorded ops in order, then (for a
         gradient) the adjoints in reverse order, named like the lecture (v3_bar = ...)."""
         with _gc_paused():
-            trace, inputs, outputs, _, (names, aliases) = self._record(args, kwargs, names=True)
+            try:
+                trace, inputs, outputs, _, (names, aliases) = self._record(args, kwargs, names=True)
+            except _RunsEagerly as eager:
+                return f"# {_name(self.fn)} runs eagerly at these arguments: {eager.reason}\n"
             if trace.concrete is not None:
                 text = f"# {_name(self.fn)} runs eagerly at these arguments: {trace.concrete}\n"
             else:
@@ -248,6 +261,14 @@ class Jitted:
                 names[inputs[k]] = identifier(base if len(leaves) == 1 else f"{base}_{j}", taken)
                 k += 1
         return names
+
+
+class _RunsEagerly(Exception):
+    """A recording that failed after it was marked concrete: the eager call decides."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _output_names(outputs: list[Any], input_names: dict[int, str]) -> dict[int, str]:

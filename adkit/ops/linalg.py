@@ -272,6 +272,32 @@ def _det_impl(a: Any) -> Any:
     return np.linalg.det(a)
 
 
+def _cofactors(a: Any, out: Any) -> Any:
+    """d det(A) / dA, the cofactor matrix adj(A)^T (Jacobi's formula). For an invertible A it
+    is det(A) A^-T, written with registry ops so that it can be differentiated again. det is a
+    polynomial, so it has this derivative at a singular A too: from A = U S V^T,
+    cof(A) = det(U) det(V) U diag(prod_{j != i} s_j) V^T (0 when the rank is below n - 1),
+    computed from the values; its own derivative there is refused (adkit does not
+    differentiate the SVD at a zero singular value)."""
+    values = primal(a)
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(values)
+    if np.all(cond < 1.0 / np.finfo(float).eps):
+        return _trailing(out) * mT(R["inv"](a))
+    if not np.all(np.isfinite(values)):
+        raise UndefinedDerivativeError("np.linalg.det: the matrix has inf or NaN entries")
+    if a is not values:
+        raise UndefinedDerivativeError(
+            "np.linalg.det: a second derivative of det at a singular matrix (its determinant is 0): the "
+            "cofactor matrix there comes from an SVD, which adkit does not differentiate at a zero singular value"
+        )
+    u, sv, vt = np.linalg.svd(values)
+    n = sv.shape[-1]
+    others = np.stack([np.prod(np.delete(sv, i, axis=-1), axis=-1) for i in range(n)], axis=-1)
+    signs = np.linalg.det(u) * np.linalg.det(vt)
+    return (signs[..., None, None] * u * others[..., None, :]) @ vt
+
+
 def _trailing(v: Any) -> Any:
     return R["reshape"](v, shape=shape_of(v) + (1, 1))
 
@@ -280,16 +306,16 @@ register(
     Op(
         "det",
         _det_impl,
-        jvp=lambda tangents, xs, out, nb: out * R["sum"](tangents[0] * _inverse_transpose(xs[0], "det"), axis=(-2, -1)),
-        vjp=lambda g, xs, out, needed: (_trailing(g * out) * _inverse_transpose(xs[0], "det"),),
+        jvp=lambda tangents, xs, out, nb: R["sum"](tangents[0] * _cofactors(xs[0], out), axis=(-2, -1)),
+        vjp=lambda g, xs, out, needed: (_trailing(g) * _cofactors(xs[0], out),),
         sympy=_per_matrix(lambda sp, a: _matrix(sp, a).det()),
         examples=lambda rng: [
             ((_rand(rng, 3, 3) + 2 * np.eye(3),), {}),
             ((_rand(rng, 2, 3, 3) + 2 * np.eye(3),), {}),
         ],
         numpy_names=(np.linalg.det,),
-        kinks="needs an invertible matrix for its derivative (A^-T): refused at a singular one",
-        doc="Determinant (stacks too); backward g det(A) A^-T (Jacobi's formula).",
+        doc="Determinant (stacks too); backward g cof(A), the cofactor matrix (Jacobi's formula): det(A) A^-T "
+        "for an invertible A, from the SVD at a singular one.",
     )
 )
 
