@@ -372,3 +372,14 @@ def test_jit_returns_the_types_eager_returns(x: Any) -> None:
         assert [type(v) for v in flat_got] == [type(v) for v in flat_expected]
         assert [np.shape(v) for v in flat_got] == [np.shape(v) for v in flat_expected]
         assert same(got, expected)
+
+
+def test_a_recording_that_fails_after_a_concrete_read_runs_eagerly() -> None:
+    """det's rule reads the matrix's values (its condition number) before it picks a formula:
+    such a recording is never replayed, so a failure inside it must not reach the caller
+    when the eager call answers (the cofactor matrix of a singular matrix)."""
+    singular = np.array([[1.0, 2.0], [2.0, 4.0]])
+    jg = ad.jit(ad.grad(np.linalg.det))
+    assert same(jg(singular), ad.grad(np.linalg.det)(singular))
+    assert jg.eager_reason is not None and "reads a traced value" in jg.eager_reason
+    assert jg.source(singular).startswith("# det runs eagerly")
