@@ -10,17 +10,17 @@ confuse their perturbations and no state is left behind between calls.
 from __future__ import annotations
 
 import functools
-import gc
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from adkit.engines import ENGINES, GRAD_ENGINES
+from adkit.engines import gc_paused as _gc_paused
 from adkit.engines.forward import Dual, ForwardTrace, make_dual
 from adkit.engines.reverse import ReverseTrace, Var, gradient_of, node_of
+from adkit.engines.reverse import record as _record
 from adkit.errors import (
     AdkitTypeError,
     AdkitValueError,
@@ -30,27 +30,12 @@ from adkit.errors import (
 from adkit.graph import refuse_nesting
 from adkit.ops import strong_zero
 from adkit.ops.core import REGISTRY, Tracer, is_complex, lift_object, peek, primal, shape_of
+from adkit.trees import Prepared as _Prepared
 from adkit.trees import argnums_tuple, as_input, refuse_complex_inputs, tree_flatten, tree_unflatten
+from adkit.trees import is_scalar_list as _is_scalar_list
+from adkit.trees import output_value as _output_value
 
 DIFFERENTIATING_ENGINES = GRAD_ENGINES  # the engines besides forward and reverse register here
-
-
-@contextmanager
-def _gc_paused():
-    """Pause the cyclic GC while a tape is recorded and swept: the collector's passes over
-    millions of young tracers would cost more than the tape, and the tape's only cycle
-    (nodes -> trace -> tape) is broken by `ReverseTrace.release()`.
-
-    Used as a decorator on the functions that own a tape, so that their locals (the
-    tape's last references) are gone before the collector runs again: otherwise its
-    first pass would walk every node of a tape that is about to be freed anyway."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 _is_finite = strong_zero.is_finite
@@ -68,23 +53,6 @@ def _check_finite(values: Sequence[Any], describe: Callable[[], str], what: str)
                 "the function (np.linalg.norm instead of sqrt(sum(x**2)), np.where to mask a branch)."
             )
             raise NonFiniteDerivativeError(f"the {what} is not finite: {reason}. {advice}")
-
-
-def _is_scalar_list(x: Any) -> bool:
-    return isinstance(x, (list, tuple)) and bool(x) and all(np.ndim(primal(o)) == 0 for o in x)
-
-
-def _output_value(out: Any) -> Any:
-    """Check f's output is numeric and return it (lists of scalars are stacked, and so
-    are object arrays of traced values: np.array([x, y]))."""
-    out = lift_object(out)
-    if _is_scalar_list(out):
-        out = REGISTRY["stack"](*out)
-    if isinstance(out, Tracer):
-        return out
-    if not isinstance(out, (int, float, np.number, np.bool_, np.ndarray)):  # bools: derivative 0
-        raise AdkitTypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
-    return out
 
 
 def _lifted(out: Any) -> Any:
@@ -134,55 +102,6 @@ def _dtype(x: Any) -> Any:
 
 
 # --- reverse mode ------------------------------------------------------------------------------
-
-
-class _Prepared:
-    """f's arguments with the differentiated ones replaced by tracers."""
-
-    def __init__(self, args: Sequence[Any], argnums: tuple[int, ...], make: Callable[[Any, int], Any]):
-        self.args = list(args)
-        self.treedefs: list[Any] = []
-        self.leaves: list[list[Any]] = []
-        self.traced: list[list[Any]] = []
-        k = 0
-        for n in argnums:
-            leaves, treedef = tree_flatten(args[n])
-            leaves = [as_input(leaf, f"argument {n}") for leaf in leaves]
-            traced = []
-            for leaf in leaves:
-                traced.append(make(leaf, k))
-                k += 1
-            self.treedefs.append(treedef)
-            self.leaves.append(leaves)
-            self.traced.append(traced)
-            self.args[n] = tree_unflatten(treedef, traced)
-        self.total = k
-
-    def rebuild(self, per_leaf: Sequence[Sequence[Any]], single: bool) -> Any:
-        trees = tuple(tree_unflatten(d, vals) for d, vals in zip(self.treedefs, per_leaf))
-        return trees[0] if single else trees
-
-
-def _record(
-    f: Callable[..., Any],
-    args: Sequence[Any],
-    argnums: tuple[int, ...],
-    strict: bool = False,
-    output: Callable[[Any], Any] = _output_value,
-) -> tuple[ReverseTrace, _Prepared, Any]:
-    """Run f on a new tape (a strict one for the strong-zero rule: see reverse.ReverseTrace);
-    f's result goes through `output` (the checked value; its leaves for a Jacobian). The
-    caller releases the trace when done with it (on an error here, it is released before
-    the error propagates)."""
-    trace = ReverseTrace(strict)
-    try:
-        with translate_numpy_refusals, trace:
-            prep = _Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
-            out = output(f(*prep.args))
-    except BaseException:
-        trace.release()
-        raise
-    return trace, prep, out
 
 
 def _sweep(

@@ -8,13 +8,13 @@ graph and the engines can use it without importing the transforms.
 from __future__ import annotations
 
 import fractions
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from adkit.errors import AdkitTypeError, AdkitValueError
-from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, Tracer, is_complex
+from adkit.ops.core import NDARRAY_SUBCLASS_ADVICE, REGISTRY, Tracer, is_complex, lift_object, primal
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -101,3 +101,49 @@ def argnums_tuple(argnums: int | Sequence[int], nargs: int) -> tuple[int, ...]:
         if not isinstance(n, int) or not -nargs <= n < nargs:
             raise AdkitValueError(f"argnums={argnums!r} does not fit a call with {nargs} positional argument(s)")
     return tuple(n % nargs for n in nums)
+
+
+class Prepared:
+    """f's arguments with the differentiated ones (argnums) replaced by what `make(leaf, k)`
+    returns for their k-th leaf (an engine's tracers); `rebuild` puts per-leaf results back
+    into the arguments' structure."""
+
+    def __init__(self, args: Sequence[Any], argnums: tuple[int, ...], make: Callable[[Any, int], Any]):
+        self.args = list(args)
+        self.treedefs: list[Any] = []
+        self.leaves: list[list[Any]] = []
+        self.traced: list[list[Any]] = []
+        k = 0
+        for n in argnums:
+            leaves, treedef = tree_flatten(args[n])
+            leaves = [as_input(leaf, f"argument {n}") for leaf in leaves]
+            traced = []
+            for leaf in leaves:
+                traced.append(make(leaf, k))
+                k += 1
+            self.treedefs.append(treedef)
+            self.leaves.append(leaves)
+            self.traced.append(traced)
+            self.args[n] = tree_unflatten(treedef, traced)
+        self.total = k
+
+    def rebuild(self, per_leaf: Sequence[Sequence[Any]], single: bool) -> Any:
+        trees = tuple(tree_unflatten(d, vals) for d, vals in zip(self.treedefs, per_leaf))
+        return trees[0] if single else trees
+
+
+def is_scalar_list(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and bool(x) and all(np.ndim(primal(o)) == 0 for o in x)
+
+
+def output_value(out: Any) -> Any:
+    """Check f's output is numeric and return it (lists of scalars are stacked, and so
+    are object arrays of traced values: np.array([x, y]))."""
+    out = lift_object(out)
+    if is_scalar_list(out):
+        out = REGISTRY["stack"](*out)
+    if isinstance(out, Tracer):
+        return out
+    if not isinstance(out, (int, float, np.number, np.bool_, np.ndarray)):  # bools: derivative 0
+        raise AdkitTypeError(f"f must return a number or a numpy array, got {type(out).__name__}")
+    return out

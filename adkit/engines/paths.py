@@ -8,9 +8,10 @@ ending at nodes with the same successors (a layer of the lecture's product graph
 numpy block, extended along every edge by one multiply, so the product of a path's prefix
 is computed once for all the paths that continue it, and a chain of single-successor nodes
 is one step: 1-10 ns per path on the product graphs (the one-path-at-a-time loop took
-~500 ns). A program of Python floats is recorded on the reverse engine's tape, so the
-set-up costs about what reverse mode's recording costs (scripts/bench_paths.py); any other
-program is traced into a Graph and scalarised. The number of paths grows as width**depth
+~500 ns). A program of Python floats is recorded with `reverse.record` (the one engine
+this one imports, as the numeric engine does: a tape of FloatVars *is* the lecture's graph,
+a Wengert list with z(i, j) on it), so the set-up costs about what reverse mode's recording
+costs (scripts/bench_paths.py); any other program is traced into a Graph and scalarised. The number of paths grows as width**depth
 on the lecture's product-node graphs; it is counted in advance by dynamic programming
 (`Graph.count_paths`), so the engine refuses before it starts when the count exceeds the
 budget. `heaviest_paths` finds the k paths with the largest |product| without enumerating
@@ -28,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from adkit.engines import gc_paused
+from adkit.engines.reverse import FloatVar, record
 from adkit.errors import AdkitError, AdkitTypeError, AdkitValueError, NonFiniteDerivativeError
 from adkit.formatting import format_count, format_seconds
 from adkit.graph import Graph, trace
-from adkit.transforms import _gc_paused, _record
 
 DEFAULT_BUDGET = 1_000_000
 SECONDS_PER_PATH = 1e-8  # enumeration time per path, the upper end of scripts/bench_paths.py's 1-10 ns
@@ -333,13 +335,12 @@ def _scalar_program(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[i
     a zero local derivative (the strong-zero rule must classify it as exact or not), a
     non-finite value or local derivative (whose refusal names the culprit), or f raising
     (the Graph route raises it again)."""
-    from adkit.engines.reverse import FloatVar
     from adkit.trees import as_input, tree_flatten
 
     try:
         if not all(type(as_input(leaf, "")) is float for n in argnums for leaf in tree_flatten(args[n])[0]):
             return None
-        trace, prep, out = _record(f, args, argnums)
+        trace, prep, out = record(f, args, argnums)
     except Exception:  # noqa: BLE001 (the generic route raises it with its own diagnosis)
         return None
     try:
@@ -423,7 +424,7 @@ def _generic_op_edges(
     return True
 
 
-@_gc_paused()  # as in reverse mode: the collector's passes over the tape would cost more than it
+@gc_paused()  # as in reverse mode: the collector's passes over the tape would cost more than it
 def paths_value_and_grad(f: Callable[..., Any], args: Sequence[Any], argnums: tuple[int, ...], single: bool):
     """The engine entry point used by adkit.grad(f, engine="paths"): the arguments not in
     argnums are constants. A program of Python floats is recorded on the reverse engine's

@@ -17,12 +17,13 @@ collector. The sweep is a loop, not a recursion: a chain of a million ops is fin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from adkit.engines.fastpath import install
+from adkit.errors import translate_numpy_refusals
 from adkit.ops import strong_zero
 from adkit.ops.array import unbroadcast
 from adkit.ops.core import (
@@ -39,6 +40,7 @@ from adkit.ops.core import (
     shape_of,
     zeros_are_structural,
 )
+from adkit.trees import Prepared, output_value
 
 UNTOUCHED = float(0)  # the initial adjoint: compared by identity
 
@@ -418,6 +420,28 @@ def _float_var(value: float, trace: ReverseTrace, in0: Any, d0: Any, in1: Any, d
 def node_of(v: Var) -> Any:
     """The tape node of a traced value (a FloatVar is its own)."""
     return v if v.__class__ is FloatVar else v.node
+
+
+def record(
+    f: Callable[..., Any],
+    args: Sequence[Any],
+    argnums: tuple[int, ...],
+    strict: bool = False,
+    output: Callable[[Any], Any] = output_value,
+) -> tuple[ReverseTrace, Prepared, Any]:
+    """Run f on a new tape (a strict one for the strong-zero rule: see reverse.ReverseTrace);
+    f's result goes through `output` (the checked value; its leaves for a Jacobian). The
+    caller releases the trace when done with it (on an error here, it is released before
+    the error propagates)."""
+    trace = ReverseTrace(strict)
+    try:
+        with translate_numpy_refusals, trace:
+            prep = Prepared(args, argnums, lambda leaf, k: trace.new_input(leaf))
+            out = output(f(*prep.args))
+    except BaseException:
+        trace.release()
+        raise
+    return trace, prep, out
 
 
 def gradient_of(v: Var) -> Any:

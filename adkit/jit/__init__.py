@@ -40,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from adkit.engines import gc_paused as _gc_paused
 from adkit.errors import AdkitTypeError, JitCacheError
 from adkit.jit.emit import MISS, NONFINITE, Program, emit, identifier
 from adkit.jit.naming import adjoint_names
 from adkit.jit.trace import Const, JitTrace, JitTracer, record_nograd
 from adkit.ops import core
 from adkit.ops.core import Tracer, scalar_namespace
-from adkit.transforms import _gc_paused
 from adkit.trees import tree_flatten, tree_unflatten
 
 __all__ = ["Jitted", "jit"]

@@ -40,7 +40,7 @@ _HARMLESS = {
     "size",
     "_dtype",
     "_float_dtype",
-    "_is_scalar_list",
+    "is_scalar_list",
     "__format__",
     "__repr__",
     "__len__",
