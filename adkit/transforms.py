@@ -787,14 +787,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tupl
     _check_callable(f, "vjp")
     nums = tuple(range(len(primals)))
     with _gc_paused():
-        trace = ReverseTrace()
-        try:
-            with translate_numpy_refusals, trace:
-                prep = _Prepared(primals, nums, lambda leaf, k: trace.new_input(leaf))
-                out = _lifted(f(*prep.args))
-        except BaseException:
-            trace.release()
-            raise
+        trace, prep, out = _record(f, primals, nums, output=_lifted)
     owner = _TapeOwner(
         trace, _StrictTape(lambda: _record(f, primals, nums, True, lambda raw: tree_flatten(_lifted(raw))[0]))
     )

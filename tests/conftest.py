@@ -5,7 +5,10 @@ build is reproducible and the suite's run time is fixed; local runs use the "dev
 (random examples, a few more of them). Select one explicitly with HYPOTHESIS_PROFILE.
 """
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -26,3 +29,14 @@ def jax64():
 
     with enable_x64(True):
         yield jax
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (for the tests of the benchmark scripts); it
+    stays in sys.modules under `name` until the caller removes it."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

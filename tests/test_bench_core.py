@@ -4,22 +4,15 @@ Timings are not asserted (they are the report's business, not a test's); what is
 is that every section runs and that the gradients it times pass its own correctness checks.
 """
 
-import importlib.util
-import pathlib
 import sys
 
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "bench_core.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench_core():
-    spec = importlib.util.spec_from_file_location("bench_core", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_core"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("bench_core")
     del sys.modules["bench_core"]
 
 

@@ -1,25 +1,18 @@
 """scripts/bench_jit.py's --others: the peers' gradients are checked against adkit's before
 they are timed, and a wrong one stops the report. Timings are not asserted."""
 
-import importlib.util
-import pathlib
 import sys
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 import adkit as ad
-
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "bench_jit.py"
 
 
 @pytest.fixture(scope="module")
 def bench_jit():
-    spec = importlib.util.spec_from_file_location("bench_jit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_jit"] = module
-    spec.loader.exec_module(module)
-    yield module
+    yield load_script("bench_jit")
     del sys.modules["bench_jit"]
 
 
