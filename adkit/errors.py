@@ -1,5 +1,7 @@
 """Exceptions adkit raises: each names the problem and the fix."""
 
+import re
+
 
 class AdkitError(Exception):
     """Base class of every error adkit raises on purpose."""
@@ -43,10 +45,17 @@ class NestedEngineError(AdkitTypeError):
     values traced by an enclosing derivative call, so the outer derivative would be lost."""
 
 
+_OBJECT_LOOP = re.compile(
+    r"loop of ufunc does not support argument \d+ of type (\w+) which has no callable (\w+) method"
+)
+
+
 class _TranslateNumpyRefusals:
     """Context manager: numpy's own ValueError "setting an array element with a sequence",
     raised because a traced value refused to become a float (a[i] = x into a plain numpy
-    array), re-raised as an InPlaceUpdateError that says what happened and what to do.
+    array), re-raised as an InPlaceUpdateError that says what happened and what to do; and
+    numpy's TypeError from a math ufunc on an object array mixing traced values and plain
+    numbers (np.exp(np.array([x, 1.0]))), re-raised with the fix (np.stack).
     A class, not a generator: it runs around every derivative call."""
 
     __slots__ = ()
@@ -55,6 +64,16 @@ class _TranslateNumpyRefusals:
         return None
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+        if kind is TypeError and exc is not None:
+            found = _OBJECT_LOOP.search(str(exc))
+            if found is not None:
+                kind_name, method = found.groups()
+                raise AdkitTypeError(
+                    f"np.{method} met an object array that mixes traced values with plain numbers (a "
+                    f"{kind_name} among them), as np.array([x, 1.0]) builds: numpy then calls .{method}() "
+                    "on each entry, and a plain number has no such method. Build the array with "
+                    "np.stack([x, 1.0]) (or np.hstack / np.concatenate), which makes it one traced array."
+                ).with_traceback(exc.__traceback__) from exc
         if exc is not None and kind is ValueError and isinstance(exc.__cause__, TracerConversionError):
             raise InPlaceUpdateError(
                 "a traced value was stored into a plain numpy array (a[i] = x, or a[:] = ...): numpy "

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import AdkitValueError, UnsupportedFunctionError
+from adkit.errors import AdkitTypeError, AdkitValueError, UnsupportedFunctionError
 from adkit.ops.core import NUMPY_HANDLERS, NUMPY_NAMES, REGISTRY, Tracer, is_complex, lift_object, primal, shape_of
 from adkit.ops.special import scipy_ufunc
 
@@ -916,7 +916,37 @@ UFUNC_COMPOSITES: dict[Any, Callable[..., Any]] = {
     # piecewise constant (derivative 0) and x - floor(x / y) y (derivatives 1 and -floor(x / y))
     np.floor_divide: lambda x, y: R["floor"](x / y),
     np.remainder: lambda x, y: x - R["floor"](x / y) * y,
+    # C's fmod: x - trunc(x / y) y (derivatives 1 and -trunc(x / y), as for remainder)
+    np.fmod: lambda x, y: x - R["trunc"](x / y) * y,
+    np.ldexp: lambda x, n: x * _power_of_two(n),
 }
+
+
+def _power_of_two(n: Any) -> Any:
+    """2**n for np.ldexp's integer exponent (exact): a traced exponent is not an integer."""
+    if isinstance(n, Tracer):
+        raise AdkitTypeError("np.ldexp(x, n) needs an integer exponent n, not a traced value: use x * 2.0 ** n")
+    return np.ldexp(1.0, n)
+
+
+def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    """Finite entries pass through (derivative 1); inf and NaN become numbers that do not
+    depend on x (derivative 0)."""
+    values = primal(x)
+    return R["where"](np.isfinite(values), x, np.nan_to_num(values, nan=nan, posinf=posinf, neginf=neginf))
+
+
+def _real_if_close(a: Any, tol: float = 100) -> Any:
+    """numpy's rule: the real part when every imaginary part is below tol machine epsilons."""
+    if not is_complex(a):
+        return a
+    values = primal(a)
+    eps = np.finfo(values.dtype).eps if tol > 1 else 1.0
+    return R["real"](a) if np.all(np.abs(values.imag) < tol * eps) else a
+
+
+FUNCTIONS[np.nan_to_num] = _nan_to_num
+FUNCTIONS[np.real_if_close] = _real_if_close
 
 # functions whose result carries no derivative: computed on the plain values
 CONSTANT_FUNCTIONS = {

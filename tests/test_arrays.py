@@ -209,6 +209,20 @@ DOC_EXAMPLES = {
     "maximum.accumulate": (np.maximum.accumulate, [1, 3, 2, 5, 4], [1, 3, 3, 5, 5]),
     "meshgrid x": (lambda a: np.meshgrid(a, [0.0, 1.0])[0], [0, 0.5, 1], [[0, 0.5, 1], [0, 0.5, 1]]),
     "meshgrid y": (lambda a: np.meshgrid([0, 0.5, 1], a)[1], [0, 1], [[0, 0, 0], [1, 1, 1]]),
+    "fmod": (lambda a: np.fmod(a, 2), [-3, -2, -1, 1, 2, 3], [-1, 0, -1, 1, 0, 1]),
+    "fmod divisor": (lambda a: np.fmod([5, 3], a), [2, 2], [1, 1]),
+    "ldexp": (lambda a: np.ldexp(a, np.arange(4)), [5, 5, 5, 5], [5, 10, 20, 40]),
+    "nan_to_num": (
+        np.nan_to_num,
+        [np.inf, -np.inf, np.nan, -128, 128],
+        [1.7976931348623157e308, -1.7976931348623157e308, 0, -128, 128],
+    ),
+    "nan_to_num values": (
+        lambda a: np.nan_to_num(a, nan=-9999, posinf=33333333, neginf=33333333),
+        [np.inf, -np.inf, np.nan, -128, 128],
+        [33333333, 33333333, -9999, -128, 128],
+    ),
+    "real_if_close": (lambda a: np.real_if_close(a + 4e-14j), [2.1, 5.2], [2.1, 5.2]),
 }
 
 
@@ -242,6 +256,9 @@ CASES = {
     "diagonal axes": (lambda a: np.diagonal(a, 1, 2, 0), B),
     "trace offset": (lambda a: np.trace(a, -1), A),
     "trace axes": (lambda a: np.trace(a, 1, 0, 2), B),
+    "fmod": (lambda a: np.fmod(3.0 * a, a[::-1] + 2.5), A),
+    "ldexp": (lambda a: np.ldexp(a, [[1, -2, 0, 3]]), A),
+    "nan_to_num": (lambda a: np.nan_to_num(np.exp(a)), np.array([1000.0, 0.5, 2.0])),  # exp(1000 +- h) = inf
     "roll": (lambda a: np.roll(a, 3), A),
     "roll axes": (lambda a: np.roll(a, (1, -2), axis=(0, 1)), A),
     "flip": (np.flip, B),
@@ -636,3 +653,17 @@ def test_quantile_with_random_levels_methods_and_axes(shape, q, method, seed, da
     axis = data.draw(st.sampled_from([None, *range(len(shape))]))
     keepdims = data.draw(st.booleans())
     _check_against_numpy(lambda a: np.quantile(a, q, axis=axis, method=method, keepdims=keepdims), x)
+
+
+@pytest.mark.parametrize("engine", ["reverse", "forward", "symbolic", "paths"])
+def test_math_ufunc_on_an_object_array_with_plain_numbers_is_refused_with_the_fix(engine):
+    """np.array([x, 1.0]) is an object array holding a plain float beside a traced value;
+    numpy computes np.exp of it entry by entry with .exp() methods, which a float lacks.
+    That is refused by name, with np.stack as the fix (and np.stack's gradient is right:
+    d/da sum(exp([a0, 1, a1])) = exp(a))."""
+    a = np.array([0.1, 0.2])
+    with pytest.raises(ad.AdkitError, match=r"np\.exp met an object array.*np\.stack\(\[x, 1\.0\]\)") as info:
+        ad.grad(lambda v: np.sum(np.exp(np.array([v[0], 1.0, v[1]]))), engine=engine)(a)
+    assert isinstance(info.value, TypeError)  # what numpy raised, for existing except clauses
+    got = ad.grad(lambda v: np.sum(np.exp(np.stack([v[0], 1.0, v[1]]))), engine=engine)(a)
+    np.testing.assert_allclose(got, np.exp(a), rtol=1e-13)
