@@ -667,3 +667,22 @@ def test_math_ufunc_on_an_object_array_with_plain_numbers_is_refused_with_the_fi
     assert isinstance(info.value, TypeError)  # what numpy raised, for existing except clauses
     got = ad.grad(lambda v: np.sum(np.exp(np.stack([v[0], 1.0, v[1]]))), engine=engine)(a)
     np.testing.assert_allclose(got, np.exp(a), rtol=1e-13)
+
+
+@pytest.mark.parametrize("engine", ["reverse", "forward", "symbolic", "paths", "numeric"])
+def test_integer_casts_of_traced_values_are_constants(engine):
+    """x.astype(int), np.int64(x) and x.astype(bool) are piecewise constant in x: plain arrays
+    (derivative 0), usable as indices (autograd's test_cast_to_int: W's last column, cast,
+    picks rows of W). d/dW sum(W[idx]) counts how often each row is picked; the column that
+    made idx gets nothing from the cast. The symbolic engine reads the mask as 1 / 0."""
+    w = np.array([[0.5, 1.0, 2.7], [1.5, -2.0, 0.2], [0.3, 0.1, 1.9]])
+
+    def picked(v):
+        rows = v[:, -1].astype(np.int64)  # [2, 0, 1]
+        also = np.int64(v[:, -1])
+        return np.sum(v[rows, :-1]) + np.sum(v[also, :-1] * v[also, :-1].astype(bool))
+
+    expected = np.zeros_like(w)
+    expected[:, :-1] = 2.0  # every row picked once by each sum; the boolean mask is 1 (no entry is 0)
+    # numeric differences of this piecewise-linear f are exact up to rounding of the steps
+    np.testing.assert_allclose(ad.grad(picked, engine=engine)(w), expected, rtol=1e-9, atol=1e-9)

@@ -71,12 +71,23 @@ def to_sympy_constant(c: Any) -> Any:
     return c
 
 
+def _as_number(sp: Any, a: Any) -> Any:
+    """True / False as 1 / 0 (sympy's arithmetic refuses booleans; numpy's treats them so)."""
+    if isinstance(a, (bool, np.bool_)):
+        return sp.Integer(int(a))
+    if isinstance(a, np.ndarray) and a.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in a.flat):
+        return np.vectorize(lambda v: _as_number(sp, v), otypes=[object])(a)
+    return a
+
+
 def _apply(op, args: Sequence[Any], params: dict[str, Any]) -> Any:
     if op.sympy is None:
         raise AdkitError(
             f"the symbolic engine cannot differentiate {op.name}: {op.sympy_refusal or 'it has no sympy form'}"
         )
     sp = _sympy()
+    # a boolean constant (a mask) as a number, except where it is a condition (np.where's c)
+    args = [a if name == "c" else _as_number(sp, a) for a, name in zip(args, (*op.args, *[""] * len(args)))]
     if op.partials is not None:  # elementwise: the sympy form per element
         if any(isinstance(a, np.ndarray) and a.ndim > 0 for a in args):
             arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in args])

@@ -462,6 +462,8 @@ class Tracer:
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         if dtype is None or np.dtype(dtype) == object:
             return object_array(self)  # np.array([x, y]): adkit stacks it where it meets it
+        if np.dtype(dtype).kind in "iub":  # np.int64(x), np.asarray(x, dtype=int): indices, masks
+            return _integer_cast(self, dtype)
         caller = _numpy_caller()
         if caller is not None:
             raise UnsupportedFunctionError(
@@ -625,6 +627,8 @@ class Tracer:
             return self
         if kind == "c":
             return REGISTRY["add"](self, 0j)  # promotion to complex: the identity on the value
+        if kind in "iub":
+            return _integer_cast(self, dtype)
         raise TracerConversionError(
             f"astype({dtype}) of a traced value would drop its derivative: only float and complex dtypes keep it"
         )
@@ -830,6 +834,14 @@ def lift_object(a: Any) -> Any:
             )
     stacked = REGISTRY["stack"](*[e if isinstance(e, Tracer) else float(e) for e in entries])
     return REGISTRY["reshape"](stacked, shape=a.shape)
+
+
+def _integer_cast(x: Tracer, dtype: Any) -> np.ndarray:
+    """x as integers (truncated, as numpy casts) or booleans: a plain array, a constant of the
+    derivative. An integer-valued function of x is piecewise constant, so its derivative is 0
+    wherever it exists (as np.floor's); JAX's astype(int) and torch's .long() do the same.
+    Python's int(x) stays refused (it is mostly a loop count or an index written by mistake)."""
+    return np.asarray(primal(x)).astype(dtype)
 
 
 def primal(x: Any) -> Any:
