@@ -367,3 +367,37 @@ def _resolves(name: str) -> bool:
         return hasattr(importlib.import_module(module), attr)
     except ImportError:
         return False
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("scipy.linalg.sqrtm", lambda sl, ss, a: np.sum(sl.sqrtm(a))),
+        ("scipy.linalg.solve_triangular", lambda sl, ss, a: np.sum(sl.solve_triangular(a, np.ones(2)))),
+        ("scipy.linalg.expm", lambda sl, ss, a: np.sum(sl.expm(a))),
+        ("scipy.special.logsumexp", lambda sl, ss, a: ss.logsumexp(a)),
+        ("scipy.special.log_softmax", lambda sl, ss, a: np.sum(ss.log_softmax(a))),
+    ],
+)
+def test_scipy_functions_that_need_plain_arrays_are_refused_by_name(name, call):
+    """scipy.linalg converts its input for LAPACK, and scipy.special's logsumexp / log_softmax
+    run numpy code that fails on object arrays: each is refused naming the function the user
+    called (not scipy's "object arrays are not supported" or numpy's isfinite TypeError)."""
+    sl = pytest.importorskip("scipy.linalg")
+    ss = pytest.importorskip("scipy.special")
+    a = np.array([[2.0, 0.5], [0.0, 3.0]])
+    with pytest.raises(ad.UnsupportedFunctionError, match=rf"^{re.escape(name)} is not supported") as info:
+        ad.grad(lambda v: call(sl, ss, v))(a)
+    assert isinstance(info.value, ad.AdkitError)
+    if name.startswith("scipy.special"):
+        assert f"adkit.scipy.special.{name.split('.')[-1]}" in str(info.value)
+
+
+def test_scipy_special_softmax_still_computes_on_object_arrays():
+    """softmax's numpy code works on numpy's object arrays of traced scalars: it is let
+    through, and its gradient is the closed form d/dx sum(s**2) = 2 s * (s - sum(s**2))."""
+    ss = pytest.importorskip("scipy.special")
+    x = np.array([0.1, 0.5, 1.0])
+    s = np.exp(x) / np.sum(np.exp(x))
+    got = ad.grad(lambda v: np.sum(ss.softmax(v) ** 2))(x)
+    np.testing.assert_allclose(got, 2 * s * (s - np.sum(s**2)), rtol=1e-12)

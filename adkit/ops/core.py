@@ -461,6 +461,12 @@ class Tracer:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         if dtype is None or np.dtype(dtype) == object:
+            refused = _scipy_caller()
+            if refused is not None:
+                raise UnsupportedFunctionError(
+                    f"{refused[0]} is not supported on adkit's traced values: it converts its input to a plain "
+                    f"numpy array, which would drop the derivative. {refused[1]}"
+                )
             return object_array(self)  # np.array([x, y]): adkit stacks it where it meets it
         if np.dtype(dtype).kind in "iub":  # np.int64(x), np.asarray(x, dtype=int): indices, masks
             return _integer_cast(self, dtype)
@@ -781,6 +787,39 @@ def _numpy_caller() -> str | None:
         return None
     code = outermost.f_code
     return "np." + getattr(code, "co_qualname", code.co_name).split(".")[0]
+
+
+_WRAPPER_NAMES = {"wrapper", "inner", "wrapped", "decorated"}
+# scipy.special's Python functions whose numpy code fails on object arrays (np.isfinite of
+# one, complex weights); adkit.scipy.special has them as registry compositions
+_SCIPY_SPECIAL_FAILING = {"logsumexp", "log_softmax"}
+
+
+def _scipy_caller() -> tuple[str, str] | None:
+    """(scipy.linalg.<name>, advice) when scipy.linalg's Python code (past numpy's own frames) is
+    converting a traced value to an array: LAPACK needs numbers, and scipy's own error about
+    object arrays would not say why; likewise scipy.special's logsumexp and log_softmax.
+    Other scipy functions may compute on numpy's object arrays of traced scalars (as
+    scipy.special.softmax does), so they are let through."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "numpy":
+        frame = frame.f_back
+    found = None
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "scipy":
+        module, name = frame.f_globals["__name__"], frame.f_code.co_name
+        if name in _WRAPPER_NAMES:  # a decorator's frame (scipy's batching): the function it wraps
+            wrapped = [v for v in frame.f_locals.values() if callable(v) and hasattr(v, "__module__")]
+            module, name = next(((v.__module__ or "", v.__name__) for v in wrapped), (module, name))
+        if module.startswith("scipy.linalg") and not name.startswith("_"):
+            found = (
+                f"scipy.linalg.{name}",
+                "Use the numpy functions adkit differentiates (np.linalg's, adkit.numpy_api.supported_names()), "
+                "or register an op (adkit.ops.register).",
+            )
+        elif module.startswith("scipy.special") and name in _SCIPY_SPECIAL_FAILING:
+            found = (f"scipy.special.{name}", f"Use adkit.scipy.special.{name}, which takes scipy's arguments.")
+        frame = frame.f_back
+    return found
 
 
 def all_finite(a: np.ndarray) -> bool:
