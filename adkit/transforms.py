@@ -65,7 +65,7 @@ def _fresh(g: Any, like: Any) -> Any:
     """A gradient in the form of its input: float for float, a fresh array otherwise."""
     if isinstance(g, Tracer):  # a recording trace (adkit.jit) makes the conversion a step of its program
         record = getattr(g._trace, "record_call", None)
-        return g if record is None else record(_fresh, g, like=_form_of(like))
+        return g if record is None else record("like_input", _fresh, g, like=_form_of(like))
     if g is None:
         return 0.0 if isinstance(like, float) else np.zeros(shape_of(like), dtype=_dtype(like))
     if isinstance(like, (float, complex)):

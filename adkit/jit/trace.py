@@ -262,10 +262,10 @@ class JitTrace(Trace):
         self.steps.append(Instr(op, refs, {}, n, True))
         return t
 
-    def record_call(self, fn: Any, t: Any, **params: Any) -> Any:
+    def record_call(self, name: str, fn: Any, t: Any, **params: Any) -> Any:
         """fn(t, **params) for a plain function the transforms apply to a result (the
-        conversion of a gradient to its input's form): a step of the program, or t itself
-        when it changes nothing."""
+        conversion of a gradient to its input's form): a step of the program, shown as
+        f_<name>, or t itself when it changes nothing."""
         if not (isinstance(t, JitTracer) and t._trace is self):
             return t
         v = t._value
@@ -274,7 +274,7 @@ class JitTrace(Trace):
             return t
         op = _CALLED.get(fn)
         if op is None:
-            op = _CALLED[fn] = Op(name=fn.__name__.strip("_"), impl=fn)
+            op = _CALLED[fn] = Op(name=name, impl=fn)
         new = self._new(out)
         self.steps.append(Instr(op, (t.ref,), params, new.ref, False))
         return new
