@@ -892,13 +892,16 @@ def run(
 def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, min_time: float, repeats: int) -> bool:
     """Time one cell and judge its accuracy (in place); True when the engine should stop
     growing (over the budget, or cut off by the hard timeout)."""
+    from adkit.engines import gc_paused
     from adkit.engines.paths import paths_budget
 
     first_result = None
     gc.collect()  # the garbage of earlier cells is not collected on this one's time
     try:
         g = gradient_function(cell.engine, spec.f)
-        with time_limit(timeout), paths_budget(10**12), _gc_paused():
+        # the collector off while timing, as timeit does: a collection lands on whichever engine
+        # allocates then (with torch and jax loaded: micrograd 20 ms per call, 1 s once)
+        with time_limit(timeout), paths_budget(10**12), gc_paused():
             if cell.engine == JIT or cell.engine in PEERS:  # the first call records / compiles apart
                 start = time.perf_counter()
                 with _interrupts_held() if getattr(g, "compiles_in_background", False) else nullcontext():
@@ -930,22 +933,6 @@ def _measure_cell(cell: Cell, spec: GraphSpec, timeout: float, budget: float, mi
         cell.status = "inaccurate"
         cell.message = f"relative error above the expected {cell.expected_error:.1e}"
     return cell.seconds > budget
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a cell is timed, as timeit does: a collection
-    triggered in a timed call costs time in proportion to the objects it traverses, not to
-    that call's work, and lands on whichever engine happens to allocate then (seen, with
-    torch and jax loaded: micrograd 20 ms per call, 1 s once). `run` also freezes what
-    exists before the sweep, so the collection before each cell is quick (150 ms -> 10 us)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager
