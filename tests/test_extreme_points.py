@@ -166,7 +166,8 @@ def test_every_engine_agrees_with_mpmath_or_refuses(tree, x):
             assert close(got, left, scale, engine), f"{engine}: {got}, mpmath {mpmath.nstr(left, 15)} at x={x}: {tree}"
         else:
             sides = [float(s) for s in (left, right) if s is not None and mpmath.isfinite(s) and abs(s) < 1e300]
-            assert sides and min(sides) - 1e-7 * scale <= got <= max(sides) + 1e-7 * scale, (
+            slack = (1e-4 if engine == "numeric" else 1e-7) * scale  # each engine's accuracy, as in `close`
+            assert sides and min(sides) - slack <= got <= max(sides) + slack, (
                 f"{engine}: {got} is not between the one-sided derivatives {sides} at x={x}: {tree}"
             )
 
@@ -181,6 +182,8 @@ def test_every_engine_agrees_with_mpmath_or_refuses(tree, x):
         (("u", "pow0", ("x",)), 0.0),  # x**0 at 0: exactly 0
         (("b", "logaddexp", ("x",), ("x",)), 1000.0),
         (("b", "max", ("u", "square", ("x",)), ("c", 0.5)), -1.0),
+        (("u", "sigmoid", ("u", "log1p", ("x",))), -1.0),  # f = (1+x)/(2+x) on x >= -1 only: one-sided
+        (("u", "relu", ("u", "log1p", ("x",))), -1.0),  # sympy's log1p(-1) is zoo inside relu's branch
     ],
 )
 def test_the_hard_cases_explicitly(tree, x):

@@ -420,8 +420,14 @@ def _evaluate(d: Any, point: dict[Any, Any], exact: bool, digits: int = 30) -> A
         for idx in np.ndindex(d.shape):
             out[idx] = _evaluate(d[idx], point, exact, digits)
         return out
-    v = d.xreplace(point)
-    v = v.doit() if hasattr(v, "doit") else v
+    try:
+        v = d.xreplace(point)
+        v = v.doit() if hasattr(v, "doit") else v
+    except TypeError as exc:  # a branch condition met a non-real value (log1p(-1) is zoo in sympy)
+        raise NonFiniteDerivativeError(
+            f"the symbolic derivative cannot be evaluated here: a branch condition in it compares a value "
+            f"that is not a real number ({exc}); the function is not differentiable at this point"
+        ) from exc
     return v if exact and getattr(v, "is_Rational", False) else v.evalf(digits)
 
 
