@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import UnsupportedFunctionError
+from adkit.errors import UndefinedDerivativeError, UnsupportedFunctionError
 from adkit.ops.core import REGISTRY, Op, Tracer, primal, register, shape_of
 from adkit.ops.elementwise import AWAY_FROM_ZERO, POSITIVE, REAL, domain, piecewise, uniform
 
@@ -310,6 +310,88 @@ _special(
     kinks=f"poles at 0, -1, -2, ... (refused); n is {ORDER}; {REAL_ONLY}",
     doc="psi^(n)(x), the n-th derivative of digamma; its derivative is psi^(n+1).",
 )
+_special(
+    "rgamma",
+    partials=("-digamma(x) * out",),
+    sympy=lambda sp, x: 1 / sp.gamma(x),
+    domain=domain(AROUND_GAMMA_MIN),
+    kinks="entire, but the rule's digamma is infinite at 0, -1, -2, ... where 1/Gamma is 0: the "
+    "derivative there ((-1)^n n! at -n) is refused as non-finite",
+    doc="1 / Gamma(x), entire (0 at the poles of Gamma); (1/Gamma)' = -psi(x) / Gamma(x).",
+)
+
+
+def _plain_shape_parameter(function: str, value: Any) -> Any:
+    """The shape parameter a (or b) of an incomplete gamma or beta function as a plain number,
+    or a refusal: its derivative has no closed form, and adkit does not approximate it."""
+    if isinstance(value, Tracer):
+        raise UndefinedDerivativeError(
+            f"{function}: the derivative with respect to the shape parameters a, b has no closed form "
+            "and is not supported; differentiate with respect to x only (pass a, b as plain numbers)"
+        )
+    if np.ndim(value) != 0:
+        raise UnsupportedFunctionError(
+            f"{function}: an array of shape parameters is not supported on traced values; call it once per value"
+        )
+    return float(value)
+
+
+def _incomplete(name: str, n_shape: int) -> Any:
+    """scipy.special.<name>(a, [b,] x), registered as <name>(x, a=..., [b=...]) with plain a, b."""
+
+    def impl(x: Any, a: float = 1.5, b: float = 2.5) -> Any:
+        return getattr(scipy_special(), name)(*((a, b)[:n_shape]), x)
+
+    def adapter(*args: Any) -> Any:
+        shapes = [_plain_shape_parameter(f"scipy.special.{name}", v) for v in args[:n_shape]]
+        return REGISTRY[name](args[n_shape], **dict(zip("ab", shapes)))
+
+    impl.__name__ = name
+    return impl, adapter
+
+
+_SHAPE = "a is a parameter: d/da has no closed form (a traced a is refused by name)"
+_GAMMA_DENSITY = "exp(xlogy(a - 1.0, x) - x - gammaln(a))"  # x^(a-1) e^-x / Gamma(a)
+for _name, _sign, _sympy in (
+    ("gammainc", "", lambda sp, x, a=1.5: sp.lowergamma(a, x) / sp.gamma(a)),
+    ("gammaincc", "-", lambda sp, x, a=1.5: sp.uppergamma(a, x) / sp.gamma(a)),
+):
+    _impl, SCIPY_UFUNCS[_name] = _incomplete(_name, 1)
+    _special(
+        _name,
+        scipy_names=(),
+        impl=_impl,
+        params={"a": 1.5},
+        partials=(_sign + _GAMMA_DENSITY,),
+        sympy=_sympy,
+        domain=domain(uniform(0.2, 4.0)),
+        examples=lambda rng: [((uniform(0.2, 4.0)(rng, (3,)),), {"a": a}) for a in (0.5, 1.0, 3.5)],
+        complex_step=False,
+        kinks=f"defined for x >= 0, a > 0; at x = 0 with a < 1 the derivative is infinite (refused); {_SHAPE}; "
+        + REAL_ONLY,
+        doc=f"The regularized {'lower' if not _sign else 'upper'} incomplete gamma function "
+        f"{'P' if not _sign else 'Q'}(a, x) (DLMF 8.2.4); d/dx = {_sign or '+'}x^(a-1) e^(-x) / Gamma(a).",
+    )
+    REGISTRY[_name].reached_by = f"scipy.special.{_name}(a, x) on a traced x"
+
+_impl, SCIPY_UFUNCS["betainc"] = _incomplete("betainc", 2)
+_special(
+    "betainc",
+    scipy_names=(),
+    impl=_impl,
+    params={"a": 1.5, "b": 2.5},
+    # x^(a-1) (1-x)^(b-1) / B(a, b)
+    partials=("exp(xlogy(a - 1.0, x) + xlog1py(b - 1.0, -x) - betaln(a, b))",),
+    sympy=lambda sp, x, a=1.5, b=2.5: sp.betainc_regularized(a, b, 0, x),
+    domain=domain(uniform(0.05, 0.95)),
+    examples=lambda rng: [((uniform(0.05, 0.95)(rng, (3,)),), {"a": a, "b": b}) for a, b in ((0.5, 3.0), (2.0, 0.7))],
+    complex_step=False,
+    kinks=f"defined for 0 <= x <= 1; at x = 0 (a < 1) or 1 (b < 1) the derivative is infinite (refused); "
+    f"{_SHAPE.replace('a is a', 'a, b are').replace('d/da', 'd/da, d/db').replace('a traced a', 'a traced a or b')}; "
+    + REAL_ONLY,
+    doc="The regularized incomplete beta function I_x(a, b) (DLMF 8.17.2); d/dx = x^(a-1) (1-x)^(b-1) / B(a, b).",
+)
+REGISTRY["betainc"].reached_by = "scipy.special.betainc(a, b, x) on a traced x"
 _special(
     "beta",
     args=("a", "b"),
@@ -709,3 +791,16 @@ def softmax(x: Any, axis: Any = None) -> Any:
 def log_softmax(x: Any, axis: Any = None) -> Any:
     """scipy.special.log_softmax: x - logsumexp(x) over `axis`, without forming softmax."""
     return x - REGISTRY["logsumexp"](x, axis=_axes(axis, len(shape_of(x))), keepdims=True)
+
+
+def multigammaln(a: Any, d: int) -> Any:
+    """scipy.special.multigammaln(a, d): log of the multivariate gamma function Gamma_d(a),
+    d (d - 1) / 4 log(pi) + sum_{j=1}^{d} log Gamma(a + (1 - j) / 2), for traced a (d a plain
+    integer). Defined for a > (d - 1) / 2, as in scipy (which raises ValueError below)."""
+    d = _plain_order("scipy.special.multigammaln", d, "natural")
+    if np.any(np.asarray(primal(a)) <= 0.5 * (d - 1)):
+        raise ValueError(f"scipy.special.multigammaln: condition a ({primal(a)}) > 0.5 * (d-1) ({0.5 * (d - 1)}) not met")
+    total = 0.25 * d * (d - 1) * math.log(math.pi)
+    for j in range(1, d + 1):
+        total = total + REGISTRY["gammaln"](a + 0.5 * (1 - j))
+    return total
