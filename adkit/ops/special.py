@@ -799,7 +799,9 @@ def multigammaln(a: Any, d: int) -> Any:
     integer). Defined for a > (d - 1) / 2, as in scipy (which raises ValueError below)."""
     d = _plain_order("scipy.special.multigammaln", d, "natural")
     if np.any(np.asarray(primal(a)) <= 0.5 * (d - 1)):
-        raise ValueError(f"scipy.special.multigammaln: condition a ({primal(a)}) > 0.5 * (d-1) ({0.5 * (d - 1)}) not met")
+        raise ValueError(
+            f"scipy.special.multigammaln: condition a ({primal(a)}) > 0.5 * (d-1) ({0.5 * (d - 1)}) not met"
+        )
     total = 0.25 * d * (d - 1) * math.log(math.pi)
     for j in range(1, d + 1):
         total = total + REGISTRY["gammaln"](a + 0.5 * (1 - j))

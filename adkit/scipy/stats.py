@@ -237,7 +237,9 @@ class multivariate_normal:
     the leading axes, squeezed as scipy does (one point: a number). cov is factored as
     L L^T (np.linalg.cholesky, differentiable): log p = -|L^-1 (x - mean)|^2 / 2 -
     sum log diag L - d log(2 pi) / 2. A covariance that is not positive definite is
-    refused by np.linalg.cholesky (scipy's allow_singular is not supported).
+    refused by np.linalg.cholesky (scipy's allow_singular is not supported). Like
+    np.linalg.cholesky and scipy, only cov's lower triangle is read, so the gradient with
+    respect to cov is lower triangular (symmetrize it, G + G^T - diag G, for a symmetric one).
     """
 
     @staticmethod
@@ -282,7 +284,9 @@ class dirichlet:
                 f"dirichlet.logpdf: x must have the {k} components of alpha on its first axis, got shape {values.shape}"
             )
         if np.any(values < 0) or np.any(np.abs(values.sum(axis=0) - 1.0) > 1e-9):
-            raise ValueError("dirichlet.logpdf: each point x must be in the simplex (x >= 0, summing to 1 along axis 0)")
+            raise ValueError(
+                "dirichlet.logpdf: each point x must be in the simplex (x >= 0, summing to 1 along axis 0)"
+            )
         column = np.reshape(alpha, k + (1,) * (values.ndim - 1))
         log_norm = np.sum(_op("gammaln", alpha)) - _op("gammaln", np.sum(alpha))
         return np.sum(_op("xlogy", column - 1.0, x), axis=0) - log_norm
