@@ -176,6 +176,8 @@ def test_poisson_matches_scipy_and_d_mu(engine):
     # xlogy: k = 0 at mu = 0 is log 1 = 0, as in scipy, with d/dmu = -1
     assert ast.poisson.logpmf(0.0, 0.0) == st.poisson.logpmf(0, 0.0) == 0.0
     assert ad.grad(lambda m: ast.poisson.logpmf(0.0, m), engine=engine)(0.0) == -1.0
+    with pytest.raises(UnsupportedFunctionError, match=r"poisson\.logpmf: the counts k"):
+        ad.grad(lambda c: ast.poisson.logpmf(c, 2.0), engine=engine)(3.0)
 
 
 COV = np.array([[2.0, 0.3, -0.2], [0.3, 1.0, 0.1], [-0.2, 0.1, 0.7]])
@@ -238,13 +240,15 @@ def test_multivariate_normal_hessian_is_minus_precision(inner, outer):
 def test_dirichlet_matches_scipy_and_its_gradient(engine):
     alpha = np.array([1.5, 2.0, 3.5])
     points = rng.dirichlet(alpha, size=4).T  # scipy's layout: components on the first axis
-    for x in (points, points[:, 0]):
+    for x in (points, points[:, 0], points[:-1]):  # K - 1 components: scipy completes the last
         np.testing.assert_allclose(ast.dirichlet.logpdf(x, alpha), st.dirichlet.logpdf(x, alpha), rtol=VALUE_RTOL)
         np.testing.assert_allclose(ast.dirichlet.pdf(x, alpha), st.dirichlet.pdf(x, alpha), rtol=VALUE_RTOL)
     got = ad.grad(lambda a: np.sum(ast.dirichlet.logpdf(points, a)), engine=engine)(alpha)
     n = points.shape[1]
     closed = np.sum(np.log(points), axis=1) - n * (sc.digamma(alpha) - sc.digamma(np.sum(alpha)))
     np.testing.assert_allclose(got, closed, rtol=CLOSED_RTOL)
+    got_x = ad.grad(lambda x: np.sum(ast.dirichlet.logpdf(x, alpha)), engine=engine)(points)
+    np.testing.assert_allclose(got_x, (alpha[:, None] - 1.0) / points, rtol=CLOSED_RTOL)
     with pytest.raises(ValueError, match="simplex"):
         ast.dirichlet.logpdf(np.array([0.5, 0.6, 0.1]), alpha)
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from adkit.ops.core import REGISTRY, primal
+from adkit.errors import UnsupportedFunctionError
+from adkit.ops.core import REGISTRY, Tracer, primal
 
 __all__ = [
     "beta",
@@ -211,8 +212,14 @@ class poisson:
     @staticmethod
     def logpmf(k: Any, mu: Any, loc: Any = 0) -> Any:
         """xlogy(k, mu) - mu - log Gamma(k + 1): xlogy makes k = 0, mu = 0 give 0, as scipy.
-        -inf where k - loc is negative or not an integer (the counts carry no derivative)."""
-        k = np.asarray(primal(k), dtype=float) - np.asarray(primal(loc), dtype=float)
+        -inf where k - loc is negative or not an integer. The counts k and the shift loc are
+        data on the integers, without a derivative: traced ones are refused."""
+        if isinstance(k, Tracer) or isinstance(loc, Tracer):
+            raise UnsupportedFunctionError(
+                "adkit.scipy.stats.poisson.logpmf: the counts k and loc live on the integers and have no "
+                "derivative; pass them as plain numbers (differentiate with respect to mu)"
+            )
+        k = np.asarray(k, dtype=float) - np.asarray(loc, dtype=float)
         inside = (k >= 0) & (k == np.floor(k))
         k = np.where(inside, k, 0.0)
         return _outside(inside, _op("xlogy", k, mu) - mu - _op("gammaln", k + 1.0))
@@ -271,13 +278,16 @@ class dirichlet:
     """The Dirichlet distribution with concentrations `alpha` (K,), as scipy.stats.dirichlet.
 
     x has the K components on its FIRST axis, as in scipy: shape (K,) for one point or
-    (K, N) for N points; each point must lie in the simplex (scipy's check, repeated here).
+    (K, N) for N points, or K - 1 components (the last is then 1 minus their sum, as in
+    scipy); each point must lie in the simplex (scipy's check, repeated here).
     """
 
     @staticmethod
     def logpdf(x: Any, alpha: Any) -> Any:
         """sum_i xlogy(alpha_i - 1, x_i) - (sum_i log Gamma(alpha_i) - log Gamma(sum_i alpha_i))."""
         k = np.shape(primal(alpha))
+        if len(k) == 1 and np.shape(primal(x))[:1] == (k[0] - 1,):
+            x = np.concatenate([x, 1.0 - np.sum(x, axis=0, keepdims=True)], axis=0)
         values = np.asarray(primal(x), dtype=float)
         if len(k) != 1 or values.shape[:1] != k:
             raise ValueError(
