@@ -312,12 +312,18 @@ _special(
 )
 _special(
     "rgamma",
-    partials=("-digamma(x) * out",),
-    sympy=lambda sp, x: 1 / sp.gamma(x),
+    # for x < 1/2 the derivative of the reflection form sin(pi x) Gamma(1 - x) / pi (DLMF 5.5.3):
+    # -psi(x) / Gamma(x) is 0 * inf at the poles of Gamma and loses digits next to them
+    partials=(
+        "where(x < 0.5, gamma(1.0 - x) * (cos(pi * x) - sin(pi * x) * digamma(1.0 - x) / pi), -digamma(x) * out)",
+    ),
+    sympy=lambda sp, x: piecewise(
+        sp, (sp.sin(sp.pi * x) * sp.gamma(1 - x) / sp.pi, x < sp.Rational(1, 2)), (1 / sp.gamma(x), True)
+    ),
     domain=domain(AROUND_GAMMA_MIN),
-    kinks="entire, but the rule's digamma is infinite at 0, -1, -2, ... where 1/Gamma is 0: the "
-    "derivative there ((-1)^n n! at -n) is refused as non-finite",
-    doc="1 / Gamma(x), entire (0 at the poles of Gamma); (1/Gamma)' = -psi(x) / Gamma(x).",
+    kinks="none: entire, with 1/Gamma(-n) = 0 and derivative (-1)^n n! there; below about -170 "
+    "Gamma(1 - x) overflows and the derivative is refused as overflowed",
+    doc="1 / Gamma(x), entire; (1/Gamma)' = -psi(x) / Gamma(x), by the reflection formula for x < 1/2.",
 )
 
 
