@@ -21,7 +21,8 @@ counterparts taking the same arguments are here (`logsumexp` with `b=` and
 Rules follow DLMF: erf' = 2/sqrt(pi) exp(-x^2) (7.10.1); log Gamma' = psi, psi^(n)' =
 psi^(n+1) (5.15); d/dx C_v = (C_{v-1} - C_{v+1}) / 2 for C = J, Y (10.6.1), I_v' =
 (I_{v-1} + I_{v+1}) / 2 and K_v' = -(K_{v-1} + K_{v+1}) / 2 (10.29.1); inverse functions
-by 1 / f'(f^-1(x)).
+by 1 / f'(f^-1(x)); the regularized incomplete gamma and beta functions in x only, by their
+integrands (8.2.4, 8.17.2; their shape parameters a, b are plain numbers, as Bessel orders).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from adkit.errors import UndefinedDerivativeError, UnsupportedFunctionError
+from adkit.errors import UnsupportedFunctionError
 from adkit.ops.core import REGISTRY, Op, Tracer, primal, register, shape_of
 from adkit.ops.elementwise import AWAY_FROM_ZERO, POSITIVE, REAL, domain, piecewise, uniform
 
@@ -327,21 +328,6 @@ _special(
 )
 
 
-def _plain_shape_parameter(function: str, value: Any) -> Any:
-    """The shape parameter a (or b) of an incomplete gamma or beta function as a plain number,
-    or a refusal: its derivative has no closed form, and adkit does not approximate it."""
-    if isinstance(value, Tracer):
-        raise UndefinedDerivativeError(
-            f"{function}: the derivative with respect to the shape parameters a, b has no closed form "
-            "and is not supported; differentiate with respect to x only (pass a, b as plain numbers)"
-        )
-    if np.ndim(value) != 0:
-        raise UnsupportedFunctionError(
-            f"{function}: an array of shape parameters is not supported on traced values; call it once per value"
-        )
-    return float(value)
-
-
 def _incomplete(name: str, n_shape: int) -> Any:
     """scipy.special.<name>(a, [b,] x), registered as <name>(x, a=..., [b=...]) with plain a, b."""
 
@@ -349,8 +335,11 @@ def _incomplete(name: str, n_shape: int) -> Any:
         return getattr(scipy_special(), name)(*((a, b)[:n_shape]), x)
 
     def adapter(*args: Any) -> Any:
-        shapes = [_plain_shape_parameter(f"scipy.special.{name}", v) for v in args[:n_shape]]
-        return REGISTRY[name](args[n_shape], **dict(zip("ab", shapes)))
+        shapes = {
+            letter: float(_plain_order(f"scipy.special.{name}", v, what=f"the shape parameter {letter}"))
+            for letter, v in zip("ab", args[:n_shape])
+        }
+        return REGISTRY[name](args[n_shape], **shapes)
 
     impl.__name__ = name
     return impl, adapter
@@ -581,17 +570,18 @@ _special(
 )
 
 
-def _plain_order(function: str, order: Any, kind: str = "real") -> Any:
-    """The order argument of a Bessel function or polygamma as a plain number (kind "real",
-    "integer" or "natural"), or a refusal naming the function."""
+def _plain_order(function: str, order: Any, kind: str = "real", what: str = "the order") -> Any:
+    """The order argument of a Bessel function or polygamma (or the shape parameter of an
+    incomplete gamma or beta function: `what`) as a plain number (kind "real", "integer" or
+    "natural"), or a refusal naming the function."""
     if isinstance(order, Tracer):
         raise UnsupportedFunctionError(
-            f"{function}: the derivative with respect to the order is not supported (it has no "
-            "closed form); pass the order as a plain number, not a traced value"
+            f"{function}: the derivative with respect to {what} is not supported (it has no closed form); "
+            f"differentiate with respect to x only, passing {what} as a plain number, not a traced value"
         )
     if np.ndim(order) != 0:
         raise UnsupportedFunctionError(
-            f"{function}: an array of orders is not supported on traced values; call it once per order"
+            f"{function}: an array for {what} is not supported on traced values; call it once per value"
         )
     value = order.item() if isinstance(order, np.generic) else order
     if kind == "real":
