@@ -193,6 +193,7 @@ MEAN = np.array([0.1, -0.4, 0.2])
         (rng.normal(size=(4, 3)), MEAN, np.array([0.5, 1.5, 2.0])),  # a vector of variances
         (rng.normal(size=(4, 3)), MEAN, 1.7),  # a scalar variance
         (rng.normal(size=6), 0.3, 2.0),  # one-dimensional points
+        (rng.normal(size=5), None, 1),  # scipy's defaults
     ],
 )
 def test_multivariate_normal_matches_scipy(x, mean, cov):

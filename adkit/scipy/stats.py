@@ -60,8 +60,8 @@ def _on_support(inside: Any, y: Any, safe: float) -> tuple[Any, Any]:
     return np.where(mask, y, safe), mask
 
 
-def _outside(mask: Any, logp: Any, outside: float = -np.inf) -> Any:
-    return np.where(mask, logp, outside)
+def _outside(mask: Any, logp: Any) -> Any:
+    return np.where(mask, logp, -np.inf)
 
 
 def _from_log(logpdf: Any) -> Any:
@@ -257,7 +257,7 @@ class multivariate_normal:
         elif np.ndim(primal(cov)) > 0:
             dim = np.shape(primal(cov))[-1]
         else:
-            dim = shape[-1] if len(shape) and len(shape) > 1 else 1
+            dim = 1  # scipy: no vector mean nor matrix cov means one-dimensional points
         if dim == 1 and (len(shape) == 0 or shape[-1] != 1):
             x = np.reshape(x, (*shape, 1))  # scipy: a vector of one-dimensional points
         if np.shape(primal(x))[-1] != dim:
