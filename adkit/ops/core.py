@@ -460,15 +460,16 @@ class Tracer:
         return NUMPY_HANDLERS["function"](func, args, kwargs)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        integer = dtype is not None and np.dtype(dtype).kind in "iub"
+        refused = None if integer else _scipy_caller()
+        if refused is not None:
+            raise UnsupportedFunctionError(
+                f"{refused[0]} is not supported on adkit's traced values: it converts its input to a plain "
+                f"numpy array, which would drop the derivative. {refused[1]}"
+            )
         if dtype is None or np.dtype(dtype) == object:
-            refused = _scipy_caller()
-            if refused is not None:
-                raise UnsupportedFunctionError(
-                    f"{refused[0]} is not supported on adkit's traced values: it converts its input to a plain "
-                    f"numpy array, which would drop the derivative. {refused[1]}"
-                )
             return object_array(self)  # np.array([x, y]): adkit stacks it where it meets it
-        if np.dtype(dtype).kind in "iub":  # np.int64(x), np.asarray(x, dtype=int): indices, masks
+        if integer:  # np.int64(x), np.asarray(x, dtype=int): indices, masks
             return _integer_cast(self, dtype)
         caller = _numpy_caller()
         if caller is not None:
@@ -792,13 +793,14 @@ def _numpy_caller() -> str | None:
 _WRAPPER_NAMES = {"wrapper", "inner", "wrapped", "decorated"}
 # scipy.special's Python functions whose numpy code fails on object arrays (np.isfinite of
 # one, complex weights); adkit.scipy.special has them as registry compositions
-_SCIPY_SPECIAL_FAILING = {"logsumexp", "log_softmax"}
+_SCIPY_SPECIAL_FAILING = {"logsumexp", "log_softmax", "multigammaln"}
 
 
 def _scipy_caller() -> tuple[str, str] | None:
     """(scipy.linalg.<name>, advice) when scipy.linalg's Python code (past numpy's own frames) is
     converting a traced value to an array: LAPACK needs numbers, and scipy's own error about
-    object arrays would not say why; likewise scipy.special's logsumexp and log_softmax.
+    object arrays would not say why; likewise scipy.special's logsumexp and log_softmax, and
+    scipy.stats' distribution methods (np.isnan of an object array), named by the outermost one.
     Other scipy functions may compute on numpy's object arrays of traced scalars (as
     scipy.special.softmax does), so they are let through."""
     frame = sys._getframe(2)
@@ -818,8 +820,30 @@ def _scipy_caller() -> tuple[str, str] | None:
             )
         elif module.startswith("scipy.special") and name in _SCIPY_SPECIAL_FAILING:
             found = (f"scipy.special.{name}", f"Use adkit.scipy.special.{name}, which takes scipy's arguments.")
+        elif module.startswith("scipy.stats") and not name.startswith("_"):
+            found = _scipy_stats_caller(frame, name) or found
         frame = frame.f_back
     return found
+
+
+def _scipy_stats_caller(frame: Any, method: str) -> tuple[str, str] | None:
+    """("scipy.stats.norm.logpdf", advice) for the frame of a distribution's method (of scipy's
+    distribution object, or of a frozen one: norm(0, 1).logpdf); None for other frames."""
+    owner = frame.f_locals.get("self")
+    if owner is None:
+        return None
+    owner = getattr(owner, "dist", owner)  # a frozen distribution holds the distribution
+    dist = getattr(owner, "name", None) or type(owner).__name__.removesuffix("_frozen").removesuffix("_gen")
+    from adkit.scipy import stats  # lazily: adkit.scipy.stats imports this module
+
+    ours = getattr(getattr(stats, dist, None), method, None)
+    advice = (
+        f"Use adkit.scipy.stats.{dist}.{method}, which takes scipy's arguments."
+        if ours is not None
+        else f"adkit.scipy.stats has drop-in densities for {', '.join(stats.__all__)}; write this one with "
+        "numpy functions and scipy.special ops adkit differentiates."
+    )
+    return f"scipy.stats.{dist}.{method}", advice
 
 
 def all_finite(a: np.ndarray) -> bool:

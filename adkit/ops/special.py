@@ -21,7 +21,8 @@ counterparts taking the same arguments are here (`logsumexp` with `b=` and
 Rules follow DLMF: erf' = 2/sqrt(pi) exp(-x^2) (7.10.1); log Gamma' = psi, psi^(n)' =
 psi^(n+1) (5.15); d/dx C_v = (C_{v-1} - C_{v+1}) / 2 for C = J, Y (10.6.1), I_v' =
 (I_{v-1} + I_{v+1}) / 2 and K_v' = -(K_{v-1} + K_{v+1}) / 2 (10.29.1); inverse functions
-by 1 / f'(f^-1(x)).
+by 1 / f'(f^-1(x)); the regularized incomplete gamma and beta functions in x only, by their
+integrands (8.2.4, 8.17.2; their shape parameters a, b are plain numbers, as Bessel orders).
 """
 
 from __future__ import annotations
@@ -311,6 +312,82 @@ _special(
     doc="psi^(n)(x), the n-th derivative of digamma; its derivative is psi^(n+1).",
 )
 _special(
+    "rgamma",
+    # for x < 1/2 the derivative of the reflection form sin(pi x) Gamma(1 - x) / pi (DLMF 5.5.3):
+    # -psi(x) / Gamma(x) is 0 * inf at the poles of Gamma and loses digits next to them
+    partials=(
+        "where(x < 0.5, gamma(1.0 - x) * (cos(pi * x) - sin(pi * x) * digamma(1.0 - x) / pi), -digamma(x) * out)",
+    ),
+    sympy=lambda sp, x: piecewise(
+        sp, (sp.sin(sp.pi * x) * sp.gamma(1 - x) / sp.pi, x < sp.Rational(1, 2)), (1 / sp.gamma(x), True)
+    ),
+    domain=domain(AROUND_GAMMA_MIN),
+    kinks="none: entire, with 1/Gamma(-n) = 0 and derivative (-1)^n n! there; below about -170 "
+    "Gamma(1 - x) overflows and the derivative is refused as overflowed",
+    doc="1 / Gamma(x), entire; (1/Gamma)' = -psi(x) / Gamma(x), by the reflection formula for x < 1/2.",
+)
+
+
+def _incomplete(name: str, n_shape: int) -> Any:
+    """scipy.special.<name>(a, [b,] x), registered as <name>(x, a=..., [b=...]) with plain a, b."""
+
+    def impl(x: Any, a: float = 1.5, b: float = 2.5) -> Any:
+        return getattr(scipy_special(), name)(*((a, b)[:n_shape]), x)
+
+    def adapter(*args: Any) -> Any:
+        shapes = {
+            letter: float(_plain_order(f"scipy.special.{name}", v, what=f"the shape parameter {letter}"))
+            for letter, v in zip("ab", args[:n_shape])
+        }
+        return REGISTRY[name](args[n_shape], **shapes)
+
+    impl.__name__ = name
+    return impl, adapter
+
+
+_SHAPE = "a is a parameter: d/da has no closed form (a traced a is refused by name)"
+_GAMMA_DENSITY = "exp(xlogy(a - 1.0, x) - x - gammaln(a))"  # x^(a-1) e^-x / Gamma(a)
+for _name, _sign, _sympy in (
+    ("gammainc", "", lambda sp, x, a=1.5: sp.lowergamma(a, x) / sp.gamma(a)),
+    ("gammaincc", "-", lambda sp, x, a=1.5: sp.uppergamma(a, x) / sp.gamma(a)),
+):
+    _impl, SCIPY_UFUNCS[_name] = _incomplete(_name, 1)
+    _special(
+        _name,
+        scipy_names=(),
+        impl=_impl,
+        params={"a": 1.5},
+        partials=(_sign + _GAMMA_DENSITY,),
+        sympy=_sympy,
+        domain=domain(uniform(0.2, 4.0)),
+        examples=lambda rng: [((uniform(0.2, 4.0)(rng, (3,)),), {"a": a}) for a in (0.5, 1.0, 3.5)],
+        complex_step=False,
+        kinks=f"defined for x >= 0, a > 0; at x = 0 with a < 1 the derivative is infinite (refused); {_SHAPE}; "
+        + REAL_ONLY,
+        doc=f"The regularized {'lower' if not _sign else 'upper'} incomplete gamma function "
+        f"{'P' if not _sign else 'Q'}(a, x) (DLMF 8.2.4); d/dx = {_sign or '+'}x^(a-1) e^(-x) / Gamma(a).",
+    )
+    REGISTRY[_name].reached_by = f"scipy.special.{_name}(a, x) on a traced x"
+
+_impl, SCIPY_UFUNCS["betainc"] = _incomplete("betainc", 2)
+_special(
+    "betainc",
+    scipy_names=(),
+    impl=_impl,
+    params={"a": 1.5, "b": 2.5},
+    # x^(a-1) (1-x)^(b-1) / B(a, b)
+    partials=("exp(xlogy(a - 1.0, x) + xlog1py(b - 1.0, -x) - betaln(a, b))",),
+    sympy=lambda sp, x, a=1.5, b=2.5: sp.betainc_regularized(a, b, 0, x),
+    domain=domain(uniform(0.05, 0.95)),
+    examples=lambda rng: [((uniform(0.05, 0.95)(rng, (3,)),), {"a": a, "b": b}) for a, b in ((0.5, 3.0), (2.0, 0.7))],
+    complex_step=False,
+    kinks=f"defined for 0 <= x <= 1; at x = 0 (a < 1) or 1 (b < 1) the derivative is infinite (refused); "
+    f"{_SHAPE.replace('a is a', 'a, b are').replace('d/da', 'd/da, d/db').replace('a traced a', 'a traced a or b')}; "
+    + REAL_ONLY,
+    doc="The regularized incomplete beta function I_x(a, b) (DLMF 8.17.2); d/dx = x^(a-1) (1-x)^(b-1) / B(a, b).",
+)
+REGISTRY["betainc"].reached_by = "scipy.special.betainc(a, b, x) on a traced x"
+_special(
     "beta",
     args=("a", "b"),
     impl=_real_only("beta", lambda sc, a, b: sc.gamma(a) * sc.gamma(b) / sc.gamma(a + b)),
@@ -493,17 +570,18 @@ _special(
 )
 
 
-def _plain_order(function: str, order: Any, kind: str = "real") -> Any:
-    """The order argument of a Bessel function or polygamma as a plain number (kind "real",
-    "integer" or "natural"), or a refusal naming the function."""
+def _plain_order(function: str, order: Any, kind: str = "real", what: str = "the order") -> Any:
+    """The order argument of a Bessel function or polygamma (or the shape parameter of an
+    incomplete gamma or beta function: `what`) as a plain number (kind "real", "integer" or
+    "natural"), or a refusal naming the function."""
     if isinstance(order, Tracer):
         raise UnsupportedFunctionError(
-            f"{function}: the derivative with respect to the order is not supported (it has no "
-            "closed form); pass the order as a plain number, not a traced value"
+            f"{function}: the derivative with respect to {what} is not supported (it has no closed form); "
+            f"differentiate with respect to x only, passing {what} as a plain number, not a traced value"
         )
     if np.ndim(order) != 0:
         raise UnsupportedFunctionError(
-            f"{function}: an array of orders is not supported on traced values; call it once per order"
+            f"{function}: an array for {what} is not supported on traced values; call it once per value"
         )
     value = order.item() if isinstance(order, np.generic) else order
     if kind == "real":
@@ -709,3 +787,18 @@ def softmax(x: Any, axis: Any = None) -> Any:
 def log_softmax(x: Any, axis: Any = None) -> Any:
     """scipy.special.log_softmax: x - logsumexp(x) over `axis`, without forming softmax."""
     return x - REGISTRY["logsumexp"](x, axis=_axes(axis, len(shape_of(x))), keepdims=True)
+
+
+def multigammaln(a: Any, d: int) -> Any:
+    """scipy.special.multigammaln(a, d): log of the multivariate gamma function Gamma_d(a),
+    d (d - 1) / 4 log(pi) + sum_{j=1}^{d} log Gamma(a + (1 - j) / 2), for traced a (d a plain
+    integer). Defined for a > (d - 1) / 2, as in scipy (which raises ValueError below)."""
+    d = _plain_order("scipy.special.multigammaln", d, "natural")
+    if np.any(np.asarray(primal(a)) <= 0.5 * (d - 1)):
+        raise ValueError(
+            f"scipy.special.multigammaln: condition a ({primal(a)}) > 0.5 * (d-1) ({0.5 * (d - 1)}) not met"
+        )
+    total = 0.25 * d * (d - 1) * math.log(math.pi)
+    for j in range(1, d + 1):
+        total = total + REGISTRY["gammaln"](a + 0.5 * (1 - j))
+    return total

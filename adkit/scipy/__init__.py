@@ -1,1 +1,3 @@
-"""scipy for traced values: `adkit.scipy.special` mirrors jax.scipy.special (see there)."""
+"""scipy for traced values, as jax.scipy: `adkit.scipy.special` mirrors jax.scipy.special and
+`adkit.scipy.stats` mirrors jax.scipy.stats (drop-in densities of scipy.stats' common
+distributions, with scipy's arguments); see each module. Neither imports scipy on import."""
