@@ -67,6 +67,9 @@ def main(argv: list[str]) -> int:
         if rc:
             print(f"lint failed: {' '.join(cmd[2:])} (run `.venv/bin/ruff format .` to fix formatting)")
             return rc
+    # the README's test command is deterministic wherever it runs (hypothesis's fixed "ci"
+    # profile); HYPOTHESIS_PROFILE=dev explores random examples
+    env.setdefault("HYPOTHESIS_PROFILE", "ci")
     return subprocess.run([str(PY), "-m", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
 
 

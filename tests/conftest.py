@@ -1,7 +1,8 @@
 """Shared pytest configuration: hypothesis profiles.
 
-CI (the CI environment variable is set) runs a deterministic, bounded profile, so a red
-build is reproducible and the suite's run time is fixed; local runs use the "dev" profile
+The README's test command (scripts/run.py test, which CI runs) and any run with the CI
+environment variable set use a deterministic, bounded profile, so a red build is
+reproducible and the suite's run time is fixed; a bare `pytest` uses the "dev" profile
 (random examples, a few more of them). Select one explicitly with HYPOTHESIS_PROFILE.
 """
 
