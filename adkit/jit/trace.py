@@ -256,10 +256,8 @@ class JitTrace(Trace):
             with np.errstate(all="ignore"):
                 out = float(op.impl(*[np.float64(v) for v in vals]))
         refs = tuple([a.ref if a.__class__ is JitTracer else Const(a) for a in args])
-        self.count = n = self.count + 1
-        t = JitTracer(out, self, n)
-        self.variables[n] = t
-        self.steps.append(Instr(op, refs, {}, n, True))
+        t = self._new(out)
+        self.steps.append(Instr(op, refs, {}, t.ref, True))
         return t
 
     def record_call(self, name: str, fn: Any, t: Any, **params: Any) -> Any:
