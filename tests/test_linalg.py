@@ -392,15 +392,18 @@ def _cofactor_matrix(a: np.ndarray) -> np.ndarray:
 def test_det_has_its_cofactor_matrix_as_derivative_at_singular_matrices(engine):
     """det is a polynomial: its derivative is the cofactor matrix everywhere (Jacobi's
     formula), also where A^-1 does not exist. Rank n - 1 (nonzero cofactors), rank n - 2
-    (all cofactors 0), a stack mixing a singular and an invertible matrix. Tolerance: the
+    (all cofactors 0), the zero 1 x 1 (cofactor 1) and 2 x 2 matrices, an empty stack, a
+    stack mixing a singular and an invertible matrix. Tolerance: the
     SVD's rounding is ~eps relative to the largest cofactor (||A||^(n-1)), so 1e-12 of the
     matrix's scale; the minors are exact for these small integers."""
     rank_two = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
     rank_one = np.outer([1.0, 2.0, 3.0], [1.0, -1.0, 2.0])
-    for a in (np.array([[1.0, 2.0], [2.0, 4.0]]), rank_two, rank_one):
+    for a in (np.array([[1.0, 2.0], [2.0, 4.0]]), rank_two, rank_one, np.zeros((1, 1)), np.zeros((2, 2))):
         got = ad.grad(np.linalg.det, engine=engine)(a)
         scale = np.linalg.norm(a) ** (a.shape[0] - 1)
         np.testing.assert_allclose(got, _cofactor_matrix(a), rtol=0, atol=1e-12 * scale)
+    empty = ad.grad(lambda s: np.sum(np.linalg.det(s)), engine=engine)(np.zeros((0, 3, 3)))
+    assert empty.shape == (0, 3, 3)
     stack = np.stack([rank_two, rank_two + np.eye(3)])
     got = ad.grad(lambda s: np.sum(np.linalg.det(s)), engine=engine)(stack)
     for k in range(2):
